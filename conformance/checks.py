@@ -1,0 +1,123 @@
+"""Outcomes of a check, and the helpers checks use to produce them.
+
+| situation                               | raise              | pytest outcome |
+|-----------------------------------------|--------------------|----------------|
+| target answered, answer is wrong        | NonConformance     | failed         |
+| could not evaluate (unreachable, 401)   | CannotEvaluate     | error          |
+| a prerequisite check failed             | Blocked            | error          |
+
+Skips are for "not applicable to this profile" only, and the plugin makes
+them from markers; a check never skips itself to hide a failure.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+CHECK_ID = re.compile(r"^(NET|GIT|K8S|RAI|REG|OBJ|MLF|WSP|GCP|CI)-\d{3}$")
+
+
+class ConformanceWarning(UserWarning):
+    """Conforms today, but will not for long (a certificate or token about to expire)."""
+
+
+class NonConformance(Exception):
+    """The target answered, and the answer is not what the guide needs."""
+
+    def __init__(self, expected: str, actual: str, hint: str | None = None) -> None:
+        super().__init__(expected, actual, hint)
+        self.expected = expected
+        self.actual = actual
+        self.hint = hint
+
+    def __str__(self) -> str:
+        lines = [f"expected: {self.expected}", f"actual:   {self.actual}"]
+        if self.hint:
+            lines.append(f"hint:     {self.hint}")
+        return "\n".join(lines)
+
+
+class CannotEvaluate(Exception):
+    """The check could not be evaluated: unreachable, refused credentials, tool missing."""
+
+    def __init__(self, reason: str, hint: str | None = None) -> None:
+        super().__init__(reason, hint)
+        self.reason = reason
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"cannot evaluate: {self.reason}"
+        return f"{text}\nhint:     {self.hint}" if self.hint else text
+
+
+class Blocked(CannotEvaluate):
+    """A prerequisite failed; this check reports it instead of timing out again."""
+
+    def __init__(self, blocked_by: str, reason: str) -> None:
+        super().__init__(reason)
+        self.blocked_by = blocked_by
+
+    def __str__(self) -> str:
+        return f"blocked by {self.blocked_by} ({self.reason})"
+
+
+def check(check_id: str, remediation: str) -> pytest.MarkDecorator:
+    """Give a test its stable check id and the remediation shown when it fails."""
+    if not CHECK_ID.match(check_id):
+        raise ValueError(f"check id {check_id!r} does not match {CHECK_ID.pattern}")
+    return pytest.mark.check(check_id, remediation=remediation.strip())
+
+
+def expect(condition: object, *, expected: str, actual: str, hint: str | None = None) -> None:
+    """Raise :class:`NonConformance` unless ``condition`` holds."""
+    __tracebackhide__ = True
+    if not condition:
+        raise NonConformance(expected, actual, hint)
+
+
+@dataclass
+class Deadline:
+    """A point in time that several steps share."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def left(self, cap: float | None = None) -> float:
+        remaining = max(0.0, self.at - time.monotonic())
+        return remaining if cap is None else min(cap, remaining)
+
+
+def wait_for(
+    probe: Callable[[], tuple[bool, T]],
+    *,
+    timeout: float,
+    describe: str,
+    interval: float = 0.2,
+) -> T:
+    """Poll ``probe`` (returning ``(done, state)``) until done or ``timeout``.
+
+    On timeout raises :class:`NonConformance` naming the last state seen, so
+    "still Pending after 60 s" reads as such rather than as a bare timeout.
+    """
+    __tracebackhide__ = True
+    deadline = Deadline.after(timeout)
+    pause = threading.Event()
+    while True:
+        done, state = probe()
+        if done:
+            return state
+        if deadline.left() <= 0:
+            raise NonConformance(describe, f"after {timeout:g} s the last state seen was: {state}")
+        pause.wait(deadline.left(interval))

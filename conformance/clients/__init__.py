@@ -1,0 +1,1 @@
+"""How to talk to each service. Clients report what they saw; they never assert."""

@@ -1,0 +1,81 @@
+"""Session fixtures, one per component, built from the profile.
+
+A fixture that cannot reach or authenticate raises ``CannotEvaluate`` (or
+``Blocked`` when a network check already failed), so every check that needs
+it shows as an error with the cause, once per check, without waiting again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from conformance.checks import Blocked
+from conformance.clients import network as network_client
+from conformance.profile import Endpoint, LoadedProfile, Profile
+from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
+
+LAYER_CHECK = {"dns": "NET-001", "tcp": "NET-002", "tls": "NET-003", "http": "NET-004"}
+
+
+@dataclass
+class Reachability:
+    """The result of probing every endpoint once, at the start of the run."""
+
+    probes: dict[str, network_client.Probe]
+
+    def probe(self, name: str) -> network_client.Probe:
+        return self.probes[name]
+
+    def require(self, name: str, *, before: str | None = None) -> None:
+        """Raise :class:`Blocked` if a layer of ``name`` failed (up to, not including, ``before``)."""
+        probe = self.probes.get(name)
+        if probe is None:
+            return
+        for layer in probe.layers.values():
+            if layer.name == before:
+                return
+            if layer.ok is False:
+                host = probe.endpoint.host
+                reason = layer.detail if host in layer.detail else f"{host}: {layer.detail}"
+                raise Blocked(LAYER_CHECK[layer.name], reason)
+
+
+@pytest.fixture(scope="session")
+def loaded_profile(request: pytest.FixtureRequest) -> LoadedProfile:
+    return request.config.stash[PROFILE_KEY]
+
+
+@pytest.fixture(scope="session")
+def profile(loaded_profile: LoadedProfile) -> Profile:
+    return loaded_profile.profile
+
+
+@pytest.fixture(scope="session")
+def run_id(request: pytest.FixtureRequest) -> str:
+    """Names everything a run writes: ``conformance-<run_id>``."""
+    return request.config.stash[RUN_ID_KEY]
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What a check observed; shown (redacted, bounded) in every report."""
+    found: dict[str, Any] = request.node.stash.setdefault(EVIDENCE_KEY, {})
+    return found
+
+
+@pytest.fixture(scope="session")
+def reachability(profile: Profile) -> Reachability:
+    return Reachability(network_client.probe_all(profile.endpoints(), profile.timeouts, profile.tls))
+
+
+@pytest.fixture(scope="session")
+def network(reachability: Reachability) -> Reachability:
+    """The network component's client is the reachability cache itself."""
+    return reachability
+
+
+def endpoint_ids(endpoint: Endpoint) -> str:
+    return endpoint.name

@@ -1,0 +1,377 @@
+"""pytest wiring only: options, markers, profile loading, report hooks.
+
+What a check means lives in ``components/``, how to reach a service in
+``clients/``, report formats in ``report.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+from pytest_metadata.plugin import metadata_key
+
+from conformance import report as reports
+from conformance.checks import Blocked, CannotEvaluate, NonConformance
+from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
+from conformance.profile import LoadedProfile, ProfileError, available_profiles, display, load_profile, read_raw
+from conformance.profile import resolve_profile_path as _resolve_path
+from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
+
+pytest_plugins = ["conformance.fixtures"]
+
+ENV_PROFILE = "CONFORMANCE_PROFILE"
+ENV_RUN_ID = "CONFORMANCE_RUN_ID"
+
+MARKERS = {
+    "onprem": "applies to the on-prem platform (Rancher, Harbor, ECS)",
+    "gcp": "applies to the GCP platform (GKE, Artifact Registry, GCS)",
+    "runai": "applies where the orchestrator is Run:ai (also the Run:ai component)",
+    "noorch": "applies where there is no orchestrator",
+    "polyaxon": "applies to the legacy GCP + Polyaxon guide",
+    "writes": "creates something on the platform (run-id named, cleaned up in teardown)",
+    "slow": "takes more than a few seconds",
+    "check(id, remediation)": "the stable check id and the remediation shown when it fails",
+}
+
+
+@dataclass
+class RunState:
+    """What one pytest process keeps between hooks (in ``config.stash``)."""
+
+    started: dt.datetime
+    monotonic_start: float
+    no_profile: str | None = None
+    results: reports.Results = field(default_factory=reports.Results)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    stream: reports.RedactingStream | None = None
+    undo: list[Any] = field(default_factory=list)
+
+
+STATE_KEY = pytest.StashKey[RunState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("conformance", "environment conformance")
+    group.addoption("--profile", metavar="NAME|PATH", help=f"profile to check (else ${ENV_PROFILE}, else ini)")
+    group.addoption("--reports-dir", metavar="DIR", help="where reports go (default: reports/)")
+    group.addoption("--results-json", metavar="PATH", help="JSON results file (default: next to the HTML)")
+    group.addoption("--no-reports", action="store_true", help="write no HTML/JUnit/JSON by default")
+    parser.addini("conformance_profile", "default profile (name or path)", default="")
+    parser.addini("conformance_profiles_dir", "folder of named profiles", default="profiles")
+
+
+def _profiles_dir(config: pytest.Config) -> Path:
+    return Path(config.rootpath) / str(config.getini("conformance_profiles_dir"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, help_text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {help_text}")
+    for component in COMPONENTS.values():
+        if component.name not in MARKERS:
+            config.addinivalue_line("markers", f"{component.name}: {component.title} checks")
+    state = RunState(started=dt.datetime.now(dt.UTC), monotonic_start=time.monotonic())
+    config.stash[STATE_KEY] = state
+
+    ref = config.getoption("profile") or os.environ.get(ENV_PROFILE) or str(config.getini("conformance_profile"))
+    profiles_dir = _profiles_dir(config)
+    if not ref:
+        names = ", ".join(available_profiles(profiles_dir)) or "none"
+        state.no_profile = (
+            f"no profile given: use --profile NAME|PATH, ${ENV_PROFILE} or the ini option conformance_profile "
+            f"(profiles in {display(profiles_dir)}/: {names})"
+        )
+        return
+    try:
+        path = _resolve_path(ref, profiles_dir)
+        if read_raw(path).get("sandbox") is True:
+            from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles pay for it
+
+            _set_env(config, sandbox.ensure_running(config.add_cleanup))
+        loaded = load_profile(path)
+    except ProfileError as exc:
+        raise pytest.UsageError(*exc.lines) from None
+
+    run_id = os.environ.get(ENV_RUN_ID) or f"{state.started:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    _set_env(config, {ENV_RUN_ID: run_id})  # xdist workers inherit it
+    config.stash[PROFILE_KEY] = loaded
+    config.stash[RUN_ID_KEY] = run_id
+    _install_redaction(config, loaded, state)
+    if not hasattr(config, "workerinput"):
+        _default_report_paths(config, loaded, state)
+    _install_signal_handlers(config)
+    config.pluginmanager.register(RunPlugin(config, loaded, state), "conformance-run")
+
+
+def _set_env(config: pytest.Config, values: dict[str, str]) -> None:
+    """Set environment variables for this run and restore them afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+
+    def restore() -> None:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+    config.add_cleanup(restore)
+
+
+def _install_redaction(config: pytest.Config, loaded: LoadedProfile, state: RunState) -> None:
+    config.add_cleanup(reports.install_log_redaction(loaded.secrets))
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    writer = getattr(terminal, "_tw", None)
+    if writer is not None and loaded.secrets:
+        original = writer._file
+        state.stream = reports.RedactingStream(original, loaded.secrets)
+        writer._file = state.stream
+
+        def restore() -> None:
+            writer._file = original
+
+        config.add_cleanup(restore)
+
+
+def _default_report_paths(config: pytest.Config, loaded: LoadedProfile, state: RunState) -> None:
+    directory = Path(config.getoption("reports_dir") or Path(config.rootpath) / "reports")
+    stem = f"{loaded.name}-{reports.utc_stamp(state.started)}"
+    if config.getoption("no_reports"):
+        return
+    if not config.option.htmlpath:
+        config.option.htmlpath = str(directory / f"{stem}.html")
+        config.option.self_contained_html = True
+    if not config.option.xmlpath:
+        config.option.xmlpath = str(directory / f"{stem}.xml")
+    json_path = config.getoption("results_json") or str(Path(config.option.htmlpath).with_suffix(".json"))
+    state.artifacts = {
+        "HTML report": Path(config.option.htmlpath),
+        "JUnit XML": Path(config.option.xmlpath),
+        "JSON results": Path(json_path),
+    }
+
+
+def _install_signal_handlers(config: pytest.Config) -> None:
+    """SIGTERM (a CI job cancelled, a pod evicted) unwinds like Ctrl-C, so teardown and reports run."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (pytester in a thread): nothing to install
+        return
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    config.add_cleanup(restore)
+
+
+# --------------------------------------------------------------------------- collection
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "endpoint" in metafunc.fixturenames and PROFILE_KEY in metafunc.config.stash:
+        endpoints = metafunc.config.stash[PROFILE_KEY].profile.endpoints()
+        metafunc.parametrize("endpoint", endpoints, ids=[e.name for e in endpoints])
+
+
+def _not_applicable(item: pytest.Item, loaded: LoadedProfile, component: str | None) -> str | None:
+    profile = loaded.profile
+    platforms = [p for p in PLATFORMS if item.get_closest_marker(p)]
+    if profile.platform not in platforms:
+        return (
+            f"not applicable: profile {loaded.name} is platform {profile.platform}; "
+            f"this check applies to {', '.join(platforms)}"
+        )
+    orchestrators = [o for o in ORCHESTRATORS if item.get_closest_marker(o)]
+    if profile.orchestrator not in orchestrators:
+        return (
+            f"not applicable: profile {loaded.name} has orchestrator {profile.orchestrator}; "
+            f"this check applies to {', '.join(orchestrators)}"
+        )
+    if component and not profile.has_section(component):
+        return f"not applicable: profile {loaded.name} has no {component} section"
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Complete the marker axes (before -m selects), then skip what does not apply."""
+    checks = [(item, mark) for item in items if (mark := item.get_closest_marker("check"))]
+    loaded = config.stash.get(PROFILE_KEY, None)
+    if loaded is None:
+        if checks:
+            raise pytest.UsageError(config.stash[STATE_KEY].no_profile or "no profile loaded")
+        return
+    for item, mark in checks:
+        check_id = str(mark.args[0])
+        component = component_of_check(check_id)
+        if component is None:
+            raise pytest.UsageError(f"{item.nodeid}: check id {check_id} names no registered component")
+        if not item.get_closest_marker(component.name):
+            item.add_marker(component.name)
+        if not any(item.get_closest_marker(p) for p in PLATFORMS):
+            for name in PLATFORMS:
+                item.add_marker(name)
+        if not any(item.get_closest_marker(o) for o in ORCHESTRATORS):
+            for name in ORCHESTRATORS:
+                item.add_marker(name)
+        item.user_properties.append(("check_id", check_id))
+        item.user_properties.append(("component", component.name))
+        reason = _not_applicable(item, loaded, component.name)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _message(call: pytest.CallInfo[None], rep: pytest.TestReport) -> tuple[str, str | None]:
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, Blocked):
+        return str(exc), exc.blocked_by
+    if isinstance(exc, NonConformance | CannotEvaluate):
+        return str(exc), None
+    if rep.skipped and isinstance(rep.longrepr, tuple):
+        return str(rep.longrepr[2]).removeprefix("Skipped: "), None
+    if rep.failed:
+        text = rep.longreprtext.strip().splitlines()
+        return (text[-1] if text else "failed"), None
+    return "", None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    rep: pytest.TestReport = outcome.get_result()
+    loaded = item.config.stash.get(PROFILE_KEY, None)
+    mark = item.get_closest_marker("check")
+    if loaded is None or mark is None:
+        return
+    exc = call.excinfo.value if call.excinfo else None
+    if isinstance(exc, NonConformance | CannotEvaluate):
+        rep.longrepr = str(exc)  # the message is the whole story; no traceback, no locals
+    check_id = str(mark.args[0])
+    remediation = str(mark.kwargs.get("remediation", ""))
+    component = component_of_check(check_id)
+    if rep.failed and not isinstance(exc, Blocked):  # a blocked check's fix is its blocker's
+        rep.sections.append((f"Remediation [{check_id}]", " ".join(remediation.split())))
+    message, blocked_by = _message(call, rep)
+    evidence = reports.bounded(item.stash.get(EVIDENCE_KEY, {})) if rep.when == "call" else {}
+    index = loaded.secrets
+    if index:
+        text = str(rep.longrepr) if rep.longrepr is not None and not isinstance(rep.longrepr, tuple) else ""
+        if text and index.find(text):
+            rep.longrepr = index.redact(text)
+        rep.sections = [(title, index.redact(body)) for title, body in rep.sections]
+        message = index.redact(message)
+        evidence = json.loads(index.redact(json.dumps(evidence)))
+    rep.conformance = {  # type: ignore[attr-defined] # travels with the report (xdist serialises __dict__)
+        "id": check_id,
+        "component": component.name if component else None,
+        "remediation": " ".join(remediation.split()),
+        "message": message,
+        "blocked_by": blocked_by,
+        "evidence": evidence,
+    }
+    if evidence:
+        from pytest_html import extras  # noqa: PLC0415 - pytest-html is loaded by now
+
+        rep.extras = [*getattr(rep, "extras", []), extras.json(evidence, name=f"{check_id} evidence")]  # type: ignore[attr-defined] # pytest-html's documented attribute
+
+
+class RunPlugin:
+    """Hooks that need the loaded profile; registered once one is loaded."""
+
+    def __init__(self, config: pytest.Config, loaded: LoadedProfile, state: RunState) -> None:
+        self.config = config
+        self.loaded = loaded
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        info = getattr(report, "conformance", None)
+        if info is not None:
+            outcome = reports.phase_outcome(report.when, report.outcome, hasattr(report, "wasxfail"))
+            self.state.results.add(report.nodeid, outcome, report.duration, info)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if metadata_key in self.config.stash:
+            metadata = self.config.stash[metadata_key]
+            _keep_safe_metadata(metadata)
+            metadata.update(reports.environment(self.loaded))
+
+    def pytest_report_header(self) -> list[str]:
+        profile = self.loaded.profile
+        lines = [
+            f"profile: {self.loaded.name} ({profile.platform} + {profile.orchestrator}, "
+            f"guide {profile.guide_version}) from {display(self.loaded.path)}; run id {self.config.stash[RUN_ID_KEY]}"
+        ]
+        if profile.tls.insecure:
+            lines.append("WARNING: tls.insecure is set: TLS certificates are NOT verified in this run")
+        return lines
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        reports.html_header(cells)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        reports.html_row(getattr(report, "conformance", None) or {}, cells)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[str]) -> None:
+        reports.html_summary(self.loaded, prefix)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        """After every other writer: write the JSON, scan all artifacts, withhold leaks."""
+        yield
+        if hasattr(self.config, "workerinput"):
+            return
+        state = self.state
+        json_path = state.artifacts.get("JSON results")
+        if json_path is not None:
+            elapsed = time.monotonic() - state.monotonic_start
+            document = state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], state.started, elapsed)
+            reports.write_json(json_path, document)
+        leaks = reports.scan_and_withhold(state.artifacts.values(), self.loaded.secrets)
+        if state.stream is not None and state.stream.hits:
+            leaks.append(reports.Leak("terminal output (redacted before printing)", sorted(state.stream.hits)))
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            for name, path in state.artifacts.items():
+                if path.is_file():
+                    terminal.write_line(f"{name}: {display(path)}")
+            for leak in leaks:
+                terminal.write_line(leak.line(), red=True, bold=True)
+        if leaks:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+SAFE_METADATA = ("Python", "Platform", "Packages", "Plugins")
+
+
+def _keep_safe_metadata(metadata: dict[str, Any]) -> None:
+    """Drop what pytest-metadata collects from CI variables (e-mails, user names, tokens)."""
+    for key in list(metadata):
+        if key not in SAFE_METADATA:
+            del metadata[key]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
+    _keep_safe_metadata(metadata)
