@@ -7,6 +7,7 @@ it shows as an error with the cause, once per check, without waiting again.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,31 @@ def reachability(profile: Profile) -> Reachability:
 def network(reachability: Reachability) -> Reachability:
     """The network component's client is the reachability cache itself."""
     return reachability
+
+
+def connect(component: str, profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    """Build ``conformance.clients.<component>``'s client, once its endpoint is known to answer.
+
+    The SDK behind it is imported here, when the component first runs, never at collection.
+    """
+    reachability.require(component)
+    module = importlib.import_module(f"conformance.clients.{component}")
+    return module.connect(profile, run_id)
+
+
+@pytest.fixture(scope="session")
+def registry(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("registry", profile, reachability, run_id)
+
+
+@pytest.fixture(scope="session")
+def object_storage(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("object_storage", profile, reachability, run_id)
+
+
+@pytest.fixture(scope="session")
+def mlflow(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("mlflow", profile, reachability, run_id)
 
 
 def endpoint_ids(endpoint: Endpoint) -> str:

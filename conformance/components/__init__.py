@@ -23,6 +23,9 @@ COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in (
         Component("network", "NET", "Network and VPN reach", "platform team (network)"),
+        Component("registry", "REG", "Container registry (Harbor / Artifact Registry)", "MLOps team"),
+        Component("object_storage", "OBJ", "Object storage (ECS over S3 / GCS)", "DataOps team"),
+        Component("mlflow", "MLF", "MLflow tracking server", "MLOps team"),
     )
 }
 

@@ -12,6 +12,7 @@ user's HOME is never read or written.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ from conformance.sandbox.pki import Authority
 from conformance.sandbox.web import HungPort, WebServer, free_port
 
 STATE_VAR = "CONFORMANCE_SANDBOX_STATE"
+# Service modules in this package, started in this order; each has start(sandbox).
+SERVICES: tuple[str, ...] = ()
 
 
 class Service(Protocol):
@@ -38,14 +41,24 @@ class Sandbox:
         self.services: list[Service] = []
         self.env: dict[str, str] = {"SANDBOX_DIR": str(self.dir), "SANDBOX_HOME": str(self.home)}
         self.simulated: list[str] = []
+        # The CA every sandbox TLS server's certificate comes from; the sandbox profiles trust only it.
+        self.pki_dir = self.dir / "pki"
+        self.pki_dir.mkdir()
+        self.ca = Authority.create("conformance sandbox CA")
+        self.ca_bundle = self.pki_dir / "ca-bundle.pem"
+        self.ca_bundle.write_bytes(self.ca.pem())
 
-    def _add(self, service: Any) -> Any:
+    def add(self, service: Any) -> Any:
+        """Own ``service`` (anything with ``stop()``): stopped with the sandbox, in reverse order."""
         self.services.append(service)
         return service
 
-    def start(self) -> Sandbox:
+    def start(self, services: tuple[str, ...] = SERVICES) -> Sandbox:
+        """Start the web endpoints, then each service module's ``start(sandbox)``."""
         try:
             self._start_web()
+            for name in services:
+                importlib.import_module(f"conformance.sandbox.{name}").start(self)
         except BaseException:
             self.stop()
             raise
@@ -56,11 +69,9 @@ class Sandbox:
         return self
 
     def _start_web(self) -> None:
-        pki = self.dir / "pki"
-        pki.mkdir()
-        ca = Authority.create("conformance sandbox CA")
-        bundle = pki / "ca-bundle.pem"
-        bundle.write_bytes(ca.pem())
+        pki = self.pki_dir
+        ca = self.ca
+        bundle = self.ca_bundle
         stranger = Authority.create("an authority nobody trusts")
         good = ca.issue(pki, "server")
         web = [
@@ -72,9 +83,9 @@ class Sandbox:
             ("SANDBOX_FAULT_503_URL", WebServer(503, good)),
         ]
         for name, server in web:
-            self._add(server)
+            self.add(server)
             self.env[name] = server.url
-        hung = self._add(HungPort())
+        hung = self.add(HungPort())
         self.env["SANDBOX_CA_BUNDLE"] = str(bundle)
         self.env["SANDBOX_FAULT_HUNG_URL"] = f"https://localhost:{hung.port}/"
         self.env["SANDBOX_FAULT_REFUSED_URL"] = f"https://localhost:{free_port()}/"
