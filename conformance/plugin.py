@@ -108,7 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _set_env(config, {ENV_RUN_ID: run_id})  # xdist workers inherit it
     config.stash[PROFILE_KEY] = loaded
     config.stash[RUN_ID_KEY] = run_id
-    _install_redaction(config, loaded, state)
+    _install_log_redaction(config, loaded)
     if not hasattr(config, "workerinput"):
         _default_report_paths(config, loaded, state)
     _install_signal_handlers(config)
@@ -130,8 +130,12 @@ def _set_env(config: pytest.Config, values: dict[str, str]) -> None:
     config.add_cleanup(restore)
 
 
-def _install_redaction(config: pytest.Config, loaded: LoadedProfile, state: RunState) -> None:
+def _install_log_redaction(config: pytest.Config, loaded: LoadedProfile) -> None:
     config.add_cleanup(reports.install_log_redaction(loaded.secrets))
+
+
+def _install_terminal_redaction(config: pytest.Config, loaded: LoadedProfile, state: RunState) -> None:
+    """Everything the terminal reporter prints passes through a scrubber that counts what it scrubbed."""
     terminal = config.pluginmanager.get_plugin("terminalreporter")
     writer = getattr(terminal, "_tw", None)
     if writer is not None and loaded.secrets:
@@ -309,6 +313,7 @@ class RunPlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        _install_terminal_redaction(self.config, self.loaded, self.state)
         if metadata_key in self.config.stash:
             metadata = self.config.stash[metadata_key]
             _keep_safe_metadata(metadata)
@@ -350,7 +355,7 @@ class RunPlugin:
             reports.write_json(json_path, document)
         leaks = reports.scan_and_withhold(state.artifacts.values(), self.loaded.secrets)
         if state.stream is not None and state.stream.hits:
-            leaks.append(reports.Leak("terminal output (redacted before printing)", sorted(state.stream.hits)))
+            leaks.append(reports.Leak("terminal output", sorted(state.stream.hits), "it was redacted before printing"))
         terminal = self.config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             for name, path in state.artifacts.items():

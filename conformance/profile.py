@@ -37,6 +37,17 @@ from pydantic import (
 from conformance.secrets import MIN_SCAN_LENGTH, Secret, SecretIndex, SecretRefError, resolve_ref
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
+# Secret environment variables the guide's tools read, with the variable holding their user name.
+AMBIENT_SECRETS: dict[str, str] = {
+    "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_TOKEN": "",
+    "AWS_SECRET_ACCESS_KEY": "AWS_ACCESS_KEY_ID",
+    "AWS_SESSION_TOKEN": "",
+    "GITLAB_TOKEN": "",
+    "CI_JOB_TOKEN": "",
+    "HARBOR_PASSWORD": "HARBOR_USERNAME",
+    "CLOUDSDK_AUTH_ACCESS_TOKEN": "",
+}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -402,13 +413,22 @@ def load_profile(path: Path, environ: Mapping[str, str] | None = None) -> Loaded
     try:
         profile = Profile.model_validate(raw, context={"base_dir": path.parent, "environ": env})
     except ValidationError as exc:
-        errors.extend(_format_error(err) for err in exc.errors(include_input=False, include_url=False))
+        # A field whose ${VAR} is unset already has its line; its validation error would only repeat it.
+        unset = {line.split(": ", 1)[0] for line in errors}
+        for err in exc.errors(include_input=False, include_url=False):
+            if ".".join(str(part) for part in err["loc"]) not in unset:
+                errors.append(_format_error(err))
         raise ProfileError([f"{where}: {line}" for line in errors]) from None
     if errors:
         raise ProfileError([f"{where}: {line}" for line in errors])
     index = SecretIndex()
     for field_path, secret, username in collect_secrets(profile):
         index.add(field_path, secret, username=username)
+    for name, user_variable in AMBIENT_SECRETS.items():  # credentials the guide keeps outside the profile
+        value = env.get(name)
+        if value and len(value) >= MIN_SCAN_LENGTH:
+            user = env.get(user_variable) if user_variable else None
+            index.add(f"environment variable {name}", Secret(value, f"env:{name}"), username=user)
     seen: set[str] = set()
     for endpoint in profile.endpoints():
         if endpoint.name in seen:

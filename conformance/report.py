@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from conformance import __version__
-from conformance.profile import LoadedProfile
+from conformance.profile import LoadedProfile, display
 from conformance.secrets import SecretIndex
 
 SCHEMA = "conformance-results/1"
@@ -192,8 +192,10 @@ class Leak:
     where: str
     fields: list[str]
 
+    action: str = "it was withheld"
+
     def line(self) -> str:
-        return f"LEAK: {self.where} contained the value of {', '.join(self.fields)}; it was withheld"
+        return f"LEAK: {self.where} contained the value of {', '.join(self.fields)}; {self.action}"
 
 
 def scan_and_withhold(paths: Iterable[Path], index: SecretIndex) -> list[Leak]:
@@ -206,7 +208,7 @@ def scan_and_withhold(paths: Iterable[Path], index: SecretIndex) -> list[Leak]:
         fields = index.find(text)
         if not fields:
             continue
-        leaks.append(Leak(str(path), fields))
+        leaks.append(Leak(display(path), fields))
         notice = (
             f"This artifact was withheld by the conformance suite's leak scan: it contained the value of "
             f"the profile field(s) {', '.join(fields)}. Rotate that credential and report this as a bug.\n"
@@ -216,7 +218,7 @@ def scan_and_withhold(paths: Iterable[Path], index: SecretIndex) -> list[Leak]:
         elif path.suffix == ".json":
             notice = json.dumps({"schema": SCHEMA, "withheld": True, "reason": notice.strip()}) + "\n"
         elif path.suffix == ".xml":
-            notice = f'<?xml version="1.0" encoding="utf-8"?>\n<!-- {html.escape(notice.strip())} -->\n<testsuites/>\n'
+            notice = f'<?xml version="1.0" encoding="utf-8"?>\n<!-- {html.escape(notice.strip(), quote=False)} -->\n<testsuites/>\n'
         path.write_text(notice, encoding="utf-8")
     return leaks
 

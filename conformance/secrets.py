@@ -14,6 +14,8 @@ scrubs and scans artifacts against it.
 from __future__ import annotations
 
 import base64
+import html
+import json
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -100,7 +102,10 @@ class SecretIndex:
 
     def add(self, field_name: str, secret: Secret, *, username: str | None = None) -> None:
         value = secret.reveal()
+        # As sent (URL-encoded, base64) and as stored (escaped in JSON, XML and HTML artifacts).
+        json_escaped = json.dumps(value)[1:-1]
         variants = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+        variants |= {json_escaped, html.escape(value), html.escape(json_escaped)}
         variants.add(base64.b64encode(value.encode()).decode())
         if username is not None:
             pair = f"{username}:{value}".encode()

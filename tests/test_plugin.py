@@ -1,0 +1,267 @@
+"""The plugin end to end on synthetic checks: selection, outcomes, reports, leaks, usage errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tests.conftest import REPO, SuiteRun, write_profile
+
+SYNTHETIC = '''
+import pytest
+from conformance.checks import CannotEvaluate, check, expect
+
+@check("NET-901", "Fix the frobnicator.")
+def test_any_platform(evidence):
+    evidence["frobs_seen"] = 3
+
+@pytest.mark.onprem
+@check("NET-902", "r")
+def test_onprem_only():
+    pass
+
+@pytest.mark.gcp
+@check("NET-903", "r")
+def test_gcp_only():
+    pass
+
+@pytest.mark.noorch
+@check("NET-904", "r")
+def test_noorch_only():
+    pass
+
+@check("MLF-905", "Ask the MLOps team.")
+def test_needs_mlflow():
+    pass
+
+@check("NET-906", "Restart the frobnicator.")
+def test_fails():
+    expect(False, expected="frob is 1", actual="frob is 2", hint="frob drifted")
+
+@pytest.fixture
+def broken():
+    raise CannotEvaluate("frobnicator unreachable", "connect the VPN")
+
+@check("NET-907", "r")
+def test_cannot(broken):
+    pass
+'''
+
+ONPREM = "platform: onprem\norchestrator: runai\n"
+
+
+def run_synthetic(
+    tmp_path: Path, source: str, profile_text: str, *args: str, env: dict[str, str] | None = None
+) -> SuiteRun:
+    (tmp_path / "test_synthetic.py").write_text(source)
+    profile = write_profile(tmp_path, profile_text, "synthetic.yaml")
+    reports = tmp_path / "reports"
+    command = [
+        sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "no:cacheprovider",
+        "--profile", str(profile), "--reports-dir", str(reports), "test_synthetic.py", *args,
+    ]  # fmt: skip
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env.pop("CONFORMANCE_PROFILE", None)
+    proc = subprocess.run(command, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=120, check=False)
+    run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, 0.0, reports)
+    found = sorted(reports.glob("*.json")) if reports.is_dir() else []
+    if found:
+        run.results = json.loads(found[0].read_text())
+    return run
+
+
+def outcomes(run: SuiteRun) -> dict[str, str]:
+    return {c["id"]: c["outcome"] for c in run.results["checks"]}
+
+
+def test_marker_expression_selects_what_applies_to_the_platform(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM, "-m", "onprem and runai")
+    assert outcomes(run) == {
+        "NET-901": "passed",
+        "NET-902": "passed",
+        "MLF-905": "skipped",
+        "NET-906": "failed",
+        "NET-907": "error",
+    }
+    assert run.rc == 1
+    assert run.check("MLF-905")["message"] == "not applicable: profile synthetic has no mlflow section"
+
+
+def test_checks_that_do_not_apply_are_skipped_with_a_reason_naming_the_profile(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM)
+    assert run.check("NET-903")["message"] == (
+        "not applicable: profile synthetic is platform onprem; this check applies to gcp"
+    )
+    assert run.check("NET-904")["message"] == (
+        "not applicable: profile synthetic has orchestrator runai; this check applies to noorch"
+    )
+
+
+def test_failure_shows_message_and_remediation_in_every_output(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM)
+    message = "expected: frob is 1\nactual:   frob is 2\nhint:     frob drifted"
+    assert message in run.output
+    assert "Remediation [NET-906]" in run.output
+    assert "Restart the frobnicator." in run.output
+    assert "Traceback" not in run.output
+    assert "cannot evaluate: frobnicator unreachable" in run.output
+
+    record = run.check("NET-906")
+    assert record["message"] == message
+    assert record["remediation"] == "Restart the frobnicator."
+    assert record["component"] == "network"
+    assert run.check("NET-901")["evidence"] == {"frobs_seen": 3}
+
+    junit = ET.parse(next(run.reports.glob("*.xml")))
+    properties = {
+        (case.get("name"), prop.get("name")): prop.get("value")
+        for case in junit.iter("testcase")
+        for prop in case.iter("property")
+    }
+    assert properties[("test_fails", "check_id")] == "NET-906"
+    assert properties[("test_fails", "component")] == "network"
+
+    html = next(run.reports.glob("*.html")).read_text()
+    for text in ("Remediation", "Restart the frobnicator.", "NET-906", "Component", "NET-901 evidence"):
+        assert text in html
+
+
+def test_json_results_follow_the_schema(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM)
+    doc = run.results
+    assert doc["schema"] == "conformance-results/1"
+    assert (doc["profile"], doc["platform"], doc["orchestrator"]) == ("synthetic", "onprem", "runai")
+    assert set(doc["vantage"]) == {"hostname", "in_cluster"}
+    assert doc["summary"] == {"passed": 2, "failed": 1, "error": 1, "skipped": 3, "xfailed": 0, "xpassed": 0}
+    keys = {"id", "component", "nodeid", "outcome", "duration_s", "message", "remediation", "blocked_by", "evidence"}
+    assert all(set(c) == keys for c in doc["checks"])
+
+
+CANARY = "Canary-7f3a/9+Qz=&x"
+LEAKY = '''
+import logging, sys
+from conformance.checks import check
+
+@check("MLF-950", "r")
+def test_leaky(profile):
+    password = profile.mlflow.password.reveal()
+    logging.getLogger("leaky").debug("password is %s", password)
+    print("stdout has", password)
+    sys.stderr.write("stderr has " + password + "\\n")
+    assert password == "wrong", f"mismatch {password}"
+'''
+MLFLOW_PROFILE = ONPREM + "mlflow: {tracking_uri: 'http://127.0.0.1:9', username: alice, password: env:CANARY_PW}\n"
+
+
+def encodings(secret: str, user: str) -> list[str]:
+    return [secret, urllib.parse.quote(secret, safe=""), base64.b64encode(f"{user}:{secret}".encode()).decode()]
+
+
+def test_canary_secret_appears_nowhere_even_when_a_failing_check_holds_it(tmp_path: Path) -> None:
+    run = run_synthetic(
+        tmp_path, LEAKY, MLFLOW_PROFILE, "-vv", "-l", "--log-cli-level=DEBUG", "-rA", env={"CANARY_PW": CANARY}
+    )
+    assert run.rc == 1
+    assert "mismatch ********" in run.output  # scrubbed, not dropped: the failure still reads
+    texts = {"terminal": run.output, **run.artifact_texts()}
+    assert len(texts) == 4
+    for name, text in texts.items():
+        for needle in encodings(CANARY, "alice"):
+            assert needle not in text, f"{name} holds an encoding of the canary"
+    assert "LEAK" not in run.output
+
+
+TERMINAL_LEAK = '''
+from conformance.checks import check
+
+@check("MLF-951", "r")
+def test_prints_to_terminal(profile, request):
+    request.config.get_terminal_writer().line("token " + profile.mlflow.password.reveal())
+'''
+
+
+def test_secret_written_straight_to_the_terminal_is_redacted_and_fails_the_run(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, TERMINAL_LEAK, MLFLOW_PROFILE, "-s", env={"CANARY_PW": CANARY})
+    assert CANARY not in run.output
+    assert "token ********" in run.output
+    assert "LEAK: terminal output contained the value of mlflow.password; it was redacted before printing" in run.output
+    assert run.rc == 1
+
+
+ARTIFACT_LEAK = '''
+from conformance.checks import check
+
+@check("MLF-952", "r")
+def test_records_property(profile, record_property):
+    record_property("oops", profile.mlflow.password.reveal())
+'''
+
+
+def test_artifact_holding_a_secret_is_withheld_and_fails_the_run(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, ARTIFACT_LEAK, MLFLOW_PROFILE, env={"CANARY_PW": CANARY})
+    xml_path = next(run.reports.glob("*.xml"))
+    assert f"LEAK: reports/{xml_path.name} contained the value of mlflow.password; it was withheld" in run.output
+    text = xml_path.read_text()
+    assert CANARY not in text
+    assert "withheld by the conformance suite's leak scan" in text
+    assert "mlflow.password" in text
+    assert run.rc == 1
+
+
+def test_ci_variables_with_personal_data_stay_out_of_the_report(tmp_path: Path) -> None:
+    env = {"GITLAB_USER_EMAIL": "jane.doe@example.org", "CI_REGISTRY_USER": "ci-user-x1", "CI_JOB_ID": "987654"}
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM, env=env)
+    html = next(run.reports.glob("*.html")).read_text()
+    for value in env.values():
+        assert value not in html
+    assert "Guide version" in html
+    assert "Simulated components" in html
+
+
+def test_insecure_tls_is_flagged_in_red(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM + "tls: {insecure: true}\n")
+    assert "WARNING: tls.insecure is set" in run.output
+    html = next(run.reports.glob("*.html")).read_text()
+    assert "TLS verification was DISABLED" in html
+    assert run.results["tls_insecure"] is True
+
+
+def test_no_profile_is_a_usage_error_listing_profiles() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CONFORMANCE_PROFILE"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=REPO, env=env,
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 4
+    assert "ERROR: no profile given: use --profile NAME|PATH" in proc.stderr
+    assert "onprem-runai" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_broken_profile_exits_4_with_one_line_per_problem(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, SYNTHETIC, "platform: mars\norchestrator: runai\nmlflow: {password: env:NOPE_X}\n")
+    assert run.rc == 4
+    where = "synthetic.yaml"  # shown relative to the working directory
+    assert f"ERROR: {where}: platform: input should be 'onprem' or 'gcp'" in run.output
+    assert f"ERROR: {where}: mlflow.tracking_uri: required field is missing" in run.output
+    assert f"ERROR: {where}: mlflow.password: environment variable NOPE_X is not set" in run.output
+    assert "Traceback" not in run.output
+
+
+def test_profile_from_environment_variable(tmp_path: Path) -> None:
+    (tmp_path / "test_synthetic.py").write_text(SYNTHETIC)
+    profile = write_profile(tmp_path, ONPREM, "from-env.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CONFORMANCE_PROFILE": str(profile)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "no:cacheprovider", "--no-reports",
+         "-k", "any_platform", "test_synthetic.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    assert "profile: from-env (onprem + runai" in proc.stdout

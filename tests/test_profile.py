@@ -1,0 +1,165 @@
+"""Profile loading: every problem is one line, ``file: field: what is wrong``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.profile import ProfileError, load_profile, resolve_profile_path
+from tests.conftest import REPO, write_profile
+
+MINIMAL = "platform: onprem\norchestrator: runai\n"
+
+
+def problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ProfileError) as info:
+        load_profile(path, environ or {})
+    return info.value.lines
+
+
+def test_minimal_profile_gets_defaults(tmp_path: Path) -> None:
+    loaded = load_profile(write_profile(tmp_path, MINIMAL), {})
+    assert loaded.name == "profile"
+    assert loaded.profile.timeouts.connect == 5.0
+    assert loaded.profile.tls.insecure is False
+    assert loaded.profile.endpoints() == []
+
+
+def test_every_problem_is_one_line_naming_file_and_field(tmp_path: Path) -> None:
+    path = write_profile(
+        tmp_path,
+        """
+platform: onprem
+orchestrator: kubeflow
+colour: blue
+timeouts: {connect: fast}
+mlflow: {tracking_uri: "https://mlflow.example", username: me, password: env:MLFLOW_PW}
+""",
+    )
+    lines = problems(path)
+    where = str(path)
+    assert all(line.startswith(f"{where}: ") for line in lines), lines
+    text = "\n".join(lines)
+    assert f"{where}: orchestrator: input should be 'runai', 'noorch' or 'polyaxon'" in text
+    assert f"{where}: colour: unknown key" in text
+    assert f"{where}: timeouts.connect: input should be a valid number" in text
+    assert f"{where}: mlflow.password: environment variable MLFLOW_PW is not set" in text
+    assert len(lines) == 4
+
+
+def test_literal_secret_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = write_profile(
+        tmp_path, MINIMAL + "mlflow: {tracking_uri: 'https://m.example', password: 'Sup3r-s3cret'}\n"
+    )
+    (line,) = problems(path)
+    assert "mlflow.password: must be a reference 'env:NAME' or 'file:PATH', not a literal value" in line
+    assert "Sup3r" not in line
+
+
+def test_unreadable_secret_file_is_named(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, MINIMAL + "mlflow: {tracking_uri: 'https://m.example', password: file:nope.txt}\n")
+    (line,) = problems(path)
+    assert f"mlflow.password: file {tmp_path / 'nope.txt'} does not exist" in line
+
+
+def test_short_secret_is_refused_because_it_cannot_be_scanned_for(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, MINIMAL + "mlflow: {tracking_uri: 'https://m.example', password: env:PW}\n")
+    (line,) = problems(path, {"PW": "abc"})
+    assert "shorter than 6 characters" in line
+
+
+def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, "platform: onprem\norchestrator: [runai\n")
+    (line,) = problems(path)
+    assert line.startswith(f"{path}: line ")
+    assert "YAML syntax error" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "file is empty"), ("- a\n- b\n", "top level must be a mapping of sections, not list")],
+)
+def test_wrong_shape(tmp_path: Path, text: str, message: str) -> None:
+    (line,) = problems(write_profile(tmp_path, text))
+    assert line.endswith(message)
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    (line,) = problems(write_profile(tmp_path, "platform: gcp\n"))
+    assert line.endswith("orchestrator: required field is missing")
+
+
+def test_unset_interpolation_variable_is_named(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, MINIMAL + "tls: {ca_bundle: '${NO_SUCH_VAR}'}\n")
+    (line,) = problems(path)
+    assert "tls.ca_bundle: environment variable NO_SUCH_VAR is not set (used as ${NO_SUCH_VAR})" in line
+
+
+def test_missing_ca_bundle_is_named(tmp_path: Path) -> None:
+    (line,) = problems(write_profile(tmp_path, MINIMAL + "tls: {ca_bundle: /nonexistent/ca.pem}\n"))
+    assert line.endswith("tls.ca_bundle: file /nonexistent/ca.pem does not exist")
+
+
+def test_endpoint_url_with_credentials_is_refused(tmp_path: Path) -> None:
+    path = write_profile(
+        tmp_path, MINIMAL + "network: {endpoints: [{name: git, url: 'https://me:pw@git.example/'}]}\n"
+    )
+    (line,) = problems(path)
+    assert "network.endpoints.0.url: value error" not in line
+    assert "must not hold credentials" in line
+    assert "pw@" not in line
+
+
+def test_extends_merges_and_child_wins(tmp_path: Path) -> None:
+    write_profile(tmp_path, MINIMAL + "timeouts: {connect: 3, request: 7}\n", "base.yaml")
+    child = write_profile(tmp_path, "extends: base\nplatform: gcp\ntimeouts: {connect: 1}\n", "child.yaml")
+    profile = load_profile(child, {}).profile
+    assert (profile.platform, profile.orchestrator) == ("gcp", "runai")
+    assert (profile.timeouts.connect, profile.timeouts.request) == (1, 7)
+
+
+def test_extends_cycle_is_an_error(tmp_path: Path) -> None:
+    write_profile(tmp_path, "extends: b\n" + MINIMAL, "a.yaml")
+    b = write_profile(tmp_path, "extends: a\n", "b.yaml")
+    (line,) = problems(b)
+    assert "extends: cycle through" in line
+
+
+def test_extends_unknown_profile(tmp_path: Path) -> None:
+    (line,) = problems(write_profile(tmp_path, "extends: nowhere\n"))
+    assert "extends: profile 'nowhere' not found" in line
+
+
+def test_duplicate_endpoint_names(tmp_path: Path) -> None:
+    path = write_profile(
+        tmp_path,
+        MINIMAL
+        + "network: {endpoints: [{name: a, url: 'https://a.example'}, {name: a, url: 'https://b.example'}]}\n",
+    )
+    (line,) = problems(path)
+    assert "endpoint name 'a' is used twice" in line
+
+
+def test_name_resolves_in_profiles_dir_and_lists_available(tmp_path: Path) -> None:
+    write_profile(tmp_path, MINIMAL, "alpha.yaml")
+    assert resolve_profile_path("alpha", tmp_path) == tmp_path / "alpha.yaml"
+    with pytest.raises(ProfileError) as info:
+        resolve_profile_path("beta", tmp_path)
+    assert "profile 'beta' not found" in str(info.value)
+    assert "available: alpha" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["onprem-runai", "gcp-runai"])
+def test_shipped_templates_load_without_any_credential_set(name: str) -> None:
+    loaded = load_profile(REPO / "profiles" / f"{name}.yaml", {})
+    hosts = {e.host for e in loaded.profile.endpoints()}
+    assert "gitlab.aisingapore.net" in hosts
+    ssh = [e for e in loaded.profile.endpoints() if e.scheme == "ssh"]
+    assert [e.port for e in ssh] == [2222]
+
+
+def test_ambient_guide_credentials_join_the_index(tmp_path: Path) -> None:
+    environ = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "ambient-pw-123"}
+    loaded = load_profile(write_profile(tmp_path, MINIMAL), environ)
+    assert loaded.secrets.find("x ambient-pw-123 y") == ["environment variable MLFLOW_TRACKING_PASSWORD"]
