@@ -76,7 +76,8 @@ def run_suite(
     full_env.pop("PYTEST_ADDOPTS", None)
     full_env.pop("CONFORMANCE_PROFILE", None)
     full_env.pop("CONFORMANCE_RUN_ID", None)
-    command = [sys.executable, "-m", "pytest", "--profile", str(profile), "--reports-dir", str(reports), *args]
+    # --opt=value keeps pytest from taking a path outside the repository as its rootdir.
+    command = [sys.executable, "-m", "pytest", f"--profile={profile}", f"--reports-dir={reports}", *args]
     started = time.monotonic()
     proc = subprocess.run(
         command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False

@@ -1,0 +1,172 @@
+"""NET checks against the sandbox: each passes on a healthy endpoint and fails for its own fault."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CA_VARIABLES, REPO, SuiteRun, write_profile
+
+FAULTS_PROFILE = """
+platform: onprem
+orchestrator: runai
+timeouts: {connect: 1, request: 1.5}
+tls: {ca_bundle: "${SANDBOX_CA_BUNDLE}"}
+network:
+  endpoints:
+    - {name: healthy, url: "${SANDBOX_HTTPS_URL}"}
+    - {name: plain, url: "${SANDBOX_HTTP_URL}"}
+    - {name: unknown-host, url: "https://no-such-host.invalid/"}
+    - {name: refused, url: "${SANDBOX_FAULT_REFUSED_URL}"}
+    - {name: hung, url: "${SANDBOX_FAULT_HUNG_URL}"}
+    - {name: unknown-ca, url: "${SANDBOX_FAULT_UNKNOWN_CA_URL}"}
+    - {name: expired, url: "${SANDBOX_FAULT_EXPIRED_URL}"}
+    - {name: expiring, url: "${SANDBOX_FAULT_EXPIRING_URL}"}
+    - {name: http-503, url: "${SANDBOX_FAULT_503_URL}"}
+"""
+
+# (check id, endpoint): the check passes there.
+PASSES = [
+    ("NET-001", "healthy"),
+    ("NET-002", "healthy"),
+    ("NET-003", "healthy"),
+    ("NET-004", "healthy"),
+    ("NET-004", "plain"),
+    ("NET-005", None),
+]
+# (check id, endpoint, outcome, words of the message): the check fails for this fault.
+FAILS = [
+    ("NET-001", "unknown-host", "failed", "actual:   DNS: no-such-host.invalid does not resolve"),
+    ("NET-002", "refused", "failed", "TCP: connection to 127.0.0.1:"),
+    ("NET-002", "unknown-host", "error", "blocked by NET-001 (DNS: no-such-host.invalid does not resolve"),
+    ("NET-003", "unknown-ca", "failed", "TLS: certificate signed by an unknown authority"),
+    ("NET-003", "expired", "failed", "TLS: certificate has expired"),
+    ("NET-003", "hung", "failed", "TLS: no handshake answer from localhost:"),
+    ("NET-004", "http-503", "failed", "HTTP: GET / answered 503 Service Unavailable"),
+    ("NET-004", "refused", "error", "blocked by NET-002 (localhost: TCP: connection to 127.0.0.1:"),
+    ("NET-005", None, "failed", "every private endpoint fails at DNS: the VPN is probably down (a heuristic)"),
+]
+
+
+@pytest.fixture(scope="module")
+def faults_run(tmp_path_factory: pytest.TempPathFactory, sandbox_env: dict[str, str]) -> SuiteRun:
+    from tests.conftest import run_suite
+
+    directory = tmp_path_factory.mktemp("net-faults")
+    profile = write_profile(directory, FAULTS_PROFILE)
+    return run_suite("-m", "network", profile=profile, reports=directory / "reports", env=sandbox_env)
+
+
+@pytest.fixture(scope="module")
+def vpn_down_run(tmp_path_factory: pytest.TempPathFactory, sandbox_env: dict[str, str]) -> SuiteRun:
+    from tests.conftest import run_suite
+
+    directory = tmp_path_factory.mktemp("net-vpn")
+    profile = write_profile(
+        directory,
+        """
+platform: onprem
+orchestrator: runai
+timeouts: {connect: 1, request: 1}
+network:
+  vpn: the VPN
+  endpoints:
+    - {name: a, url: "https://gitlab.example.invalid/"}
+    - {name: b, url: "ssh://gitlab.example.invalid:2222"}
+    - {name: public, url: "https://public.example.invalid/", private: false}
+""",
+    )
+    return run_suite("-m", "network", profile=profile, reports=directory / "reports", env=sandbox_env)
+
+
+@pytest.mark.parametrize(("check_id", "endpoint"), PASSES)
+def test_check_passes_on_a_healthy_endpoint(faults_run: SuiteRun, check_id: str, endpoint: str | None) -> None:
+    if check_id == "NET-005":
+        record = faults_run.check(check_id)  # at least one private endpoint (healthy) answers
+    else:
+        record = faults_run.check(check_id, endpoint)
+    assert record["outcome"] == "passed", record["message"]
+
+
+@pytest.mark.parametrize(("check_id", "endpoint", "outcome", "words"), FAILS)
+def test_check_fails_for_its_own_fault(
+    faults_run: SuiteRun, vpn_down_run: SuiteRun, check_id: str, endpoint: str | None, outcome: str, words: str
+) -> None:
+    run = vpn_down_run if check_id == "NET-005" else faults_run
+    record = run.check(check_id, endpoint)
+    assert record["outcome"] == outcome
+    assert words in record["message"]
+    if outcome == "error":
+        assert record["blocked_by"] == words.split()[2]
+    else:
+        assert record["remediation"]
+
+
+def test_evidence_names_layers_timings_and_certificate(faults_run: SuiteRun) -> None:
+    evidence: dict[str, Any] = faults_run.check("NET-003", "healthy")["evidence"]
+    assert evidence["tls"].startswith("TLS")
+    assert 80 <= evidence["certificate_days_left"] <= 90
+    assert faults_run.check("NET-004", "healthy")["evidence"]["http_status"] == 200
+
+
+def test_certificate_about_to_expire_passes_with_a_warning(faults_run: SuiteRun) -> None:
+    record = faults_run.check("NET-003", "expiring")
+    assert record["outcome"] == "passed"
+    assert "expires in 2 days" in record["evidence"]["warning"]
+    assert "NET-003: certificate of localhost expires in 2 days" in faults_run.output
+
+
+def test_a_hung_endpoint_costs_one_timeout_not_one_per_check(faults_run: SuiteRun) -> None:
+    hung = [c for c in faults_run.results["checks"] if c["nodeid"].endswith("[hung]")]
+    assert sum(c["duration_s"] for c in hung) < 2.5  # the probe ran once, bounded by connect + request
+    assert faults_run.results["duration_s"] < 1 + 1.5 + 2
+
+
+def test_vpn_heuristic_ignores_public_endpoints_and_says_it_is_a_heuristic(vpn_down_run: SuiteRun) -> None:
+    record = vpn_down_run.check("NET-005")
+    assert "at least one of the 2 private endpoints accepts a TCP connection" in record["message"]
+    assert "none of a, b does" in record["message"]
+
+
+def test_insecure_profile_accepts_an_unknown_ca_and_says_so(suite: Any, tmp_path: Path) -> None:
+    profile = write_profile(
+        tmp_path,
+        """
+platform: onprem
+orchestrator: runai
+timeouts: {connect: 1, request: 2}
+tls: {insecure: true}
+network: {endpoints: [{name: unknown-ca, url: "${SANDBOX_FAULT_UNKNOWN_CA_URL}"}]}
+""",
+    )
+    run = suite("-m", "network", "-k", "tls", profile=profile)
+    record = run.check("NET-003", "unknown-ca")
+    assert record["outcome"] == "passed"
+    assert "NOT VERIFIED (tls.insecure)" in record["evidence"]["tls"]
+
+
+def test_trust_comes_from_the_profile_not_from_ca_variables(suite: Any, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pem"
+    empty.write_text("")
+    run = suite("-m", "network", profile="sandbox", env=dict.fromkeys(CA_VARIABLES, str(empty)))
+    assert run.rc == 0, run.output
+    assert run.check("NET-003", "web-https")["outcome"] == "passed"
+
+
+def test_onprem_template_with_unreachable_hosts_finishes_within_connect_plus_3s(suite: Any, tmp_path: Path) -> None:
+    text = (REPO / "profiles" / "onprem-runai.yaml").read_text()
+    for real in ("aisingapore.net", "nus.edu.sg", "run.ai"):
+        text = text.replace(real, f"{real.split('.')[0]}.invalid")
+    profile = write_profile(tmp_path, text)
+    run = suite("-m", "onprem and runai", profile=profile)
+    assert run.rc == 1
+    assert run.seconds < 5 + 3
+    assert "Traceback" not in run.output
+    dns = [c for c in run.results["checks"] if c["id"] == "NET-001"]
+    assert len(dns) == 8
+    assert all(c["outcome"] == "failed" and "does not resolve" in c["message"] for c in dns)
+    later = [c for c in run.results["checks"] if c["id"] in ("NET-002", "NET-003", "NET-004")]
+    assert {c["outcome"] for c in later} == {"error", "skipped"}  # blocked by DNS, or not TLS/HTTP
+    assert all(c["blocked_by"] == "NET-001" for c in later if c["outcome"] == "error")
