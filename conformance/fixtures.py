@@ -105,3 +105,28 @@ def mlflow(profile: Profile, reachability: Reachability, run_id: str) -> Any:
 
 def endpoint_ids(endpoint: Endpoint) -> str:
     return endpoint.name
+
+
+@pytest.fixture(scope="session")
+def gitlab(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("gitlab", profile, reachability, run_id)
+
+
+@pytest.fixture(scope="session")
+def kubernetes(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("kubernetes", profile, reachability, run_id)
+
+
+@pytest.fixture(scope="session")
+def runai(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("runai", profile, reachability, run_id)
+
+
+@pytest.fixture(scope="session")
+def workspace(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("workspace", profile, reachability, run_id)
+
+
+@pytest.fixture(scope="session")
+def gcp(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    return connect("gcp", profile, reachability, run_id)

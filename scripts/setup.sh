@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv docker-registry apache2-utils)
+APT_PACKAGES=(python3-venv docker-registry apache2-utils openssh-server nginx-light fcgiwrap)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

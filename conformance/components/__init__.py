@@ -26,6 +26,11 @@ COMPONENTS: dict[str, Component] = {
         Component("registry", "REG", "Container registry (Harbor / Artifact Registry)", "MLOps team"),
         Component("object_storage", "OBJ", "Object storage (ECS over S3 / GCS)", "DataOps team"),
         Component("mlflow", "MLF", "MLflow tracking server", "MLOps team"),
+        Component("gitlab", "GIT", "GitLab and git (HTTPS, SSH on 2222, CI)", "MLOps team"),
+        Component("kubernetes", "K8S", "Kubernetes (Rancher / GKE)", "platform team"),
+        Component("runai", "RAI", "Run:ai CLI and login", "platform team"),
+        Component("workspace", "WSP", "Developer workspace", "MLOps team"),
+        Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)"),
     )
 }
 
