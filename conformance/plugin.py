@@ -27,11 +27,13 @@ from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, compone
 from conformance.profile import LoadedProfile, ProfileError, available_profiles, display, load_profile, read_raw
 from conformance.profile import resolve_profile_path as _resolve_path
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
+from conformance.waivers import WaiverBook, load_waivers
 
 pytest_plugins = ["conformance.fixtures"]
 
 ENV_PROFILE = "CONFORMANCE_PROFILE"
 ENV_RUN_ID = "CONFORMANCE_RUN_ID"
+ENV_RUN_STARTED = "CONFORMANCE_RUN_STARTED"  # epoch seconds of the controller's start (budget)
 
 MARKERS = {
     "onprem": "applies to the on-prem platform (Rancher, Harbor, ECS)",
@@ -55,7 +57,7 @@ class RunState:
     results: reports.Results = field(default_factory=reports.Results)
     artifacts: dict[str, Path] = field(default_factory=dict)
     stream: reports.RedactingStream | None = None
-    undo: list[Any] = field(default_factory=list)
+    waivers: WaiverBook = field(default_factory=lambda: WaiverBook([]))
 
 
 STATE_KEY = pytest.StashKey[RunState]()
@@ -67,6 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reports-dir", metavar="DIR", help="where reports go (default: reports/)")
     group.addoption("--results-json", metavar="PATH", help="JSON results file (default: next to the HTML)")
     group.addoption("--no-reports", action="store_true", help="write no HTML/JUnit/JSON by default")
+    group.addoption("--waivers", metavar="PATH", help="waivers file (default: the profile's waivers:)")
+    group.addoption(
+        "--budget", type=float, metavar="SECONDS", help="stop starting checks after this; the rest are 'not run'"
+    )
     parser.addini("conformance_profile", "default profile (name or path)", default="")
     parser.addini("conformance_profiles_dir", "folder of named profiles", default="profiles")
 
@@ -101,11 +107,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
             _set_env(config, sandbox.ensure_running(config.add_cleanup))
         loaded = load_profile(path)
+        waivers_path = config.getoption("waivers") or loaded.profile.waivers
+        if waivers_path:
+            state.waivers = WaiverBook(load_waivers(Path(waivers_path)))
     except ProfileError as exc:
         raise pytest.UsageError(*exc.lines) from None
 
     run_id = os.environ.get(ENV_RUN_ID) or f"{state.started:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
-    _set_env(config, {ENV_RUN_ID: run_id})  # xdist workers inherit it
+    started = os.environ.get(ENV_RUN_STARTED) or str(time.time())
+    _set_env(config, {ENV_RUN_ID: run_id, ENV_RUN_STARTED: started})  # xdist workers inherit them
     config.stash[PROFILE_KEY] = loaded
     config.stash[RUN_ID_KEY] = run_id
     _install_log_redaction(config, loaded)
@@ -238,6 +248,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         reason = _not_applicable(item, loaded, component.name)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+            continue
+        waiver = config.stash[STATE_KEY].waivers.active_for(check_id, item.nodeid)
+        if waiver is not None:
+            item.add_marker(pytest.mark.xfail(reason=waiver.reason(), strict=False))
 
 
 # --------------------------------------------------------------------------- running
@@ -274,6 +288,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if rep.failed and not isinstance(exc, Blocked):  # a blocked check's fix is its blocker's
         rep.sections.append((f"Remediation [{check_id}]", " ".join(remediation.split())))
     message, blocked_by = _message(call, rep)
+    if getattr(rep, "wasxfail", None):  # waived: say by whom and until when, then what failed
+        message = f"{rep.wasxfail}\n{message}".strip()
     evidence = reports.bounded(item.stash.get(EVIDENCE_KEY, {})) if rep.when == "call" else {}
     index = loaded.secrets
     if index:
@@ -305,7 +321,15 @@ class RunPlugin:
         self.loaded = loaded
         self.state = state
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        budget = self.config.getoption("budget")
+        if budget is not None and time.time() - float(os.environ[ENV_RUN_STARTED]) > budget:
+            pytest.skip(f"not run (budget): the run's budget of {budget:g} s was spent before this check")
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "wasxfail", None) and report.skipped:
+            self.state.waivers.mark_used(str(report.wasxfail))
         info = getattr(report, "conformance", None)
         if info is not None:
             outcome = reports.phase_outcome(report.when, report.outcome, hasattr(report, "wasxfail"))
@@ -339,7 +363,7 @@ class RunPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str]) -> None:
-        reports.html_summary(self.loaded, prefix)
+        reports.html_summary(self.loaded, prefix, self.state.waivers.status())
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
@@ -352,6 +376,7 @@ class RunPlugin:
         if json_path is not None:
             elapsed = time.monotonic() - state.monotonic_start
             document = state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], state.started, elapsed)
+            document["waivers"] = state.waivers.status()
             reports.write_json(json_path, document)
         leaks = reports.scan_and_withhold(state.artifacts.values(), self.loaded.secrets)
         if state.stream is not None and state.stream.hits:
@@ -361,6 +386,9 @@ class RunPlugin:
             for name, path in state.artifacts.items():
                 if path.is_file():
                     terminal.write_line(f"{name}: {display(path)}")
+            for row in state.waivers.status():
+                if row["status"] != "used":
+                    terminal.write_line(f"waiver {row['check']} ({row['owner']}, {row['expires']}): {row['status']}")
             for leak in leaks:
                 terminal.write_line(leak.line(), red=True, bold=True)
         if leaks:

@@ -279,7 +279,7 @@ def html_row(info: dict[str, Any], cells: list[str]) -> None:
     cells.append(f'<td class="col-remediation">{html.escape(info.get("remediation") or "")}</td>')
 
 
-def html_summary(loaded: LoadedProfile, prefix: list[str]) -> None:
+def html_summary(loaded: LoadedProfile, prefix: list[str], waivers: list[dict[str, str]]) -> None:
     profile = loaded.profile
     if profile.tls.insecure:
         prefix.append(
@@ -292,3 +292,12 @@ def html_summary(loaded: LoadedProfile, prefix: list[str]) -> None:
             "<p><b>Simulated components</b> (no real server could run here; the sandbox answers like the "
             f"real API): {html.escape(', '.join(simulated))}</p>"
         )
+    stale = [w for w in waivers if w["status"] != "used"]
+    if stale:
+        items = "".join(
+            f"<li>{html.escape(w['check'])}: {html.escape(w['status'])} (owner {html.escape(w['owner'])}, "
+            f"expires {html.escape(w['expires'])}): {html.escape(w['justification'])}</li>"
+            for w in stale
+        )
+        note = "<p><b>Waivers to review</b> (expired ones no longer excuse a failure):</p>"
+        prefix.append(f"{note}<ul>{items}</ul>")

@@ -265,3 +265,57 @@ def test_profile_from_environment_variable(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout
     assert "profile: from-env (onprem + runai" in proc.stdout
+
+
+def waivers_file(tmp_path: Path, check: str, expires: str) -> Path:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(
+        f"- check: {check}\n  justification: accepted until the frobnicator is replaced (OPS-1)\n"
+        f"  owner: platform-team\n  expires: {expires}\n"
+    )
+    return path
+
+
+def test_waived_failure_shows_as_xfailed_until_its_date(tmp_path: Path) -> None:
+    waivers = waivers_file(tmp_path, "NET-906", "2999-12-31")
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM, "-k", "fails or any_platform", f"--waivers={waivers}")
+    record = run.check("NET-906")
+    assert record["outcome"] == "xfailed"
+    assert "waived until 2999-12-31 by platform-team" in record["message"]
+    assert run.results["waivers"][0]["status"] == "used"
+    assert run.rc == 0
+
+
+def test_expired_waiver_no_longer_excuses_and_is_listed(tmp_path: Path) -> None:
+    waivers = waivers_file(tmp_path, "NET-906", "2020-01-31")
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM + f"waivers: {waivers}\n", "-k", "fails")
+    assert run.check("NET-906")["outcome"] == "failed"
+    assert run.results["waivers"][0]["status"] == "expired"
+    assert "waiver NET-906 (platform-team, 2020-01-31): expired" in run.output
+    assert "Waivers to review" in next(run.reports.glob("*.html")).read_text()
+    assert run.rc == 1
+
+
+def test_waiver_on_a_passing_check_is_reported_unused(tmp_path: Path) -> None:
+    waivers = waivers_file(tmp_path, "NET-901", "2999-12-31")
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM, "-k", "any_platform", f"--waivers={waivers}")
+    assert run.check("NET-901")["outcome"] == "xpassed"
+    assert run.results["waivers"][0]["status"] == "unused"
+
+
+def test_malformed_waivers_file_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "waivers.yaml"
+    bad.write_text("- check: NET-906\n  owner: x\n")
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM, f"--waivers={bad}")
+    assert run.rc == 4
+    assert "waivers.yaml: 0.justification: required field is missing" in run.output
+    assert "waivers.yaml: 0.expires: required field is missing" in run.output
+    assert "Traceback" not in run.output
+
+
+def test_spent_budget_records_the_rest_as_not_run_and_still_writes_reports(tmp_path: Path) -> None:
+    run = run_synthetic(tmp_path, SYNTHETIC, ONPREM, "--budget=0")
+    assert {c["outcome"] for c in run.results["checks"]} == {"skipped"}
+    assert run.check("NET-906")["message"].startswith("not run (budget): the run's budget of 0 s was spent")
+    assert len(list(run.reports.iterdir())) == 3
+    assert run.rc == 0
