@@ -11,34 +11,85 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance.profile import ProfileError, display, load_profile, read_raw, resolve_profile_path
+from conformance.profile import LoadedProfile, ProfileError, display, load_profile, read_raw, resolve_profile_path
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
 
+def load(ref: str) -> LoadedProfile:
+    """Load a profile by NAME or PATH; a sandbox profile against the running sandbox's variables."""
+    path = resolve_profile_path(ref, PROFILES_DIR)
+    env = None
+    if read_raw(path).get("sandbox") is True:
+        from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles need it
+
+        running = sandbox.attached()
+        if running is None:
+            hint = "start it first: python -m conformance sandbox up"
+            raise ProfileError([f"{display(path)}: a sandbox profile; {hint}"])
+        env = {**os.environ, **running}
+    return load_profile(path, env)
+
+
+def _fail(exc: ProfileError) -> int:
+    for line in exc.lines:
+        print(line, file=sys.stderr)
+    return 4
+
+
 def _profile_check(args: argparse.Namespace) -> int:
     try:
-        path = resolve_profile_path(args.profile, PROFILES_DIR)
-        env = None
-        if read_raw(path).get("sandbox") is True:
-            from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles need it
-
-            running = sandbox.attached()
-            if running is None:
-                print(f"{display(path)}: a sandbox profile; start it first: python -m conformance sandbox up")
-                return 4
-            env = {**os.environ, **running}
-        loaded = load_profile(path, env)
+        loaded = load(args.profile)
     except ProfileError as exc:
-        for line in exc.lines:
-            print(line, file=sys.stderr)
-        return 4
+        return _fail(exc)
     profile = loaded.profile
-    print(f"{display(path)}: OK ({profile.platform} + {profile.orchestrator}, guide {profile.guide_version})")
+    print(f"{display(loaded.path)}: OK ({profile.platform} + {profile.orchestrator}, guide {profile.guide_version})")
     for endpoint in profile.endpoints():
         print(f"  endpoint {endpoint.name}: {endpoint.url}")
     secret_fields = sorted(set(loaded.secrets.needles.values()))
     print(f"  secrets resolved: {', '.join(secret_fields) if secret_fields else 'none'}")
+    return 0
+
+
+def _incluster(args: argparse.Namespace) -> int:
+    from conformance import incluster  # noqa: PLC0415 - only this command needs it
+
+    try:
+        loaded = load(args.profile)
+    except ProfileError as exc:
+        return _fail(exc)
+    section = loaded.profile.kubernetes
+    namespace = args.namespace or (section.namespace if section else None)
+    if not namespace:
+        print(f"{display(loaded.path)}: no kubernetes.namespace in the profile; pass --namespace", file=sys.stderr)
+        return 4
+    secrets = []
+    for item in args.secret:
+        name, sep, mount = item.partition(":")
+        if not sep or not name or not mount.startswith("/"):
+            print(f"--secret {item!r}: expected NAME:/mount/path", file=sys.stderr)
+            return 4
+        secrets.append((name, mount))
+    spec = incluster.InClusterSpec(
+        loaded=loaded,
+        namespace=namespace,
+        image=args.image,
+        service_account=args.service_account,
+        pvc=args.pvc or (section.pvc if section else None),
+        secrets=secrets,
+        env_secrets=args.env_secret,
+        markers=args.markers,
+        uid=args.uid,
+    )
+    text = incluster.render(spec)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}: kubectl apply -f {args.output}")
+    else:
+        print(text, end="")
+    project = args.runai_project or (loaded.profile.runai.project if loaded.profile.runai else None)
+    if project:
+        print(f"# or, through Run:ai:\n# {incluster.runai_command(spec, project)}", file=sys.stderr)
     return 0
 
 
@@ -65,6 +116,70 @@ def _sandbox_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from conformance import fleet  # noqa: PLC0415 - only this command needs it
+
+    return fleet.diff_command(Path(args.a), Path(args.b), as_json=args.json, show_all=args.all)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from conformance import fleet  # noqa: PLC0415 - only this command needs it
+
+    return fleet.merge_command([Path(p) for p in args.results], output=args.output, json_output=args.json)
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from conformance import bundle  # noqa: PLC0415 - only this command needs it
+
+    try:
+        loaded = load(args.profile) if args.profile else None
+    except ProfileError as exc:
+        return _fail(exc)
+    owners = Path(args.owners) if args.owners else None
+    output = Path(args.output) if args.output else None
+    return bundle.bundle_command(Path(args.results), output=output, loaded=loaded, owners_path=owners)
+
+
+def _add_fleet_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    diff = commands.add_parser(
+        "diff",
+        help="checks that pass in one results file and fail in the other (laptop vs pod, run vs run)",
+        description="Compare two JSON results files by check id and parameter. "
+        "Exit 0: no check passes on one side and fails on the other; 1: some do; 2: unusable input.",
+    )
+    diff.add_argument("a", metavar="A.json", help="results file A (e.g. from a laptop)")
+    diff.add_argument("b", metavar="B.json", help="results file B (e.g. from a pod)")
+    diff.add_argument("--json", action="store_true", help="print the differences as JSON (conformance-diff/1)")
+    diff.add_argument("--all", action="store_true", help="also list other outcome changes (skipped, absent)")
+    diff.set_defaults(func=_diff)
+
+    merge = commands.add_parser(
+        "merge",
+        help="one self-contained HTML page over many results files (component x environment, trend)",
+        description="Merge results files (or folders of them) into a fleet page. Unreadable files are skipped "
+        "with a warning. Exit 0 when the output was written; 2 when no file was readable or it could not be.",
+    )
+    merge.add_argument("results", nargs="+", metavar="RESULTS", help="JSON results files, or folders of them")
+    merge.add_argument("-o", "--output", help="HTML page to write (default: fleet.html, unless only --json)")
+    merge.add_argument(
+        "--json", nargs="?", const="-", metavar="PATH", help="also write the matrix as JSON (to stdout without PATH)"
+    )
+    merge.set_defaults(func=_merge)
+
+    bundle = commands.add_parser(
+        "bundle",
+        help="one archive for a support ticket: HTML, JUnit, JSON, summary.txt, SHA256SUMS",
+        description="Bundle a run's reports (found next to its JSON, same stem) with a summary to paste into a "
+        "ticket, after scanning every member for secrets. Exit 0: written; 1: a secret was found, nothing "
+        "written; 2: unusable input; 4: broken profile.",
+    )
+    bundle.add_argument("results", metavar="RUN.json", help="the run's JSON results file")
+    bundle.add_argument("-o", "--output", help="archive to write (default: <RUN>-bundle.tar.gz next to the JSON)")
+    bundle.add_argument("--profile", help="profile NAME or PATH whose secrets the leak scan looks for")
+    bundle.add_argument("--owners", metavar="owners.yaml", help="component -> 'team <contact>' mapping")
+    bundle.set_defaults(func=_bundle)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     up = sandbox_commands.add_parser("up", help="start the sandbox, print its variables, run until Ctrl-C")
     up.add_argument("--env-file", help="also write the export lines to this file")
     up.set_defaults(func=_sandbox_up)
+
+    inc = commands.add_parser(
+        "incluster", help="write a Job (and the runai submit command) that runs the suite inside the cluster"
+    )
+    inc.add_argument("--profile", required=True, help="profile NAME or PATH")
+    inc.add_argument("--namespace", help="default: the profile's kubernetes.namespace")
+    inc.add_argument("--image", default="registry.aisingapore.net/mlops/conformance-suite:0.1.0")
+    inc.add_argument("--service-account", help="service account of the pod (default: the namespace's default)")
+    inc.add_argument("--pvc", help="PVC where the reports are left (default: the profile's kubernetes.pvc)")
+    inc.add_argument("--secret", action="append", default=[], metavar="NAME:/PATH", help="mount a secret's files")
+    inc.add_argument("--env-secret", action="append", default=[], metavar="NAME", help="secret as environment")
+    inc.add_argument("--markers", help="marker expression (default: '<platform> and <orchestrator>')")
+    inc.add_argument("--uid", type=int, default=2222, help="user id of the pod (Run:ai and Coder use 2222)")
+    inc.add_argument("--runai-project", help="default: the profile's runai.project")
+    inc.add_argument("-o", "--output", help="write the manifests here instead of stdout")
+    inc.set_defaults(func=_incluster)
+    _add_fleet_commands(commands)
     return parser
 
 

@@ -1,0 +1,35 @@
+# The conformance suite as a container image: for the GitLab CI template (ci/) and the
+# in-cluster Job (python -m conformance incluster). Client side only; no sandbox servers.
+#
+#   docker build -t conformance-suite:0.1.0 .
+#   docker build --build-arg UID=2222 -t conformance-suite:0.1.0-uid2222 .   # Run:ai / Coder workspaces
+FROM python:3.11.7-slim-bookworm
+
+ARG UID=10001
+ARG GID=10001
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CONFORMANCE_HOME=/opt/conformance
+
+# git and ssh for the GitLab checks; nothing else from Debian.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --gid "${GID}" conformance \
+    && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin conformance
+
+WORKDIR /opt/conformance
+COPY requirements-client.lock ./
+RUN pip install --no-deps -r requirements-client.lock
+
+COPY conftest.py pyproject.toml README.md ./
+COPY conformance/ conformance/
+COPY profiles/ profiles/
+RUN mkdir -p reports && chown "${UID}:${GID}" reports
+
+USER ${UID}:${GID}
+ENTRYPOINT ["python", "-m", "pytest"]
+CMD ["--help"]
