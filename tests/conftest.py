@@ -58,7 +58,8 @@ class SuiteRun:
             if c["id"] == check_id and (param is None or c["nodeid"].endswith(f"[{param}]"))
         ]
         assert len(found) == 1, f"{check_id}[{param}]: {len(found)} records in {[c['nodeid'] for c in found]}"
-        return found[0]
+        record: dict[str, Any] = found[0]
+        return record
 
     def artifact_texts(self) -> dict[str, str]:
         return {p.name: p.read_text(errors="replace") for p in self.reports.iterdir() if p.is_file()}

@@ -89,7 +89,8 @@ def test_ci_job_passes_when_the_suite_passes(tmp_path: Path, sandbox_env: dict[s
 def test_ci_job_fails_when_the_suite_fails(tmp_path: Path, sandbox_env: dict[str, str]) -> None:
     profile = (
         "platform: onprem\norchestrator: runai\ntimeouts: {connect: 1, request: 1}\n"
-        "network: {endpoints: [{name: web, url: '${SANDBOX_FAULT_503_URL}'}]}\ntls: {ca_bundle: '${SANDBOX_CA_BUNDLE}'}\n"
+        "network: {endpoints: [{name: web, url: '${SANDBOX_FAULT_503_URL}'}]}\n"
+        "tls: {ca_bundle: '${SANDBOX_CA_BUNDLE}'}\n"
     )
     proc = run_ci_job(tmp_path, profile, sandbox_env)
     assert proc.returncode != 0
@@ -107,7 +108,8 @@ def test_dockerfile_is_pinned_slim_and_non_root() -> None:
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-bookworm", base.group(1))
     assert "ARG UID=" in text
     user = re.findall(r"^USER (\S+)", text, re.MULTILINE)
-    assert user and not user[-1].startswith(("root", "0"))
+    assert user
+    assert not user[-1].startswith(("root", "0"))
     for source in re.findall(r"^COPY (\S+)", text, re.MULTILINE):
         assert (REPO / source.rstrip("/")).exists(), f"COPY {source}: missing"
     assert text.index("requirements-client.lock") < text.index("COPY conformance/")  # dependency layer first

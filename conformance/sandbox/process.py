@@ -8,10 +8,12 @@ SIGKILL after a bounded wait. Output goes to a log file in the sandbox folder.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -75,10 +77,8 @@ class Process:
                 return
             if deadline.left() <= 0:
                 raise ServiceError(f"sandbox service {self.name} not ready after {timeout:g} s:\n{self.log_tail()}")
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(deadline.left(0.05))
-            except subprocess.TimeoutExpired:
-                pass
 
     def stop(self, grace: float = 5.0) -> None:
         if self.popen.poll() is not None:
@@ -87,14 +87,10 @@ class Process:
             os.killpg(self.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(grace)
-        except subprocess.TimeoutExpired:
-            pass
-        try:  # children that ignored SIGTERM (fcgiwrap's, gunicorn's) go too
+        with contextlib.suppress(ProcessLookupError):  # children that ignored SIGTERM (fcgiwrap's) go too
             os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.popen.wait(grace)
 
 
@@ -109,7 +105,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> Callable[[], bool]:
     return check
 
 
-def http_ok(url: str, context: object | None = None) -> Callable[[], bool]:
+def http_ok(url: str, context: ssl.SSLContext | None = None) -> Callable[[], bool]:
     def check() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1, context=context) as response:  # noqa: S310 - loopback URL built by the sandbox

@@ -63,7 +63,10 @@ class WebServer:
         self._server = _Server(status, tls)
         self.port = int(self._server.server_address[1])
         self.scheme = "https" if tls else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sandbox-web-{self.port}", daemon=True)
+        # A short poll interval makes stop() quick (shutdown waits for the loop's next poll).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name=f"sandbox-web-{self.port}", daemon=True
+        )
         self._thread.start()
 
     @property
