@@ -47,7 +47,7 @@ class Process:
         self.name = name
         self.log = log_dir / f"{name}.log"
         with self.log.open("wb") as log:
-            self.popen = subprocess.Popen(  # noqa: S603 - argv is built by the sandbox, never from input
+            self.popen = subprocess.Popen(  # argv is built by the sandbox, never from input
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
