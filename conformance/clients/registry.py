@@ -1,0 +1,716 @@
+"""HOW to talk to a container registry (Harbor, Artifact Registry) without a Docker daemon. Never asserts.
+
+Credentials are read where users keep them: the profile's ``username``/``password``, a Harbor
+robot-account JSON, or a docker ``config.json`` (``auths``, or a ``credHelpers`` program such as
+``docker-credential-gcloud``). The registry is spoken to with the plain Distribution API over
+``requests``: ``/v2/``, Basic or Bearer-token authentication (a token realm named by the
+``WWW-Authenticate`` challenge), blob uploads, manifests, pulls by digest and deletes.
+
+Every problem with a credentials file is one line naming the file (:class:`CredentialError`); a
+transport failure during a check is :class:`~conformance.checks.CannotEvaluate`; an HTTP answer is
+a :class:`Reply` summary (status, registry error code, message, seconds), never a raw dump.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import re
+import shutil
+import ssl
+import subprocess
+import tarfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from conformance.checks import CannotEvaluate
+from conformance.profile import TLS, Profile, Registry
+from conformance.secrets import Secret
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+ARTIFACT_REGISTRY_SUFFIX = "-docker.pkg.dev"
+GCLOUD_HELPER = "gcloud"
+ROBOT_PREFIX = "robot$"
+IMAGE_NAME = "conformance"
+USER_AGENT = "conformance-suite"
+_MESSAGE_LIMIT = 160
+_CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
+
+
+class CredentialError(Exception):
+    """A credentials source that cannot be used; one line that names the file, never a value."""
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@dataclass(frozen=True)
+class Credential:
+    username: str
+    password: Secret
+    source: str  # where it came from, for evidence: "docker config /home/u/.docker/config.json (auths)"
+
+    def basic(self) -> str:
+        """The Basic ``Authorization`` value; only for the moment of sending."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password.reveal()}".encode()).decode()
+
+
+@dataclass
+class Credentials:
+    """What the profile's credential sources hold for the registry host."""
+
+    host: str
+    credential: Credential | None = None
+    consulted: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    helper: str | None = None  # credHelpers/credsStore program docker would run for the host
+    helper_path: str | None = None  # where docker-credential-<helper> is, when on PATH
+    docker_config_read: bool = False  # a docker config.json was read and parsed
+
+    @property
+    def usable(self) -> bool:
+        return self.credential is not None and not self.problems
+
+
+def _read_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CredentialError(f"{path}: {what} does not exist") from None
+    except OSError as exc:
+        raise CredentialError(f"{path}: {what} is not readable ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise CredentialError(f"{path}: {what} is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CredentialError(
+            f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    if not isinstance(data, dict):
+        raise CredentialError(f"{path}: {what} must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+def decode_basic_pair(value: object) -> tuple[str, str] | None:
+    """``(user, password)`` from a docker ``auth`` value (base64 of ``user:password``), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return (user, password) if sep and user and password else None
+
+
+def _check_auths(data: dict[str, Any], path: Path) -> None:
+    auths = data.get("auths", {})
+    if not isinstance(auths, dict):
+        raise CredentialError(f"{path}: 'auths' must be an object keyed by registry host")
+    for key, entry in auths.items():
+        if not isinstance(entry, dict):
+            raise CredentialError(f"{path}: auths[{key!r}] must be an object")
+        if "auth" in entry and decode_basic_pair(entry["auth"]) is None:
+            raise CredentialError(f"{path}: auths[{key!r}].auth is not base64 of 'user:password'")
+    helpers = data.get("credHelpers", {})
+    if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
+        raise CredentialError(f"{path}: 'credHelpers' must map registry hosts to helper names")
+
+
+def _from_helper(helper: str, host: str, timeout: float, path: Path) -> Credential:
+    """Run ``docker-credential-<helper> get`` (bounded: docker-py's own call has no timeout)."""
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        raise CredentialError(
+            f"{path}: names helper '{helper}' for {host}, but docker-credential-{helper} is not on PATH"
+        )
+    try:
+        done = subprocess.run(  # noqa: S603 - the helper docker itself would run, found on PATH
+            [program, "get"], input=host, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise CredentialError(f"docker-credential-{helper} get {host} did not answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise CredentialError(f"docker-credential-{helper} could not run ({exc.strerror or exc})") from None
+    if done.returncode != 0:
+        said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        reason = said[-1][:_MESSAGE_LIMIT] if said else "no message"
+        raise CredentialError(f"docker-credential-{helper} get {host} failed (exit {done.returncode}: {reason})")
+    try:
+        answer = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        raise CredentialError(f"docker-credential-{helper} get {host} printed something that is not JSON") from None
+    # The helper protocol (and docker-py's resolve_authconfig) use capitalised keys: Username, Secret.
+    found = {str(k).lower(): v for k, v in answer.items()} if isinstance(answer, dict) else {}
+    user, secret = found.get("username"), found.get("secret") or found.get("password")
+    if not isinstance(user, str) or not isinstance(secret, str) or not user or not secret:
+        raise CredentialError(f"docker-credential-{helper} get {host} returned no username and secret")
+    return Credential(
+        user, Secret(secret, f"docker-credential-{helper}"), f"docker config {path} (credHelpers: {helper})"
+    )
+
+
+def read_docker_config(path: Path, host: str, timeout: float, found: Credentials) -> Credential:
+    """The credential docker would use for ``host`` from ``path``; records the helper in ``found``."""
+    # docker-py ships no type information; the SDK loads only when the registry component runs.
+    import docker.auth  # type: ignore[import-untyped] # noqa: PLC0415 - see above
+    import docker.errors  # type: ignore[import-untyped] # noqa: PLC0415 - see above
+
+    data = _read_json(path, "docker config")
+    _check_auths(data, path)
+    try:
+        config = docker.auth.load_config(config_path=str(path))
+    except (docker.errors.InvalidConfigFile, ValueError, binascii.Error) as exc:
+        raise CredentialError(f"{path}: docker cannot read it ({type(exc).__name__})") from None
+    found.docker_config_read = True
+    helper = config.get_credential_store(host)
+    if helper:
+        found.helper = str(helper)
+        found.helper_path = shutil.which(f"docker-credential-{helper}")
+        return _from_helper(str(helper), host, timeout, path)
+    entry = docker.auth.resolve_authconfig(config, host)
+    if not entry:
+        known = ", ".join(sorted(config.get("auths", {}))) or "none"
+        raise CredentialError(f"{path}: has no credentials for {host} (auths has: {known})")
+    entry = {str(k).lower(): v for k, v in entry.items()}
+    if "identitytoken" in entry:
+        raise CredentialError(f"{path}: holds an identity token for {host}, which this suite cannot exchange")
+    user, password = entry.get("username"), entry.get("password")
+    if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
+        raise CredentialError(f"{path}: auths entry for {host} has no username and password (run docker login {host})")
+    return Credential(user, Secret(password, f"docker config {path}"), f"docker config {path} (auths)")
+
+
+def read_robot_account(path: Path, host: str) -> Credential:
+    """A Harbor robot account: Harbor's exported ``{"name": "robot$...", "secret": ...}`` or a docker-config JSON."""
+    data = _read_json(path, "robot-account JSON")
+    if "auths" in data:
+        _check_auths(data, path)
+        auths = data["auths"]
+        entry = auths.get(host) or auths.get(f"https://{host}")
+        pair = decode_basic_pair(entry.get("auth")) if isinstance(entry, dict) else None
+        if pair is None:
+            raise CredentialError(
+                f"{path}: has no auths[{host!r}].auth (auths has: {', '.join(sorted(auths)) or 'none'})"
+            )
+        user, password = pair
+    elif isinstance(data.get("name"), str) and isinstance(data.get("secret"), str) and data["secret"]:
+        user, password = data["name"], data["secret"]
+        expires = data.get("expires_at")
+        if isinstance(expires, int | float) and expires > 0 and expires < time.time():
+            when = dt.datetime.fromtimestamp(expires, dt.UTC).strftime("%Y-%m-%d")
+            raise CredentialError(f"{path}: robot account {user} expired on {when}")
+    else:
+        raise CredentialError(
+            f'{path}: not a Harbor robot-account JSON: expected {{"name": "robot$...", "secret": "..."}} '
+            f'or {{"auths": {{"{host}": {{"auth": "<base64 user:password>"}}}}}}'
+        )
+    if not user.startswith(ROBOT_PREFIX):
+        raise CredentialError(f"{path}: robot account name {user!r} does not start with {ROBOT_PREFIX!r}")
+    return Credential(user, Secret(password, f"robot account {path}"), f"robot account {path}")
+
+
+def find_credentials(section: Registry, timeout: float) -> Credentials:
+    """Every configured source, in order (profile, robot JSON, docker config); the first usable one wins."""
+    found = Credentials(section.host)
+    url_host = urllib.parse.urlsplit(section.url).netloc
+    if url_host != section.host:
+        found.problems.append(f"registry.url names {url_host}, but registry.project_path is on {section.host}")
+    if section.username is not None or section.password is not None:
+        found.consulted.append("profile registry.username/password")
+        if section.username is None or section.password is None:
+            found.problems.append("registry.username and registry.password must be set together")
+        else:
+            found.credential = Credential(section.username, section.password, "profile registry.username/password")
+    readers: list[tuple[str | None, str, Callable[[Path], Credential]]] = [
+        (section.robot_creds_json, "robot account", lambda p: read_robot_account(p, section.host)),
+        (section.docker_config, "docker config", lambda p: read_docker_config(p, section.host, timeout, found)),
+    ]
+    for path, what, read in readers:
+        if path is None:
+            continue
+        found.consulted.append(f"{what} {path}")
+        try:
+            credential = read(Path(path))
+        except CredentialError as exc:
+            found.problems.append(str(exc))
+            continue
+        found.credential = found.credential or credential
+    if not found.consulted:
+        found.problems.append(
+            f"the profile names no credentials for {section.host}: set registry.docker_config "
+            "(~/.docker/config.json after docker login), registry.robot_creds_json, or registry.username/password"
+        )
+    return found
+
+
+def is_artifact_registry(host: str) -> bool:
+    return host.split(":", 1)[0].endswith(ARTIFACT_REGISTRY_SUFFIX)
+
+
+# --------------------------------------------------------------------------- the image
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Image:
+    """A one-layer OCI image, generated; unique per call (a nonce in the layer)."""
+
+    layer: bytes
+    config: bytes
+    manifest: bytes
+
+    @property
+    def blobs(self) -> dict[str, bytes]:
+        return {_digest(self.layer): self.layer, _digest(self.config): self.config}
+
+    @property
+    def digest(self) -> str:
+        return _digest(self.manifest)
+
+    @property
+    def size(self) -> int:
+        return len(self.layer) + len(self.config) + len(self.manifest)
+
+
+def build_image(run_id: str) -> Image:
+    content = f"conformance suite probe image\nrun: {run_id}\nnonce: {uuid.uuid4().hex}\n".encode()
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        folder = tarfile.TarInfo("conformance")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        entry = tarfile.TarInfo("conformance/probe.txt")
+        entry.size, entry.mode = len(content), 0o644
+        tar.addfile(entry, io.BytesIO(content))
+    layer = gzip.compress(raw.getvalue(), mtime=0)
+    config = _canonical(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"org.opencontainers.image.title": "conformance probe", "run-id": run_id}},
+            "rootfs": {"type": "layers", "diff_ids": [_digest(raw.getvalue())]},
+            "history": [{"created_by": "conformance suite (generated, no Dockerfile)"}],
+        }
+    )
+    manifest = _canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": _digest(config), "size": len(config)},
+            "layers": [{"mediaType": OCI_LAYER, "digest": _digest(layer), "size": len(layer)}],
+            "annotations": {"org.opencontainers.image.title": "conformance probe", "run-id": run_id},
+        }
+    )
+    return Image(layer, config, manifest)
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP exchange, summarised: never headers, never a body dump."""
+
+    step: str
+    status: int
+    code: str | None = None  # the registry's error code (DENIED, NAME_UNKNOWN, UNAUTHORIZED, ...)
+    message: str = ""
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        text = f"HTTP {self.status}"
+        if self.code:
+            text += f" {self.code}"
+        return f"{text}: {self.message}" if self.message else text
+
+
+def _reply(step: str, response: requests.Response, seconds: float) -> Reply:
+    code, message = None, ""
+    if response.status_code >= 400:
+        try:
+            errors = response.json().get("errors") or []
+            first = errors[0] if errors and isinstance(errors[0], dict) else {}
+            code, message = first.get("code"), str(first.get("message") or "")
+        except (ValueError, AttributeError):
+            message = response.reason or ""
+    return Reply(step, response.status_code, code, message[:_MESSAGE_LIMIT], round(seconds, 4))
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]] | None:
+    """``WWW-Authenticate: Bearer realm="...",service="...",scope="..."`` as ("bearer", params)."""
+    scheme, _, rest = header.strip().partition(" ")
+    if not scheme:
+        return None
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+    return scheme.lower(), params
+
+
+def _verify(tls: TLS) -> str | bool:
+    """The one trust of a run, handed to every request (the environment's CA variables never count)."""
+    if tls.insecure:
+        return False
+    if tls.ca_bundle is not None:
+        return str(tls.ca_bundle)
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile or paths.capath or True
+
+
+@dataclass
+class Login:
+    ok: bool
+    scheme: str  # basic, bearer, or none (anonymous)
+    api_version: str | None
+    replies: list[Reply]
+    failure: Reply | None = None
+    realm: str | None = None
+    problem: str = ""  # when the answer is not an HTTP error (e.g. no challenge at all)
+
+
+@dataclass
+class Push:
+    reference: str
+    image: Image
+    replies: list[Reply] = field(default_factory=list)
+    failure: Reply | None = None
+    problem: str = ""
+    digest: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and not self.problem and self.digest is not None
+
+
+@dataclass
+class Pull:
+    replies: list[Reply] = field(default_factory=list)
+    failure: Reply | None = None
+    different: list[str] = field(default_factory=list)  # what came back with other bytes
+
+
+@dataclass
+class Delete:
+    replies: list[Reply] = field(default_factory=list)
+    deleted: bool = False
+    refused: bool = False  # the registry forbids deletion (405 / UNSUPPORTED)
+    failure: Reply | None = None
+
+
+class RegistryClient:
+    """One registry session: credentials, auth state, the pushed image to clean up."""
+
+    def __init__(self, section: Registry, profile: Profile, run_id: str, credentials: Credentials) -> None:
+        self.section = section
+        self.base = section.url.rstrip("/")
+        self.credentials = credentials
+        self.repository = f"{section.repository}/{IMAGE_NAME}"
+        self.tag = re.sub(r"[^A-Za-z0-9_.-]", "-", run_id)[:128]
+        self.reference = f"{section.project_path}/{IMAGE_NAME}:{self.tag}"
+        self.timeout = (profile.timeouts.connect, profile.timeouts.request)
+        self.verify = _verify(profile.tls)
+        self.http = requests.Session()
+        self.http.trust_env = False  # no netrc, no proxy or CA variables: the profile decides
+        self.http.headers["User-Agent"] = USER_AGENT
+        self._authorization: str | None = None
+        self._login: Login | None = None
+        self.pushed: Push | None = None
+        self.removed: Delete | None = None
+
+    # ----------------------------------------------------------------- plumbing
+
+    def _raw(self, method: str, url: str, headers: dict[str, str] | None, data: bytes | None) -> requests.Response:
+        sent = dict(headers or {})
+        if self._authorization:
+            sent["Authorization"] = self._authorization
+        try:
+            return self.http.request(method, url, headers=sent, data=data, timeout=self.timeout, verify=self.verify)
+        except requests.Timeout:
+            raise CannotEvaluate(
+                f"{method} {_path(url)} on {_host(url)}: no answer within {self.timeout[1]:g} s"
+            ) from None
+        except requests.RequestException as exc:
+            raise CannotEvaluate(f"{method} {_path(url)} on {_host(url)} failed ({type(exc).__name__})") from None
+
+    def _answer(self, challenge: tuple[str, dict[str, str]], replies: list[Reply]) -> Reply | None:
+        """Authenticate for ``challenge``; returns the realm's failing reply, if it refused."""
+        credential = self.credentials.credential
+        if credential is None:
+            return None
+        scheme, params = challenge
+        if scheme == "basic":
+            self._authorization = credential.basic()
+            return None
+        realm = params.get("realm", "")
+        query = {k: v for k, v in (("service", params.get("service")), ("scope", params.get("scope"))) if v}
+        url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query) if query else realm
+        started = time.monotonic()
+        try:
+            response = self.http.get(
+                url, headers={"Authorization": credential.basic()}, timeout=self.timeout, verify=self.verify
+            )
+        except requests.RequestException as exc:
+            raise CannotEvaluate(f"token realm {_host(realm)}{_path(realm)} failed ({type(exc).__name__})") from None
+        reply = _reply(f"GET token realm ({params.get('scope') or 'no scope'})", response, time.monotonic() - started)
+        replies.append(reply)
+        if response.status_code != 200:
+            return reply
+        try:
+            body = response.json()
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            return Reply(reply.step, reply.status, "NO_TOKEN", "the realm answered 200 without a token", reply.seconds)
+        self._authorization = f"Bearer {token}"
+        return None
+
+    def _call(
+        self,
+        replies: list[Reply],
+        step: str,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[Reply, requests.Response]:
+        """Send once; on a 401 challenge authenticate for its scope and send again."""
+        started = time.monotonic()
+        response = self._raw(method, url, headers, data)
+        if response.status_code == 401 and self.credentials.credential is not None:
+            challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+            if challenge is not None:
+                refused = self._answer(challenge, replies)
+                if refused is not None:
+                    return refused, response
+                response = self._raw(method, url, headers, data)
+        reply = _reply(step, response, time.monotonic() - started)
+        replies.append(reply)
+        return reply, response
+
+    def _url(self, kind: str, reference: str = "") -> str:
+        return f"{self.base}/v2/{self.repository}/{kind}/{reference}"
+
+    # ----------------------------------------------------------------- operations
+
+    def login(self) -> Login:
+        """``GET /v2/`` anonymously, then answer its challenge (Basic, or a Bearer token from the realm)."""
+        if self._login is not None:
+            return self._login
+        url = f"{self.base}/v2/"
+        replies: list[Reply] = []
+        started = time.monotonic()
+        first = self._raw("GET", url, None, None)
+        replies.append(_reply("GET /v2/ (anonymous)", first, time.monotonic() - started))
+        api_version = first.headers.get("Docker-Distribution-API-Version")
+        if first.status_code == 200:
+            self._login = Login(True, "none (anonymous access)", api_version, replies)
+            return self._login
+        challenge = parse_challenge(first.headers.get("WWW-Authenticate", "")) if first.status_code == 401 else None
+        if challenge is None:
+            problem = "" if first.status_code != 401 else "401 without a WWW-Authenticate challenge"
+            self._login = Login(False, "unknown", api_version, replies, replies[0], problem=problem)
+            return self._login
+        scheme, params = challenge
+        refused = self._answer(challenge, replies)
+        if refused is not None:
+            self._login = Login(False, scheme, api_version, replies, refused, realm=params.get("realm"))
+            return self._login
+        started = time.monotonic()
+        second = self._raw("GET", url, None, None)
+        reply = _reply(f"GET /v2/ ({scheme})", second, time.monotonic() - started)
+        replies.append(reply)
+        api_version = second.headers.get("Docker-Distribution-API-Version") or api_version
+        ok = second.status_code == 200
+        realm = params.get("realm") if scheme == "bearer" else None
+        self._login = Login(ok, scheme, api_version, replies, None if ok else reply, realm=realm)
+        return self._login
+
+    def push(self, image: Image) -> Push:
+        """Blobs (HEAD, POST upload, PUT monolithic with digest), then the manifest under the run's tag."""
+        result = Push(self.reference, image)
+        for name, data in (("layer", image.layer), ("config", image.config)):
+            if not self._push_blob(result, name, data):
+                return result
+        headers = {"Content-Type": OCI_MANIFEST}
+        reply, response = self._call(
+            result.replies,
+            "PUT manifest",
+            "PUT",
+            self._url("manifests", self.tag),
+            headers=headers,
+            data=image.manifest,
+        )
+        if reply.status != 201:
+            result.failure = reply
+            return result
+        said = response.headers.get("Docker-Content-Digest")
+        if said and said != image.digest:
+            result.problem = f"the registry stored the manifest as {said}, not {image.digest}"
+        result.digest = image.digest
+        self.pushed = result
+        return result
+
+    def _push_blob(self, result: Push, name: str, data: bytes) -> bool:
+        digest = _digest(data)
+        reply, _ = self._call(result.replies, f"HEAD {name} blob", "HEAD", self._url("blobs", digest))
+        if reply.status == 200:
+            return True
+        if reply.status != 404 or reply.code:
+            result.failure = reply
+            return False
+        reply, response = self._call(result.replies, f"POST {name} upload", "POST", self._url("blobs/uploads"))
+        location = response.headers.get("Location")
+        if reply.status != 202 or not location:
+            result.failure = reply if reply.status != 202 else Reply(reply.step, 202, None, "no Location header")
+            return False
+        target = urllib.parse.urljoin(self.base + "/", location)
+        target += ("&" if "?" in target else "?") + urllib.parse.urlencode({"digest": digest})
+        headers = {"Content-Type": "application/octet-stream"}
+        reply, _ = self._call(result.replies, f"PUT {name} blob", "PUT", target, headers=headers, data=data)
+        if reply.status != 201:
+            result.failure = reply
+            return False
+        return True
+
+    def pull(self, pushed: Push) -> Pull:
+        """GET the manifest by digest and every blob; note what differs from what was pushed."""
+        result = Pull()
+        image = pushed.image
+        wanted = [("manifest", self._url("manifests", image.digest), image.manifest)]
+        wanted += [(f"blob {d[:19]}", self._url("blobs", d), b) for d, b in image.blobs.items()]
+        for what, url, expected in wanted:
+            headers = {"Accept": OCI_MANIFEST} if what == "manifest" else None
+            reply, response = self._call(result.replies, f"GET {what}", "GET", url, headers=headers)
+            if reply.status != 200:
+                result.failure = reply
+                return result
+            if response.content != expected:
+                result.different.append(f"{what} ({len(response.content)} bytes back, {len(expected)} pushed)")
+        return result
+
+    def delete(self, digest: str, blobs: Iterable[str] = ()) -> Delete:
+        """DELETE a manifest by digest, then this run's blobs; a registry that forbids it is noted."""
+        result = Delete()
+        if self.pushed is not None and digest == self.pushed.image.digest:
+            self.removed = result  # tried once: teardown does not try again
+        targets = [("manifest", self._url("manifests", digest))]
+        targets += [(f"blob {d[:19]}", self._url("blobs", d)) for d in blobs]
+        for what, url in targets:
+            reply, _ = self._call(result.replies, f"DELETE {what}", "DELETE", url)
+            if what != "manifest":
+                continue  # blobs: best effort (Harbor and Artifact Registry garbage-collect them)
+            if reply.status in (200, 202):
+                result.deleted = True
+            elif reply.status == 405 or reply.code == "UNSUPPORTED":
+                result.refused = True
+                return result
+            else:
+                result.failure = reply
+                return result
+        return result
+
+    def cleanup(self) -> Delete | None:
+        """Teardown: remove what this run pushed and has not removed yet. Never raises."""
+        if self.pushed is None or self.removed is not None:
+            return None
+        try:
+            return self.delete(self.pushed.image.digest, self.pushed.image.blobs)
+        except CannotEvaluate:
+            return None
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc
+
+
+def _path(url: str) -> str:
+    return urllib.parse.urlsplit(url).path or "/"
+
+
+# --------------------------------------------------------------------------- Docker daemon
+
+
+def docker_daemon(timeout: float) -> Any | None:
+    """A docker SDK client whose daemon answers ping, or None (workspaces have no daemon)."""
+    # docker-py ships no type information; the SDK loads only when the registry component runs.
+    import docker  # noqa: PLC0415 - see above (mypy reports the missing types once, at the first import)
+
+    try:
+        client = docker.from_env(timeout=max(1, int(timeout)))
+        client.ping()
+    except docker.errors.DockerException:
+        return None
+    except requests.RequestException:
+        return None
+    return client
+
+
+def _docker_archive(image: Image, reference: str) -> bytes:
+    """``docker save`` layout for ``image`` (docker load accepts a gzip layer)."""
+    config_name = f"{_digest(image.config)[7:]}.json"
+    files = {
+        "manifest.json": _canonical([{"Config": config_name, "RepoTags": [reference], "Layers": ["layer.tar.gz"]}]),
+        config_name: image.config,
+        "layer.tar.gz": image.layer,
+    }
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def push_with_daemon(daemon: Any, client: RegistryClient, image: Image) -> tuple[str | None, str]:
+    """Load ``image`` into the daemon, push it with the run's credential; (digest, error text)."""
+    reference = client.reference.replace(f":{client.tag}", f":{client.tag}-daemon")
+    credential = client.credentials.credential
+    auth = {"username": credential.username, "password": credential.password.reveal()} if credential else None
+    daemon.images.load(_docker_archive(image, reference))
+    repository, _, tag = reference.rpartition(":")
+    digest, error = None, ""
+    try:
+        for line in daemon.images.push(repository, tag=tag, auth_config=auth, stream=True, decode=True):
+            if "error" in line:
+                error = str(line.get("error", ""))[:_MESSAGE_LIMIT]
+            digest = (line.get("aux") or {}).get("Digest", digest)
+    finally:
+        daemon.images.remove(reference, force=True)
+    return (None if error else digest), error
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def connect(profile: Profile, run_id: str) -> RegistryClient:
+    """The session's client. Credential problems are REG-001's to report, so they do not stop it here."""
+    section = profile.registry
+    if section is None:
+        raise CannotEvaluate("the profile has no registry section")
+    return RegistryClient(section, profile, run_id, find_credentials(section, profile.timeouts.request))

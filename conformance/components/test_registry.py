@@ -1,0 +1,250 @@
+"""REG: can this workspace push to the project's container registry (Harbor on-prem, Artifact Registry on GCP)?
+
+The push goes through the plain Distribution API, without a Docker daemon (workspaces have none):
+a generated one-layer OCI image is pushed to ``<project_path>/conformance:<run_id>``, pulled back
+by digest, compared byte for byte, and deleted. The SDK and ``requests`` load only when these
+checks run (the ``registry`` fixture imports ``conformance.clients.registry``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from conformance.checks import Blocked, CannotEvaluate, check, expect
+from conformance.profile import Profile, Registry
+
+
+def _client_module() -> Any:
+    return importlib.import_module("conformance.clients.registry")
+
+
+def _section(profile: Profile) -> Registry:
+    if profile.registry is None:  # the plugin skips REG checks first; this is for direct callers
+        raise CannotEvaluate("the profile has no registry section")
+    return profile.registry
+
+
+def _hint(status: int, code: str | None, project: str) -> str:
+    """Why the registry said no, in the guide's terms."""
+    if status == 401:
+        return (
+            "the registry refused the credentials: wrong password, an expired robot token, "
+            "or (Artifact Registry) an expired gcloud login"
+        )
+    if status == 403 or code == "DENIED":
+        return f"your user is not a member of project '{project}' with role Developer or higher (F6)"
+    if code == "NAME_UNKNOWN" or status == 404:
+        return f"project '{project}' does not exist on this registry: check registry.project_path"
+    if status == 405 or code == "UNSUPPORTED":
+        return "the registry does not allow this operation"
+    if status >= 500:
+        return "the registry failed on its side: send this report to the team that runs it"
+    return "the registry answered something the Distribution API does not expect here"
+
+
+def _project(client: Any) -> str:
+    """The Harbor project (or GCP project) the path starts with."""
+    return str(client.section.repository.split("/", 1)[0])
+
+
+def _timings(replies: list[Any]) -> dict[str, str]:
+    return {r.step: f"{r.status} in {r.seconds:.3f} s" for r in replies}
+
+
+@pytest.fixture(scope="session")
+def registry_credentials(profile: Profile) -> Any:
+    """The credential sources, read without touching the network (REG-001 runs when the registry is down)."""
+    return _client_module().find_credentials(_section(profile), profile.timeouts.request)
+
+
+@pytest.fixture(scope="session")
+def logged_in(registry: Any) -> Any:
+    """The client once ``/v2/`` accepted its credentials; blocked otherwise."""
+    if not registry.credentials.usable:
+        problems = registry.credentials.problems or ["no credentials"]
+        raise Blocked("REG-001", problems[0])
+    login = registry.login()
+    if not login.ok:
+        raise Blocked("REG-002", login.problem or login.failure.summary())
+    return registry
+
+
+@pytest.fixture(scope="session")
+def pushed(logged_in: Any, run_id: str) -> Iterator[Any]:
+    """The run's image, pushed once; removed in teardown if a check did not remove it."""
+    yield logged_in.push(_client_module().build_image(run_id))
+    logged_in.cleanup()
+
+
+@check(
+    "REG-001",
+    """
+    On-prem: run `docker login <registry host>` with your Harbor user (Azure user name without the domain),
+    or point registry.robot_creds_json at the robot-account file MLOps gave your team. GCP: run
+    `gcloud auth configure-docker <region>-docker.pkg.dev`. Fix or re-create any file named as malformed.
+    """,
+)
+def test_credentials_found(registry_credentials: Any, evidence: dict[str, Any]) -> None:
+    found = registry_credentials
+    credential = found.credential
+    evidence.update({"registry_host": found.host, "sources_consulted": found.consulted})
+    if credential is not None:
+        evidence.update({"credential_source": credential.source, "username": credential.username})
+    if found.helper:
+        evidence["credential_helper"] = f"docker-credential-{found.helper} ({found.helper_path or 'not on PATH'})"
+    expect(
+        found.usable,
+        expected=f"well-formed credentials for {found.host} in the sources the profile names",
+        actual="; ".join(found.problems) or "no credentials",
+        hint="a file was edited by hand or truncated, or docker login / the robot file was never set up",
+    )
+
+
+@check(
+    "REG-002",
+    """
+    `docker login <registry host>` fails the same way. 401: the password or robot token is wrong or expired
+    (Harbor robot tokens expire; GCP: run `gcloud auth login` again). Anything else: send this report to MLOps.
+    """,
+)
+def test_authentication(registry: Any, registry_credentials: Any, evidence: dict[str, Any]) -> None:
+    if not registry_credentials.usable:
+        raise Blocked("REG-001", (registry_credentials.problems or ["no credentials"])[0])
+    login = registry.login()
+    evidence.update({"url": f"{registry.base}/v2/", "api_version": login.api_version, "scheme": login.scheme})
+    evidence.update({"timings": _timings(login.replies), "credential_source": registry.credentials.credential.source})
+    if login.realm:
+        evidence["token_realm"] = login.realm
+    failure = login.failure
+    expect(
+        login.ok,
+        expected=f"GET {registry.base}/v2/ answers 200 once authenticated ({login.scheme})",
+        actual=login.problem or (failure.summary() + f" at {failure.step}" if failure else "no answer"),
+        hint=_hint(failure.status, failure.code, _project(registry)) if failure else None,
+    )
+    expect(
+        login.api_version == "registry/2.0",
+        expected="the registry announces Docker-Distribution-API-Version: registry/2.0",
+        actual=f"Docker-Distribution-API-Version: {login.api_version or 'absent'}",
+        hint="registry.url points at something that is not the registry API (a UI, a proxy page)",
+    )
+
+
+@pytest.mark.writes
+@check(
+    "REG-003",
+    """
+    Harbor: log in to Harbor's web UI once, then ask MLOps to add you to the project with role Developer or
+    higher (F6). NAME_UNKNOWN: registry.project_path names a project or repository that does not exist.
+    Artifact Registry: your account needs roles/artifactregistry.writer on the repository.
+    """,
+)
+def test_push_accepted(logged_in: Any, pushed: Any, evidence: dict[str, Any]) -> None:
+    evidence.update({"reference": pushed.reference, "image_size_bytes": pushed.image.size})
+    evidence.update({"manifest_digest": pushed.image.digest, "timings": _timings(pushed.replies)})
+    failure = pushed.failure
+    actual = pushed.problem or (f"{failure.summary()} at {failure.step}" if failure else "accepted")
+    expect(
+        pushed.ok,
+        expected=f"push of a 1-layer image to {pushed.reference} is accepted",
+        actual=actual,
+        hint=_hint(failure.status, failure.code, _project(logged_in)) if failure else None,
+    )
+
+
+@pytest.mark.writes
+@check(
+    "REG-004",
+    """
+    The registry accepted the image but returns other bytes, or cannot serve it back: a proxy or cache between
+    the workspace and the registry alters or drops content. Send this report to MLOps.
+    """,
+)
+def test_pull_by_digest(logged_in: Any, pushed: Any, evidence: dict[str, Any]) -> None:
+    if not pushed.ok:
+        raise Blocked("REG-003", pushed.problem or pushed.failure.summary())
+    pulled = logged_in.pull(pushed)
+    removed = logged_in.delete(pushed.image.digest, pushed.image.blobs)
+    evidence.update({"reference": f"{pushed.reference.rpartition(':')[0]}@{pushed.digest}"})
+    evidence.update({"timings": _timings(pulled.replies), "cleanup_timings": _timings(removed.replies)})
+    if removed.refused:
+        evidence["cleanup"] = (
+            "the registry forbids deletion (405 / UNSUPPORTED); remove the tag by hand or by retention"
+        )
+    elif removed.failure is not None:
+        evidence["cleanup"] = f"delete failed: {removed.failure.summary()}"
+    else:
+        evidence["cleanup"] = "manifest deleted by digest"
+    failure = pulled.failure
+    expect(
+        failure is None and not pulled.different,
+        expected=f"pull of {pushed.digest} returns the manifest and blobs byte for byte",
+        actual=f"{failure.summary()} at {failure.step}"
+        if failure
+        else "different bytes: " + ", ".join(pulled.different),
+        hint=_hint(failure.status, failure.code, _project(logged_in)) if failure else None,
+    )
+
+
+@pytest.mark.writes
+@check(
+    "REG-005",
+    """
+    The Docker daemon could not push what the plain registry API could: check the daemon's own proxy and
+    certificate settings (/etc/docker/daemon.json, /etc/docker/certs.d/<host>/ca.crt) and `docker login`.
+    """,
+)
+def test_push_with_docker_daemon(
+    profile: Profile, run_id: str, request: pytest.FixtureRequest, evidence: dict[str, Any]
+) -> None:
+    client = _client_module()
+    daemon = client.docker_daemon(profile.timeouts.connect)
+    if daemon is None:
+        pytest.skip("not applicable: no Docker daemon reachable (workspaces have none)")
+    logged_in = request.getfixturevalue("logged_in")
+    digest, error = client.push_with_daemon(daemon, logged_in, client.build_image(run_id))
+    if digest:
+        removed = logged_in.delete(digest)
+        evidence.update({"daemon_digest": digest, "cleanup_timings": _timings(removed.replies)})
+    expect(
+        digest is not None,
+        expected=f"docker push of a 1-layer image to {logged_in.reference}-daemon is accepted",
+        actual=error or "the daemon reported no digest",
+        hint="the daemon uses its own proxy, CA and credentials settings, not the workspace's",
+    )
+
+
+@pytest.mark.gcp
+@check(
+    "REG-006",
+    """
+    Run `gcloud auth configure-docker <region>-docker.pkg.dev` (it adds credHelpers to ~/.docker/config.json)
+    and make sure the Google Cloud CLI's bin folder, which holds docker-credential-gcloud, is on PATH (F7).
+    """,
+)
+def test_artifact_registry_helper(profile: Profile, registry_credentials: Any, evidence: dict[str, Any]) -> None:
+    section = _section(profile)
+    if not _client_module().is_artifact_registry(section.host):
+        pytest.skip(f"not applicable: registry host {section.host} is not Artifact Registry (*-docker.pkg.dev)")
+    found = registry_credentials
+    on_path = shutil.which("docker-credential-gcloud")
+    evidence.update({"docker_config": section.docker_config, "cred_helper": found.helper, "helper_on_path": on_path})
+    expect(
+        section.docker_config is not None and found.docker_config_read,
+        expected="the profile's registry.docker_config names a readable docker config.json",
+        actual=f"registry.docker_config is {section.docker_config or 'not set'}"
+        + ("" if found.docker_config_read else " (not read: see REG-001)"),
+        hint="set registry.docker_config: ~/.docker/config.json",
+    )
+    expect(
+        found.helper == "gcloud" and on_path is not None,
+        expected=f'credHelpers["{section.host}"] is "gcloud" and docker-credential-gcloud is on PATH',
+        actual=f"helper for {section.host}: {found.helper or 'none'}; docker-credential-gcloud: "
+        + (on_path or "not on PATH"),
+        hint=f"gcloud auth configure-docker {section.host} was not run, or the gcloud SDK is not on PATH (F7)",
+    )

@@ -1,0 +1,415 @@
+"""The sandbox's container registry: a real Distribution registry, plus a simulated token realm in front.
+
+Real: Debian's ``docker-registry serve`` (distribution 2.8) with htpasswd (bcrypt) users, TLS from the
+sandbox CA and deletion enabled. It speaks Basic authentication only, and it has no per-repository
+authorisation: every user may push everywhere.
+
+Simulated (``registry-token-realm``): Harbor and Artifact Registry answer ``/v2/`` with a Bearer
+challenge and hand out tokens from a realm. :class:`TokenFront` does the same in-process: its realm
+checks Basic credentials and grants scopes the way Harbor grants them by project role (a Developer
+may pull, push and delete; a Guest may only pull; a project that does not exist grants nothing), and
+its ``/v2/`` checks the token, answers ``401`` with a scoped challenge, ``403 DENIED`` for a scope
+refused, ``404 NAME_UNKNOWN`` for an unknown project, and proxies everything else to the real registry.
+
+Faults, for the suite's own tests: a second real registry with deletion disabled (``405 UNSUPPORTED``),
+and a second front that flips the last byte of every blob it serves (a proxy that alters content).
+
+Variables: SANDBOX_REGISTRY_URL/_HOST (real, Basic), SANDBOX_REGISTRY_TOKEN_URL/_HOST (front, Bearer),
+SANDBOX_FAULT_REGISTRY_NODELETE_URL/_HOST, SANDBOX_FAULT_REGISTRY_CORRUPT_URL/_HOST,
+SANDBOX_REGISTRY_PROJECT (the project path below the host), SANDBOX_REGISTRY_USER/_PASSWORD (Developer),
+SANDBOX_REGISTRY_GUEST_USER/_GUEST_PASSWORD (Guest), SANDBOX_REGISTRY_ROBOT_JSON (a Harbor robot-account
+file for ``robot$mlops+conformance``, a Developer), SANDBOX_DOCKER_CONFIG (``auths`` for every host above,
+for the Developer).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import json
+import os
+import re
+import secrets
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from conformance.sandbox.process import Process, http_ok
+from conformance.sandbox.web import free_port
+
+if TYPE_CHECKING:
+    from conformance.sandbox import Sandbox
+
+PROJECT = "mlops"  # the one Harbor project the sandbox has
+PROJECT_PATH = f"{PROJECT}/kapitan-hull-sandbox"
+SERVICE = "harbor-registry"
+TOKEN_SECONDS = 300
+_REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)(?:/|$)")
+
+
+@dataclass
+class Token:
+    user: str
+    requested: dict[str, set[str]]  # repository -> actions asked for
+    granted: dict[str, set[str]]  # repository -> actions given
+    expires: float
+
+
+@dataclass
+class Realm:
+    """Users, their Harbor-like roles, and the tokens handed out."""
+
+    passwords: dict[str, str]
+    roles: dict[str, str]  # user -> "developer" | "guest"
+    projects: set[str]
+    tokens: dict[str, Token] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check_basic(self, header: str | None) -> str | None:
+        if not header or not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        expected = self.passwords.get(user)
+        return user if expected is not None and secrets.compare_digest(expected, password) else None
+
+    def allowed(self, user: str, repository: str) -> set[str]:
+        if repository.split("/", 1)[0] not in self.projects:
+            return set()
+        return {"pull", "push", "delete", "*"} if self.roles.get(user) == "developer" else {"pull"}
+
+    def issue(self, user: str, scopes: list[str]) -> str:
+        requested: dict[str, set[str]] = {}
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            if kind == "repository" and name:
+                requested.setdefault(name, set()).update(a for a in actions.split(",") if a)
+        granted = {name: actions & self.allowed(user, name) for name, actions in requested.items()}
+        token = secrets.token_urlsafe(24)
+        with self.lock:
+            self.tokens[token] = Token(user, requested, granted, time.monotonic() + TOKEN_SECONDS)
+        return token
+
+    def lookup(self, header: str | None) -> Token | None:
+        if not header or not header.startswith("Bearer "):
+            return None
+        with self.lock:
+            token = self.tokens.get(header[7:])
+        return token if token is not None and token.expires > time.monotonic() else None
+
+
+def _action(method: str) -> str:
+    return {"GET": "pull", "HEAD": "pull", "DELETE": "delete"}.get(method, "push")
+
+
+def _scope_actions(action: str) -> str:
+    return "pull,push" if action == "push" else action
+
+
+class _FrontHandler(BaseHTTPRequestHandler):
+    server: _FrontServer
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_HEAD(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        return
+
+    # ----------------------------------------------------------------- answers
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode()
+        self._reply(status, body, {"Content-Type": "application/json", **(headers or {})})
+
+    def _challenge(self, scope: str | None) -> None:
+        realm = f"{self.server.origin}/service/token"
+        value = f'Bearer realm="{realm}",service="{SERVICE}"'
+        if scope:
+            value += f',scope="{scope}"'
+        headers = {"WWW-Authenticate": value, **API_VERSION}
+        self._error(401, "UNAUTHORIZED", "unauthorized to access repository", headers)
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    # ----------------------------------------------------------------- routing
+
+    def _dispatch(self) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/service/token" and self.command == "GET":
+            self._token()
+        elif path.startswith("/v2/"):
+            self._registry(path)
+        else:
+            self._reply(404, b"not found\n", {"Content-Type": "text/plain"})
+
+    def _token(self) -> None:
+        realm = self.server.realm
+        user = realm.check_basic(self.headers.get("Authorization"))
+        if user is None:
+            self._error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": 'Basic realm="harbor"'})
+            return
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        token = realm.issue(user, query.get("scope", []))
+        issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        body = {"token": token, "access_token": token, "expires_in": TOKEN_SECONDS, "issued_at": issued}
+        self._reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    def _registry(self, path: str) -> None:
+        realm = self.server.realm
+        body = self._body()
+        token = realm.lookup(self.headers.get("Authorization"))
+        match = _REPO_PATH.match(path)
+        if match is None:  # /v2/ itself, or _catalog: any valid token will do
+            if token is None:
+                self._challenge(None)
+            elif path == "/v2/":
+                self._reply(200, b"{}", {"Content-Type": "application/json", **API_VERSION})
+            else:
+                self._error(403, "DENIED", "requested access to the resource is denied")
+            return
+        name, action = match.group("name"), _action(self.command)
+        scope = f"repository:{name}:{_scope_actions(action)}"
+        if token is None or action not in token.granted.get(name, set()):
+            if token is not None and action in token.requested.get(name, set()):
+                if name.split("/", 1)[0] not in realm.projects:
+                    self._error(404, "NAME_UNKNOWN", f"project {name.split('/', 1)[0]} not found")
+                else:
+                    self._error(403, "DENIED", "requested access to the resource is denied")
+                return
+            self._challenge(scope)
+            return
+        self._proxy(body)
+
+    def _proxy(self, body: bytes) -> None:
+        server = self.server
+        conn = http.client.HTTPSConnection("localhost", server.upstream_port, timeout=30, context=server.client_tls)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host", "connection")}
+        headers["Authorization"] = server.upstream_auth
+        headers["Host"] = f"localhost:{server.upstream_port}"
+        try:
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except OSError as exc:
+            self._error(502, "UNKNOWN", f"upstream registry failed: {exc}")
+            return
+        finally:
+            conn.close()
+        upstream = f"https://localhost:{server.upstream_port}"
+        passed: dict[str, str] = {}
+        for name, value in response.getheaders():
+            if name.lower() in ("content-length", "connection", "transfer-encoding", "www-authenticate", "date"):
+                continue
+            passed[name] = value.replace(upstream, server.origin) if name.lower() == "location" else value
+        if server.corrupt_blobs and self.command == "GET" and "/blobs/sha256:" in self.path and data:
+            data = data[:-1] + bytes([data[-1] ^ 0xFF])
+        self.send_response(response.status)
+        for name, value in passed.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
+class _FrontServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, realm: Realm, tls: ssl.SSLContext, client_tls: ssl.SSLContext, upstream: int, auth: str):
+        super().__init__(("127.0.0.1", 0), _FrontHandler)
+        self.realm = realm
+        self.tls = tls
+        self.client_tls = client_tls
+        self.upstream_port = upstream
+        self.upstream_auth = auth
+        self.origin = f"https://localhost:{self.server_address[1]}"
+        self.corrupt_blobs = False  # fault: flip the last byte of every blob served
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(10)
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body go in separate writes
+        try:
+            request = self.tls.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        super().finish_request(request, client_address)
+
+
+class TokenFront:
+    """A Harbor-like token realm and ``/v2/`` front, proxying to the real registry (simulated)."""
+
+    def __init__(
+        self,
+        realm: Realm,
+        cert: tuple[Path, Path],
+        ca_bundle: Path,
+        upstream_port: int,
+        upstream_auth: str,
+        *,
+        corrupt_blobs: bool = False,
+    ) -> None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(str(cert[0]), str(cert[1]))
+        client_tls = ssl.create_default_context(cafile=str(ca_bundle))
+        self._server = _FrontServer(realm, tls, client_tls, upstream_port, upstream_auth)
+        self._server.corrupt_blobs = corrupt_blobs
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sandbox-registry-front",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# --------------------------------------------------------------------------- start
+
+
+def _htpasswd(passwords: dict[str, str]) -> str:
+    lines = []
+    for user, password in passwords.items():
+        done = subprocess.run(
+            ["htpasswd", "-Bbn", user, password], capture_output=True, text=True, timeout=30, check=True
+        )
+        lines.append(done.stdout.strip())
+    return "\n".join(lines) + "\n"
+
+
+def _config(root: Path, name: str, port: int, cert: tuple[Path, Path], *, delete: bool) -> str:
+    return "\n".join(
+        [
+            "version: 0.1",
+            "log: {level: info, accesslog: {disabled: true}}",
+            f"storage: {{filesystem: {{rootdirectory: {root / name}}}, delete: {{enabled: {str(delete).lower()}}}}}",
+            "http:",
+            f"  addr: 127.0.0.1:{port}",
+            f"  secret: {secrets.token_hex(16)}",
+            f"  tls: {{certificate: {cert[0]}, key: {cert[1]}}}",
+            f"auth: {{htpasswd: {{realm: conformance-sandbox, path: {root / 'htpasswd'}}}}}",
+            "",
+        ]
+    )
+
+
+def _basic(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o600)
+
+
+def _serve_registry(sandbox: Sandbox, root: Path, name: str, *, delete: bool) -> int:
+    """One ``docker-registry serve`` on a free port, sharing the htpasswd file in ``root``; its port."""
+    port = free_port()
+    config = root / f"{name}.yml"
+    config.write_text(_config(root, name, port, sandbox.ca.issue(sandbox.pki_dir, name), delete=delete))
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(sandbox.home)}
+    process = sandbox.add(Process(name, ["docker-registry", "serve", str(config)], log_dir=root, env=env))
+    context = ssl.create_default_context(cafile=str(sandbox.ca_bundle))
+    process.wait_ready(http_ok(f"https://localhost:{port}/v2/", context), timeout=20)
+    return port
+
+
+def start(sandbox: Sandbox) -> None:
+    root = sandbox.dir / "registry"
+    root.mkdir()
+    user, guest, robot = "conformance-dev", "conformance-guest", "robot$mlops+conformance"
+    passwords = {user: secrets.token_urlsafe(18), guest: secrets.token_urlsafe(18), robot: secrets.token_urlsafe(24)}
+    (root / "htpasswd").write_text(_htpasswd(passwords))
+    port = _serve_registry(sandbox, root, "registry", delete=True)
+    # Fault: a registry that forbids deletion (405 UNSUPPORTED), as many production registries do.
+    nodelete_port = _serve_registry(sandbox, root, "registry-nodelete", delete=False)
+
+    realm = Realm(passwords, {user: "developer", robot: "developer", guest: "guest"}, {PROJECT})
+    upstream_auth = "Basic " + _basic(user, passwords[user])
+    front = sandbox.add(
+        TokenFront(realm, sandbox.ca.issue(sandbox.pki_dir, "registry-front"), sandbox.ca_bundle, port, upstream_auth)
+    )
+    # Fault: a proxy in the path that alters blob content on the way back.
+    corrupt = sandbox.add(
+        TokenFront(
+            realm,
+            sandbox.ca.issue(sandbox.pki_dir, "registry-corrupt"),
+            sandbox.ca_bundle,
+            port,
+            upstream_auth,
+            corrupt_blobs=True,
+        )
+    )
+    sandbox.simulated.append("registry-token-realm")
+
+    hosts = {
+        "SANDBOX_REGISTRY": f"localhost:{port}",
+        "SANDBOX_REGISTRY_TOKEN": f"localhost:{front.port}",
+        "SANDBOX_FAULT_REGISTRY_NODELETE": f"localhost:{nodelete_port}",
+        "SANDBOX_FAULT_REGISTRY_CORRUPT": f"localhost:{corrupt.port}",
+    }
+    docker_config = sandbox.home / ".docker" / "config.json"
+    auths = {host: {"auth": _basic(user, passwords[user])} for host in hosts.values()}
+    _write_private(docker_config, json.dumps({"auths": auths}, indent=2))
+    robot_json = root / "robot-account.json"
+    robot_file = {"id": 1, "name": robot, "secret": passwords[robot], "creation_time": 0, "expires_at": -1}
+    _write_private(robot_json, json.dumps(robot_file, indent=2))
+    for prefix, host in hosts.items():
+        sandbox.env[f"{prefix}_URL"] = f"https://{host}"
+        sandbox.env[f"{prefix}_HOST"] = host
+    sandbox.env.update(
+        {
+            "SANDBOX_REGISTRY_PROJECT": PROJECT_PATH,
+            "SANDBOX_REGISTRY_USER": user,
+            "SANDBOX_REGISTRY_PASSWORD": passwords[user],
+            "SANDBOX_REGISTRY_GUEST_USER": guest,
+            "SANDBOX_REGISTRY_GUEST_PASSWORD": passwords[guest],
+            "SANDBOX_REGISTRY_ROBOT_JSON": str(robot_json),
+            "SANDBOX_DOCKER_CONFIG": str(docker_config),
+        }
+    )
