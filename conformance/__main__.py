@@ -156,8 +156,11 @@ def _add_fleet_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     merge = commands.add_parser(
         "merge",
         help="one self-contained HTML page over many results files (component x environment, trend)",
-        description="Merge results files (or folders of them) into a fleet page. Unreadable files are skipped "
-        "with a warning. Exit 0 when the output was written; 2 when no file was readable or it could not be.",
+        description="Merge results files (or folders of them) into a fleet page: a matrix of component x "
+        "environment (profile + vantage), each cell the worst outcome of the environment's latest run "
+        "(error > failed > xpassed > passed > xfailed > skipped), linked to its failures, and a trend per "
+        "environment. Unreadable files are skipped with a warning. Exit 0 when the output was written; 2 when "
+        "no file was readable or the output could not be written.",
     )
     merge.add_argument("results", nargs="+", metavar="RESULTS", help="JSON results files, or folders of them")
     merge.add_argument("-o", "--output", help="HTML page to write (default: fleet.html, unless only --json)")

@@ -105,7 +105,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if read_raw(path).get("sandbox") is True:
             from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles pay for it
 
-            _set_env(config, sandbox.ensure_running(config.add_cleanup))
+            try:
+                _set_env(config, sandbox.ensure_running(config.add_cleanup))
+            except (OSError, RuntimeError) as exc:  # a server that would not start: say which, no traceback
+                raise pytest.UsageError(f"the sandbox could not start: {exc}") from None
         loaded = load_profile(path)
         waivers_path = config.getoption("waivers") or loaded.profile.waivers
         if waivers_path:

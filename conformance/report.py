@@ -163,6 +163,7 @@ class Results:
             "vantage": vantage(),
             "tls_insecure": profile.tls.insecure,
             "simulated": simulated_components(),
+            "client_libraries": library_versions(),
             "checks": sorted(self.checks.values(), key=lambda r: (r["id"] or "", r["nodeid"])),
             "summary": self.summary(),
         }

@@ -85,11 +85,16 @@ def test_sandbox_up_runs_until_interrupted_and_leaves_nothing(tmp_path: Path) ->
 def test_suite_run_on_sandbox_profile_starts_and_stops_its_own_sandbox(tmp_path: Path) -> None:
     from tests.conftest import run_suite
 
+    # Its own TMPDIR puts this run's sandbox folder (named in every server's command line) where only
+    # this test looks, so sandboxes of concurrent runs cannot confuse the orphan check.
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SANDBOX_", "CONFORMANCE_"))}
-    before = set(processes_mentioning("conformance-sandbox-"))
+    env["TMPDIR"] = str(private_tmp)
     run = run_suite("-m", "network", "-x", profile="sandbox", reports=tmp_path / "reports", env=env)
     assert run.rc == 0, run.output
-    assert wait_until(lambda: set(processes_mentioning("conformance-sandbox-")) <= before, 10)
+    assert wait_until(lambda: not processes_mentioning(str(private_tmp)), 10), processes_mentioning(str(private_tmp))
+    assert not any(private_tmp.iterdir())  # the sandbox folder is gone too
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
