@@ -1,0 +1,234 @@
+"""K8S checks against the sandbox's simulated API server: each passes, and fails for its own fault."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance.clients import kubernetes as kube
+from conformance.sandbox.kube_api import simulate_run
+from conformance.sandbox.kubernetes import id_token
+from tests.conftest import write_profile
+
+K8S_IDS = [f"K8S-{n:03d}" for n in range(1, 12)]
+
+
+def kube_profile(
+    directory: Path,
+    *,
+    kubeconfig: str = "${SANDBOX_KUBECONFIG}",
+    context: str | None = None,
+    namespace: str = "${SANDBOX_K8S_NAMESPACE}",
+    pvc: str = "${SANDBOX_K8S_PVC}",
+    secrets: str = "[s3-credentials, harbor-credentials]",
+    name: str = "k8s.yaml",
+) -> Path:
+    lines = [
+        "platform: onprem",
+        "orchestrator: runai",
+        "timeouts: {connect: 2, request: 5, check: 20}",
+        "tls: {ca_bundle: '${SANDBOX_CA_BUNDLE}'}",
+        "kubernetes:",
+        f"  kubeconfig: '{kubeconfig}'",
+        f"  namespace: '{namespace}'",
+        f"  pvc: '{pvc}'",
+        f"  expected_secrets: {secrets}",
+    ]
+    if context:
+        lines.append(f"  context: {context}")
+    return write_profile(directory, "\n".join(lines) + "\n", name)
+
+
+def credentials_of(kubeconfig_path: str) -> list[str]:
+    data = yaml.safe_load(Path(kubeconfig_path).read_text())
+    found = []
+    for entry in data["users"]:
+        user = entry["user"]
+        found += [user[k] for k in ("token",) if k in user]
+        config = (user.get("auth-provider") or {}).get("config") or {}
+        found += [config[k] for k in ("id-token", "refresh-token") if k in config]
+    return found
+
+
+def message(run: Any, check_id: str) -> str:
+    return str(run.check(check_id)["message"])
+
+
+# --------------------------------------------------------------------------- through the suite
+
+
+def test_all_pass_and_no_credential_leaks(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    run = suite("-m", "kubernetes", profile=kube_profile(tmp_path))
+    for check_id in K8S_IDS:
+        assert run.check(check_id)["outcome"] == "passed", (
+            check_id,
+            run.check(check_id)["message"],
+            run.output[-3000:],
+        )
+    evidence = run.check("K8S-006")["evidence"]
+    assert evidence["server_version"] == "v1.29.4"
+    assert "certificate-authority-data" in evidence["tls_trust"]
+    assert run.check("K8S-011")["evidence"]["log"].startswith("conformance-")
+    assert run.check("K8S-010")["evidence"]["present"] == ["s3-credentials", "harbor-credentials"]
+    # Canary: no token, id-token or refresh-token of the kubeconfig in any artifact or the output.
+    values = credentials_of(sandbox_env["SANDBOX_KUBECONFIG"])
+    assert len(values) == 3
+    texts = [run.output, *run.artifact_texts().values()]
+    for value in values:
+        for form in (value, base64.b64encode(value.encode()).decode()):
+            assert not any(form in text for text in texts)
+
+
+def test_rbac_pvc_and_secret_faults(suite: Any, tmp_path: Path) -> None:
+    profile = kube_profile(
+        tmp_path,
+        kubeconfig="${SANDBOX_KUBECONFIG_READONLY}",
+        pvc="${SANDBOX_K8S_PVC_PENDING}",
+        secrets="[s3-credentials, gitlab-ro-credentials]",
+    )
+    run = suite("-m", "kubernetes", profile=profile)
+    assert run.check("K8S-006")["outcome"] == "passed"
+    permissions = message(run, "K8S-008")
+    assert run.check("K8S-008")["outcome"] == "failed"
+    assert "denied: create pods, create jobs.batch" in permissions
+    assert "get pods/log" not in permissions.split("denied:")[1]
+    assert run.check("K8S-009")["outcome"] == "failed"
+    assert "is Pending (storage class nfs-client)" in message(run, "K8S-009")
+    assert run.check("K8S-010")["outcome"] == "failed"
+    assert "missing: gitlab-ro-credentials" in message(run, "K8S-010")
+    assert run.check("K8S-011")["outcome"] == "failed"
+    assert "HTTP 403" in message(run, "K8S-011")
+    assert "cannot create resource" in message(run, "K8S-011")
+
+
+def test_mode_and_rwo_faults(suite: Any, tmp_path: Path) -> None:
+    profile = kube_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_MODE644}", pvc="${SANDBOX_K8S_PVC_RWO}")
+    run = suite("-m", "kubernetes and not writes", profile=profile)
+    assert run.check("K8S-003")["outcome"] == "failed"
+    assert "mode 0644" in message(run, "K8S-003")
+    assert run.check("K8S-009")["outcome"] == "failed"
+    assert "access modes ReadWriteOnce" in message(run, "K8S-009")
+
+
+def test_insecure_tls_and_missing_namespace(suite: Any, tmp_path: Path) -> None:
+    profile = kube_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_INSECURE}", namespace="runai-missing")
+    run = suite("-m", "kubernetes and not writes", profile=profile)
+    assert run.check("K8S-004")["outcome"] == "failed"
+    assert "insecure-skip-tls-verify: true" in message(run, "K8S-004")
+    assert run.check("K8S-006")["outcome"] == "passed"  # honoured like kubectl does, and flagged by K8S-004
+    assert "verification disabled" in run.check("K8S-006")["evidence"]["tls_trust"]
+    assert run.check("K8S-007")["outcome"] == "failed"
+    assert 'namespaces "runai-missing" not found' in message(run, "K8S-007")
+
+
+def test_context_missing(suite: Any, tmp_path: Path) -> None:
+    run = suite("-m", "kubernetes and not writes", profile=kube_profile(tmp_path, context="nope"))
+    assert run.check("K8S-002")["outcome"] == "failed"
+    assert "context 'nope' is not in the kubeconfig" in message(run, "K8S-002")
+    assert run.check("K8S-006")["outcome"] == "error"
+    assert run.check("K8S-006")["blocked_by"] == "K8S-002"
+
+
+def test_malformed_kubeconfig_is_one_line(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    run = suite(
+        "-m", "kubernetes and not writes", profile=kube_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_MALFORMED}")
+    )
+    text = message(run, "K8S-001")
+    assert run.check("K8S-001")["outcome"] == "failed"
+    assert sandbox_env["SANDBOX_KUBECONFIG_MALFORMED"] in text
+    assert "YAML syntax error" in text
+    assert "line 6, column 1" in text
+    assert run.check("K8S-003")["outcome"] == "passed"  # the file exists; only its content is broken
+    assert run.check("K8S-002")["blocked_by"] == "K8S-001"
+    assert "Traceback" not in run.output
+
+
+def test_exec_plugin_missing_then_present(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    profile = kube_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_EXEC}")
+    empty = tmp_path / "bin"  # this machine has the real plugin in /usr/bin: keep it out of PATH
+    empty.mkdir()
+    missing = suite("-m", "kubernetes and not writes", profile=profile, env={"PATH": str(empty)})
+    assert missing.check("K8S-005")["outcome"] == "failed"
+    assert "'gke-gcloud-auth-plugin'" in message(missing, "K8S-005")
+    assert "not on PATH" in message(missing, "K8S-005")
+    assert "cluster-access-for-kubectl" in message(missing, "K8S-005")  # the kubeconfig's installHint
+    assert missing.check("K8S-006")["blocked_by"] == "K8S-005"
+    present = suite(
+        "-m",
+        "kubernetes and not writes",
+        profile=profile,
+        env={"PATH": f"{sandbox_env['SANDBOX_K8S_PLUGIN_DIR']}:{empty}"},
+    )
+    assert present.check("K8S-005")["outcome"] == "passed"
+    assert present.check("K8S-006")["outcome"] == "passed"  # the plugin's token was accepted
+
+
+def test_bad_token_is_401(suite: Any, tmp_path: Path) -> None:
+    run = suite(
+        "-m", "kubernetes and not writes", profile=kube_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_BADTOKEN}")
+    )
+    assert run.check("K8S-006")["outcome"] == "failed"
+    assert "HTTP 401 Unauthorized" in message(run, "K8S-006")
+    assert run.check("K8S-007")["blocked_by"] == "K8S-006"
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_jwt_claims_and_oidc_expiry() -> None:
+    expires = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    token = id_token("https://issuer.example", "me", expires)
+    assert kube.jwt_claims(token)["exp"] == int(expires.timestamp())  # type: ignore[index] # a dict here
+    assert kube.jwt_claims("not-a-jwt") is None
+    kc = kube.Kubeconfig(path=None, source="test")
+    kc.user = {"auth-provider": {"name": "oidc", "config": {"id-token": token}}}
+    found = kube.credential(kc)
+    assert found.problem is not None
+    assert "expired on" in found.problem
+    kc.user = {"auth-provider": {"name": "gcp", "config": {}}}
+    assert "removed" in (kube.credential(kc).problem or "")
+
+
+def test_parse_and_lookup_order(tmp_path: Path) -> None:
+    data, problem = kube.parse("clusters: [")
+    assert data is None
+    assert problem is not None
+    assert "YAML syntax error" in problem
+    assert kube.parse("- a\n- b\n")[1] == "top level is list, not a kubeconfig mapping"
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_text(
+        json.dumps({"clusters": [{"name": "c", "cluster": {"server": "https://x"}}]})
+    )
+    env_file = tmp_path / "env-kubeconfig"
+    found = kube.find_kubeconfig(None, {"KUBECONFIG": str(env_file)}, home)
+    assert found.source == "~/.kube/config"
+    assert found.context_problem is not None
+    env_file.write_text((home / ".kube" / "config").read_text())
+    assert kube.find_kubeconfig(None, {"KUBECONFIG": str(env_file)}, home).source == "$KUBECONFIG"
+
+
+def test_access_attributes_and_mode() -> None:
+    assert kube.access_attributes("create jobs.batch") == ("create", "jobs", "batch", "")
+    assert kube.access_attributes("get pods/log") == ("get", "pods", "", "log")
+    assert kube.is_private(0o600)
+    assert not kube.is_private(0o644)
+    assert not kube.is_private(None)
+
+
+@pytest.mark.parametrize(
+    ("image", "command", "ok", "log"),
+    [
+        ("alpine:3.20", ["/bin/sh", "-c", "echo conformance-1"], True, "conformance-1\n"),
+        ("alpine:3.20", ["/bin/bash", "-c", "echo hi"], False, ""),  # F16: Alpine has no bash
+        ("busybox", ["sleep", "5"], False, ""),
+    ],
+)
+def test_simulated_pod(image: str, command: list[str], ok: bool, log: str) -> None:
+    assert simulate_run(image, command)[:2] == (ok, log)
