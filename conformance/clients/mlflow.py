@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import requests
-
 from conformance.checks import CannotEvaluate
 from conformance.profile import TLS, MLflow, Profile, Timeouts
 from conformance.secrets import Secret
@@ -197,6 +195,8 @@ def _short(text: str) -> str:
 
 def _transport_failure(operation: str, exc: BaseException) -> Failure | None:
     """A requests/urllib3 error somewhere in ``exc``'s chain: the server did not answer."""
+    import requests  # noqa: PLC0415 - when a check runs, never at collection
+
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, requests.exceptions.SSLError):
@@ -233,6 +233,8 @@ def _s3_failure(operation: str, exc: BaseException) -> Failure | None:
 
 def classify(operation: str, exc: BaseException) -> Failure:
     """Turn an SDK exception (MLflow, requests, botocore, google) into a :class:`Failure`."""
+    import requests  # noqa: PLC0415 - when a check runs, never at collection
+
     transport = _transport_failure(operation, exc)
     if transport is not None:
         return transport
@@ -439,6 +441,8 @@ class Connection:
 
     def get(self, path: str, *, authenticated: bool = False) -> HttpAnswer:
         """GET ``<tracking_uri><path>`` with requests, bounded by the profile's timeouts."""
+        import requests  # noqa: PLC0415 - when a check runs, never at collection
+
         url = f"{self.uri}{path}"
         started = time.perf_counter()
         try:
