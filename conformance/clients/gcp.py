@@ -1,0 +1,353 @@
+"""HOW to find and use a workspace's GCP credentials, and ask Cloud Resource Manager about the project.
+
+Credentials are read where the guide keeps them: gcloud's config folder (``gcp.config_dir``, else
+``$CLOUDSDK_CONFIG``, else ``~/.config/gcloud``; its active account via ``gcloud auth list``), a
+service-account key (``gcp.key_file``, else ``GOOGLE_APPLICATION_CREDENTIALS``) and gcloud's
+application default credentials file. Never asserts. The key's ``private_key`` and
+``private_key_id`` are read only to sign the token request; no message or evidence names them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from conformance.checks import CannotEvaluate, Deadline
+from conformance.profile import TLS, Gcp, Profile, Timeouts
+from conformance.secrets import Secret
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+ADC_NAME = "application_default_credentials.json"
+KEY_FIELDS = ("project_id", "private_key_id", "private_key", "client_email", "token_uri")
+_SHOWN = 160
+
+
+def _google(module: str) -> Any:
+    """A google-auth module, loaded when a GCP check first needs it (its functions are unannotated)."""
+    return importlib.import_module(module)
+
+
+class KeyFileError(Exception):
+    """A key or credentials file that cannot be used; one line naming the file and field, never a value."""
+
+
+# --------------------------------------------------------------------------- key files
+
+
+def read_json_file(path: Path, what: str) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: {what} does not exist") from None
+    except IsADirectoryError:
+        raise KeyFileError(f"{path}: {what} is a directory, not a file") from None
+    except PermissionError:
+        raise KeyFileError(f"{path}: {what} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: {what} is not readable ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise KeyFileError(f"{path}: {what} is not UTF-8 text") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise KeyFileError(f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise KeyFileError(f"{path}: {what} must be a JSON object, not {type(data).__name__}")
+    return data
+
+
+@dataclass(frozen=True)
+class ServiceAccountKey:
+    """A validated key: what may be shown, and the private part kept as a Secret."""
+
+    path: Path
+    origin: str  # gcp.key_file or GOOGLE_APPLICATION_CREDENTIALS
+    project_id: str
+    client_email: str
+    token_uri: str
+    info: Secret  # the whole JSON, for google-auth only
+
+    def summary(self) -> dict[str, str]:
+        return {"key_file": str(self.path), "origin": self.origin, "client_email": self.client_email,
+                "key_project_id": self.project_id, "token_uri": self.token_uri}  # fmt: skip
+
+
+def validate_key(path: Path, origin: str) -> ServiceAccountKey:
+    """Read and check a service-account key; :class:`KeyFileError` names the first wrong field."""
+    from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: PLC0415 - only when a key is checked
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key  # noqa: PLC0415 - same
+
+    data = read_json_file(path, "service-account key")
+    kind = data.get("type")
+    if kind != "service_account":
+        raise KeyFileError(f"{path}: field 'type' is {kind!r}, not 'service_account' (is this a service-account key?)")
+    for name in KEY_FIELDS:
+        value = data.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise KeyFileError(f"{path}: field '{name}' is missing or empty")
+    if "@" not in data["client_email"]:
+        raise KeyFileError(f"{path}: field 'client_email' is not an e-mail address")
+    if urllib.parse.urlsplit(data["token_uri"]).scheme != "https":
+        raise KeyFileError(f"{path}: field 'token_uri' is not an https:// URL")
+    pem = data["private_key"]
+    if "-----BEGIN PRIVATE KEY-----" not in pem:
+        raise KeyFileError(f"{path}: field 'private_key' is not a PEM private key (no BEGIN PRIVATE KEY line)")
+    try:
+        key = load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise KeyFileError(f"{path}: field 'private_key' does not parse as a PEM private key") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise KeyFileError(f"{path}: field 'private_key' is not an RSA key")
+    info = Secret(json.dumps(data), f"file:{path}")
+    return ServiceAccountKey(path, origin, data["project_id"], data["client_email"], data["token_uri"], info)
+
+
+# --------------------------------------------------------------------------- gcloud
+
+
+@dataclass
+class GcloudAccounts:
+    executable: str | None  # where gcloud is, None when not found
+    active: str | None = None
+    accounts: list[str] = field(default_factory=list)
+    error: str = ""  # why gcloud could not be asked
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:_SHOWN] if lines else ""
+
+
+# --------------------------------------------------------------------------- the API
+
+
+@dataclass
+class ProjectReply:
+    status: int
+    source: str  # which credentials were used
+    project_id: str | None = None
+    state: str | None = None  # lifecycleState
+    error_status: str | None = None  # PERMISSION_DENIED, NOT_FOUND, ...
+    message: str = ""
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if self.status == 200:
+            return f"HTTP 200, project {self.project_id} is {self.state}"
+        detail = " ".join(part for part in (self.error_status, self.message) if part)
+        return f"HTTP {self.status} {detail}".strip()
+
+
+def _verify(tls: TLS) -> str | bool:
+    """The profile's trust only: its CA bundle, no verification when insecure, else OpenSSL's default store."""
+    if tls.insecure:
+        return False
+    if tls.ca_bundle is not None:
+        return str(tls.ca_bundle)
+    default = ssl.get_default_verify_paths().openssl_cafile  # compiled-in, unaffected by SSL_CERT_FILE
+    return default if os.path.isfile(default) else True
+
+
+def _bounded_request(session: requests.Session, verify: str | bool, timeouts: Timeouts) -> Any:
+    """A google-auth transport whose every call (retries too) fits in one check's request deadline.
+
+    ``verify`` goes with each request: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE.
+    """
+    transport = _google("google.auth.transport.requests")
+    errors = _google("google.auth.exceptions")
+    deadline = Deadline.after(timeouts.request * 2)
+
+    base: Any = transport.Request
+
+    class BoundedRequest(base):  # type: ignore[misc] # google-auth's Request, loaded untyped
+        def __call__(
+            self, url: str, method: str = "GET", body: Any = None, headers: Any = None, timeout: Any = None, **kw: Any
+        ) -> Any:
+            left = deadline.left(timeouts.request)
+            if left <= 0:
+                raise errors.TransportError(f"no answer within {timeouts.request * 2:g} s")
+            kw["verify"] = verify
+            return super().__call__(url, method, body, headers, timeout=(min(timeouts.connect, left), left), **kw)
+
+    return BoundedRequest(session)
+
+
+class GcpClient:
+    def __init__(self, section: Gcp, profile: Profile, environ: dict[str, str]) -> None:
+        self.section = section
+        self.profile = profile
+        self.environ = environ
+        self.http = requests.Session()
+        self.verify = _verify(profile.tls)  # passed with every request: the environment's CA variables never count
+        self.http.headers["User-Agent"] = "conformance-suite"
+
+    # ---- where credentials are
+
+    @property
+    def config_dir(self) -> Path:
+        configured = self.section.config_dir or self.environ.get("CLOUDSDK_CONFIG")
+        return Path(configured) if configured else Path.home() / ".config" / "gcloud"
+
+    @property
+    def adc_file(self) -> Path:
+        return self.config_dir / ADC_NAME
+
+    def key_source(self) -> tuple[Path, str] | None:
+        if self.section.key_file:
+            return Path(self.section.key_file), "gcp.key_file"
+        env = self.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+        return (Path(env).expanduser(), "GOOGLE_APPLICATION_CREDENTIALS") if env else None
+
+    def key(self) -> ServiceAccountKey | None:
+        """The configured key, validated; None when none is configured; KeyFileError when unusable."""
+        source = self.key_source()
+        return validate_key(*source) if source else None
+
+    def adc_type(self) -> str | None:
+        """The ``type`` of the application default credentials file, None when there is none."""
+        if not self.adc_file.is_file():
+            return None
+        return str(read_json_file(self.adc_file, "application default credentials").get("type", "unknown"))
+
+    # ---- gcloud
+
+    def _gcloud(self, *args: str) -> subprocess.CompletedProcess[str]:
+        executable = shutil.which(self.section.gcloud)
+        if executable is None:
+            raise FileNotFoundError(self.section.gcloud)
+        env = {**self.environ, "CLOUDSDK_CONFIG": str(self.config_dir), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+        return subprocess.run(  # noqa: S603 - the profile's gcloud with fixed arguments
+            [executable, *args],
+            capture_output=True, text=True, timeout=self.profile.timeouts.check, check=False, env=env,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def gcloud_accounts(self) -> GcloudAccounts:
+        executable = shutil.which(self.section.gcloud)
+        found = GcloudAccounts(executable)
+        if executable is None:
+            found.error = f"{self.section.gcloud} not found"
+            return found
+        try:
+            done = self._gcloud("auth", "list", "--format=json")
+        except subprocess.TimeoutExpired:
+            found.error = f"gcloud auth list did not answer within {self.profile.timeouts.check:g} s"
+            return found
+        if done.returncode != 0:
+            found.error = f"gcloud auth list exited {done.returncode}: {_first_line(done.stderr)}"
+            return found
+        try:
+            listed = json.loads(done.stdout or "[]")
+        except json.JSONDecodeError:
+            found.error = "gcloud auth list --format=json printed no JSON"
+            return found
+        for entry in listed if isinstance(listed, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("account"), str):
+                found.accounts.append(entry["account"])
+                if entry.get("status") == "ACTIVE":
+                    found.active = entry["account"]
+        return found
+
+    # ---- an access token, then the project
+
+    def _token(self) -> tuple[Secret, str]:
+        """(access token, where it came from): the key, else the ADC file, else gcloud."""
+        errors = _google("google.auth.exceptions")
+        try:
+            credentials, source = self._credentials()
+            if credentials is None:
+                return self._gcloud_token()
+            credentials.refresh(_bounded_request(self.http, self.verify, self.profile.timeouts))
+        except errors.RefreshError as exc:
+            reason = str(exc.args[0]) if exc.args else type(exc).__name__
+            raise CannotEvaluate(
+                f"the token endpoint refused the credentials ({source}): {reason[:_SHOWN]}",
+                hint="the service-account key was deleted or disabled, or the clock is far off",
+            ) from None
+        except errors.TransportError as exc:
+            reason = str(exc)[:_SHOWN]
+            raise CannotEvaluate(f"no access token ({source}): token endpoint unreachable: {reason}") from None
+        return Secret(str(credentials.token), "GCP access token"), source
+
+    def _credentials(self) -> tuple[Any, str]:
+        service_account = _google("google.oauth2.service_account")
+        user_credentials = _google("google.oauth2.credentials")
+
+        key = self.key()
+        if key is not None:
+            info = json.loads(key.info.reveal())
+            return service_account.Credentials.from_service_account_info(info, scopes=[SCOPE]), (
+                f"service-account key {key.path} ({key.origin})"
+            )
+        kind = self.adc_type()
+        if kind is None:
+            return None, "gcloud"
+        info = read_json_file(self.adc_file, "application default credentials")
+        source = f"application default credentials {self.adc_file} ({kind})"
+        try:
+            if kind == "service_account":
+                return service_account.Credentials.from_service_account_info(info, scopes=[SCOPE]), source
+            if kind == "authorized_user":
+                return user_credentials.Credentials.from_authorized_user_info(info, scopes=[SCOPE]), source
+        except ValueError as exc:
+            raise KeyFileError(f"{self.adc_file}: {str(exc)[:_SHOWN]}") from None
+        raise KeyFileError(f"{self.adc_file}: credentials of type {kind!r} are not supported here")
+
+    def _gcloud_token(self) -> tuple[Secret, str]:
+        try:
+            done = self._gcloud("auth", "print-access-token")
+        except FileNotFoundError:
+            raise CannotEvaluate("no credentials: no key, no application default credentials, no gcloud") from None
+        except subprocess.TimeoutExpired:
+            raise CannotEvaluate("gcloud auth print-access-token did not answer in time") from None
+        token = done.stdout.strip()
+        if done.returncode != 0 or not token:
+            raise CannotEvaluate(f"gcloud auth print-access-token failed: {_first_line(done.stderr)}")
+        return Secret(token, "GCP access token"), f"gcloud account ({self.config_dir})"
+
+    def get_project(self, project: str) -> ProjectReply:
+        token, source = self._token()
+        url = f"{self.section.resource_manager_url.rstrip('/')}/v1/projects/{urllib.parse.quote(project, safe='')}"
+        timeouts = self.profile.timeouts
+        deadline = Deadline.after(timeouts.request)
+        try:
+            response = self.http.get(
+                url,
+                headers={"Authorization": f"Bearer {token.reveal()}"},
+                timeout=(timeouts.connect, timeouts.request),
+                verify=self.verify,
+            )
+        except requests.RequestException as exc:
+            raise CannotEvaluate(f"GET {url} failed: {type(exc).__name__}") from None
+        reply = ProjectReply(response.status_code, source, seconds=round(timeouts.request - deadline.left(), 3))
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if not isinstance(body, dict):
+            body = {}
+        if response.status_code == 200:
+            reply.project_id = str(body.get("projectId", ""))
+            reply.state = str(body.get("lifecycleState", "UNKNOWN"))
+        else:
+            found = body.get("error")
+            error: dict[str, Any] = found if isinstance(found, dict) else {}
+            reply.error_status = str(error.get("status") or response.reason or "")
+            reply.message = str(error.get("message", ""))[:_SHOWN]
+        return reply
+
+
+def connect(profile: Profile, run_id: str) -> GcpClient:
+    if profile.gcp is None:  # the plugin skips GCP checks without the section; this is a safeguard
+        raise CannotEvaluate("the profile has no gcp section")
+    return GcpClient(profile.gcp, profile, dict(os.environ))
