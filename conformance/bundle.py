@@ -27,11 +27,12 @@ from typing import Any
 
 import yaml
 
+from conformance import credentials
 from conformance.components import COMPONENTS
 from conformance.fleet import PROBLEMS, Check, ResultsError, Run, headline, parse_run, plain, read_document
-from conformance.profile import AMBIENT_SECRETS, LoadedProfile, display
+from conformance.profile import LoadedProfile, display
 from conformance.report import CLIENT_LIBRARIES, Leak
-from conformance.secrets import MIN_SCAN_LENGTH, Secret, SecretIndex
+from conformance.secrets import SecretIndex
 
 SIBLINGS = (".html", ".xml")
 MESSAGE_LINES = 8
@@ -80,12 +81,9 @@ def load_owners(path: Path | None) -> dict[str, str]:
 def ambient_index(environ: Mapping[str, str]) -> tuple[SecretIndex, list[str]]:
     """The secrets of the well-known variables set in ``environ`` (as load_profile adds them)."""
     index, names = SecretIndex(), []
-    for name, user_variable in AMBIENT_SECRETS.items():
-        value = environ.get(name)
-        if value and len(value) >= MIN_SCAN_LENGTH:
-            user = environ.get(user_variable) if user_variable else None
-            index.add(f"environment variable {name}", Secret(value, f"env:{name}"), username=user)
-            names.append(name)
+    for where, secret, user in credentials.ambient(environ):
+        index.add(where, secret, username=user)
+        names.append(where.removeprefix("environment variable "))
     return index, names
 
 
@@ -104,7 +102,7 @@ def default_scan(environ: Mapping[str, str]) -> Scan:
     if names:
         what = f"the ambient secret variables set here: {', '.join(names)}; nothing found"
     else:
-        what = f"nothing: none of the ambient secret variables ({', '.join(AMBIENT_SECRETS)}) is set"
+        what = f"nothing: none of the ambient secret variables ({', '.join(credentials.AMBIENT_SECRETS)}) is set"
     return Scan(index, f"no --profile given, so the profile's secrets were NOT scanned for; scanned for {what}")
 
 

@@ -32,22 +32,13 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from conformance import credentials
 from conformance.secrets import MIN_SCAN_LENGTH, Secret, SecretIndex, SecretRefError, resolve_ref
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
-# Secret environment variables the guide's tools read, with the variable holding their user name.
-AMBIENT_SECRETS: dict[str, str] = {
-    "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_TOKEN": "",
-    "AWS_SECRET_ACCESS_KEY": "AWS_ACCESS_KEY_ID",
-    "AWS_SESSION_TOKEN": "",
-    "GITLAB_TOKEN": "",
-    "CI_JOB_TOKEN": "",
-    "HARBOR_PASSWORD": "HARBOR_USERNAME",
-    "CLOUDSDK_AUTH_ACCESS_TOKEN": "",
-}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -198,25 +189,94 @@ class Registry(Model):
     docker_config: str | None = None  # path to a docker config.json holding auths/credHelpers
     robot_creds_json: str | None = None  # path to a Harbor robot-account JSON
 
+    @field_validator("project_path")
+    @classmethod
+    def _project_path(cls, value: str) -> str:
+        # cookiecutter's registry_project_path: host[:port]/seg/.../seg, lower-case path, no trailing slash
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+", value):
+            raise ValueError(f"{value!r} is not host[:port]/segment/.../segment (lower-case, no scheme, no tag)")
+        return value
+
+    @field_validator("docker_config", "robot_creds_json")
+    @classmethod
+    def _credential_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A plain path: whether it exists and parses is for REG-001 to report, not a profile error.
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = (info.context or {}).get("base_dir", Path.cwd()) / path
+        return str(path)
+
+    @property
+    def host(self) -> str:
+        """``host[:port]`` of the image names, as docker config.json keys it."""
+        return self.project_path.split("/", 1)[0]
+
+    @property
+    def repository(self) -> str:
+        """The project's repository prefix inside the registry (``project_path`` without the host)."""
+        return self.project_path.split("/", 1)[1]
+
     def endpoints(self) -> list[Endpoint]:
         return [_endpoint("registry", self.url)]
 
 
 class ObjectStorage(Model):
-    """ECS over S3 (onprem) or GCS (gcp)."""
+    """ECS over S3 (onprem) or GCS (gcp).
+
+    Credentials stay where the guide keeps them: S3 keys in a shared credentials
+    file (``~/.aws/credentials``, section ``aws_profile``); GCS a service-account
+    key (``credentials_file``, else ``GOOGLE_APPLICATION_CREDENTIALS``, else
+    gcloud's application-default credentials).
+    """
 
     kind: Literal["s3", "gcs"]
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None  # S3: required by the guide (--endpoint-url)
-    credentials_file: str | None = None  # S3: ~/.aws/credentials; GCS: service-account key
-    aws_profile: str | None = None
+    bucket: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")]
+    prefix: str = ""  # probe objects go under <prefix>/conformance-<run id>
+    endpoint_url: str | None = None  # S3: required (the guide passes --endpoint-url); GCS: an emulator only
+    credentials_file: str | None = None  # S3: default ~/.aws/credentials; GCS: service-account key JSON
+    aws_profile: str | None = None  # S3: section of credentials_file; default "default"
     region: str = "us-east-1"
-    path_style: bool = True
-    gcp_project: str | None = None
+    path_style: bool = True  # S3: https://host/bucket/key addressing (ECS); False: virtual-hosted
+    gcp_project: str | None = None  # GCS: default the key's project_id
+    anonymous: bool = False  # SANDBOX ONLY: send GCS requests without credentials (the emulator has no auth)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    @field_validator("credentials_file")
+    @classmethod
+    def _credentials_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A plain path: whether it exists, its mode and content are for OBJ-001 to report.
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = (info.context or {}).get("base_dir", Path.cwd()) / path
+        return str(path)
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> ObjectStorage:
+        if self.kind == "s3" and not self.endpoint_url:
+            raise ValueError("endpoint_url: required for kind s3 (the guide passes --endpoint-url to each aws call)")
+        if self.kind == "gcs" and self.aws_profile is not None:
+            raise ValueError("aws_profile: only for kind s3; set it to null for kind gcs")
+        if self.anonymous and (self.kind != "gcs" or not self.endpoint_url):
+            raise ValueError("anonymous: only for a GCS emulator (kind gcs with an endpoint_url), never a real bucket")
+        return self
+
+    @property
+    def default_endpoint(self) -> str:
+        return self.endpoint_url or ("https://storage.googleapis.com/" if self.kind == "gcs" else "")
 
     def endpoints(self) -> list[Endpoint]:
-        return [_endpoint("object_storage", self.endpoint_url)] if self.endpoint_url else []
+        if self.endpoint_url:
+            return [_endpoint("object_storage", self.endpoint_url)]
+        # Public Google Cloud Storage: reached without the VPN.
+        return [Endpoint(name="object_storage", url=self.default_endpoint, private=False)]
 
 
 class MLflow(Model):
@@ -231,18 +291,220 @@ class MLflow(Model):
         return [_endpoint("mlflow", self.tracking_uri.rstrip("/") + "/health")]
 
 
+class GitLab(Model):
+    """GitLab: the REST API, git over HTTPS, git over SSH (port 2222 on AISG's GitLab), and CI settings.
+
+    The token is a personal access token (``token``, else ``GITLAB_TOKEN`` from the environment); git
+    over HTTPS sends it as the password, as the guide's users do. SSH uses the user's own ``ssh_config``,
+    so what is checked is what ``git clone git@host:group/project.git`` would do.
+    """
+
+    url: str  # https://gitlab.aisingapore.net (the API is <url>/api/v4)
+    project: Annotated[str, Field(min_length=1)]  # group/project path, or the numeric project id
+    username: str | None = None  # git over HTTPS user name; default: the token's user (GitLab ignores it)
+    token: SecretRef | None = None  # personal access token; default: env GITLAB_TOKEN at check time
+    https_remote: str | None = None  # default <url>/<project>.git
+    ssh: bool = True  # check git over SSH; set false where the guide says HTTPS only
+    ssh_host: str | None = None  # default: the host of url
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 2222
+    ssh_user: str = "git"
+    ssh_remote: str | None = None  # default <ssh_user>@<ssh_host>:<project>.git (port from ssh_config)
+    ssh_config: str = "~/.ssh/config"
+    known_hosts: str = "~/.ssh/known_hosts"
+    checkout: str | None = None  # a clone in the shared workspace whose `origin` GIT-011 inspects
+    ci_file_variables: list[str] | None = None  # default: what the guide's .gitlab-ci.yml reads per platform
+
+    @field_validator("url", "https_remote")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urllib.parse.urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("must be an https:// (or http://) URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not hold credentials; use gitlab.username and gitlab.token")
+        return value.rstrip("/")
+
+    @field_validator("ssh_config", "known_hosts", "checkout")
+    @classmethod
+    def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A plain path: whether it exists and what it holds is for the GIT checks to report.
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = (info.context or {}).get("base_dir", Path.cwd()) / path
+        return str(path)
+
+    @property
+    def host(self) -> str:
+        return self.ssh_host or urllib.parse.urlsplit(self.url).hostname or ""
+
+    @property
+    def clone_url(self) -> str:
+        """The HTTPS remote git uses (no credentials in it)."""
+        return self.https_remote or f"{self.url}/{self.project}.git"
+
+    @property
+    def ssh_clone_url(self) -> str:
+        return self.ssh_remote or f"{self.ssh_user}@{self.host}:{self.project}.git"
+
+    def endpoints(self) -> list[Endpoint]:
+        found = [_endpoint("gitlab", self.url)]
+        api, git = urllib.parse.urlsplit(self.url), urllib.parse.urlsplit(self.clone_url)
+        if (git.scheme, git.netloc) != (api.scheme, api.netloc):  # git served apart from the API
+            found.append(_endpoint("gitlab-git", f"{git.scheme}://{git.netloc}/"))
+        if self.ssh:
+            found.append(_endpoint("gitlab-ssh", f"ssh://{self.host}:{self.ssh_port}"))
+        return found
+
+
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+# What the guide's workflows do in the project namespace, as `kubectl auth can-i` spells it:
+# "verb resource[.group][/subresource]".
+GUIDE_ACCESS = ("create pods", "create jobs.batch", "get pods/log", "list persistentvolumeclaims", "get secrets")
+
+
+class Kubernetes(Model):
+    """The cluster a Rancher (onprem) or GKE (gcp) kubeconfig points at.
+
+    The kubeconfig is a plain path: whether it exists, parses, and has the context is for the
+    K8S checks to report, not a profile error. Its own certificate-authority(-data) is the trust
+    for the API server, as for kubectl; ``tls.ca_bundle`` applies only when it names none.
+    """
+
+    kubeconfig: str | None = None  # default: $KUBECONFIG, ~/.kube/config, the Coder path
+    context: str | None = None  # default: the kubeconfig's current-context
+    namespace: Annotated[str, Field(pattern=_K8S_NAME)]  # runai-<project> on Run:ai
+    pvc: Annotated[str, Field(pattern=_K8S_NAME)] | None = None  # the project's shared PVC (RWX)
+    expected_secrets: list[Annotated[str, Field(pattern=_K8S_NAME)]] = []  # checked by name only
+    required_access: list[str] = list(GUIDE_ACCESS)  # SelfSubjectAccessReview per entry
+    smoke_image: str = "alpine:3.20"  # K8S smoke Job (writes); needs /bin/sh, nothing else
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _kubeconfig_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = (info.context or {}).get("base_dir", Path.cwd()) / path
+        return str(path)
+
+    @field_validator("required_access")
+    @classmethod
+    def _access(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if not re.fullmatch(r"[a-z]+ [a-z]+(\.[a-z0-9.-]+)?(/[a-z]+)?", entry):
+                raise ValueError(f"{entry!r} is not 'verb resource[.group][/subresource]', e.g. 'create jobs.batch'")
+        return value
+
+
+class Runai(Model):
+    """The Run:ai CLI (v2, kubeconfig-based) and its login; the kubeconfig is the kubernetes section's."""
+
+    project: Annotated[str, Field(pattern=_K8S_NAME)]
+    cli: str = "runai"  # name on PATH or path of the executable
+    smoke_image: str = "alpine:3.20"  # RAI smoke job (writes); /bin/sh only (F16: Alpine has no bash)
+
+    @field_validator("cli")
+    @classmethod
+    def _cli(cls, value: str, info: ValidationInfo) -> str:
+        if "/" not in value:
+            return value  # looked up on PATH at check time
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = (info.context or {}).get("base_dir", Path.cwd()) / path
+        return str(path)
+
+
+ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
+
+
+class Workspace(Model):
+    """The developer workspace itself (Coder / Run:ai workspace / local), checked locally or through kubectl.
+
+    Paths here are paths on the workspace host (the pod, when ``pod`` is set), not on the machine
+    running pytest; ``~`` is that host's ``$HOME``.
+    """
+
+    pod: str | None = None  # check inside this pod (testinfra's kubectl backend) instead of locally
+    namespace: str | None = None  # of the pod; default: kubernetes.namespace
+    container: str | None = None  # of the pod; default: kubectl's default container
+    context: str | None = None  # kubeconfig context for kubectl exec; default: kubernetes.context
+    kubeconfig: str | None = None  # for kubectl exec; default: kubernetes.kubeconfig, else kubectl's own default
+    home: str = "~"  # whose credential files are checked
+    pvc_mount: str | None = None  # e.g. /pvc-data (Coder) or /<proj>-pvc; its workspaces/ folder is checked
+    workspace_uid: int | None = None  # 2222 on Coder/Run:ai workspaces: the owner workspaces/ must have
+    min_memory_gib: PositiveFloat = 4.0  # the guide's minimum for pip install (F17)
+    gpu: bool = False  # a GPU must be visible to nvidia-smi
+    tools: list[ToolName] | None = None  # default: from platform and orchestrator (see clients/workspace.py)
+    tool_paths: dict[ToolName, str] = {}  # tool name -> executable to run instead of the name on PATH
+    cgroup_root: str = "/sys/fs/cgroup"  # where the memory limit is read (v2 memory.max, v1 memory/)
+    credential_files: list[str] = []  # more files that must not be readable by group or others
+
+    @field_validator("tool_paths")
+    @classmethod
+    def _tool_paths(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, path in value.items():
+            if not path.strip():
+                raise ValueError(f"{name}: empty executable path")
+        return value
+
+
+GCP_RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
+GCP_API_ENDPOINT = "gcp-resource-manager"  # the endpoint name GCP-003 waits on
+
+
+class Gcp(Model):
+    """GCP access: an active gcloud account or application default credentials, and the project.
+
+    Credentials stay where the guide keeps them: gcloud's config folder (``CLOUDSDK_CONFIG``, else
+    ``~/.config/gcloud``) and a service-account key named by ``GOOGLE_APPLICATION_CREDENTIALS``.
+    """
+
+    project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]  # the project id, not its number
+    key_file: str | None = None  # service-account key JSON; default: GOOGLE_APPLICATION_CREDENTIALS
+    config_dir: str | None = None  # gcloud's config folder; default: $CLOUDSDK_CONFIG, else ~/.config/gcloud
+    gcloud: str = "gcloud"  # name or path of the gcloud executable (absent is fine when a key is present)
+    resource_manager_url: str = GCP_RESOURCE_MANAGER  # Cloud Resource Manager API base (a sandbox simulates it)
+
+    @field_validator("key_file", "config_dir")
+    @classmethod
+    def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A plain path: whether it exists and parses is for GCP-001/GCP-002 to report, not a profile error.
+        if value is None:
+            return None
+        path = Path(os.path.expanduser(value))
+        if not path.is_absolute():
+            path = (info.context or {}).get("base_dir", Path.cwd()) / path
+        return str(path)
+
+    def endpoints(self) -> list[Endpoint]:
+        # Not named "gcp": GCP-001/002 look at local files and must not be blocked when Google is unreachable.
+        public = self.resource_manager_url.rstrip("/") == GCP_RESOURCE_MANAGER
+        return [Endpoint(name=GCP_API_ENDPOINT, url=self.resource_manager_url, private=not public)]
+
+
 class Profile(Model):
     platform: Literal["onprem", "gcp"]
     orchestrator: Literal["runai", "noorch", "polyaxon"]
     guide_version: str = "v0.5.2"
     description: str = ""
     sandbox: bool = False  # start the embedded sandbox before loading
+    waivers: ExistingFile | None = None  # YAML list of accepted gaps (see conformance/waivers.py)
     timeouts: Timeouts = Timeouts()
     tls: TLS = TLS()
     network: Network = Network()
     registry: Registry | None = None
     object_storage: ObjectStorage | None = None
     mlflow: MLflow | None = None
+    gitlab: GitLab | None = None
+    kubernetes: Kubernetes | None = None
+    runai: Runai | None = None
+    workspace: Workspace | None = None
+    gcp: Gcp | None = None
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint to probe, component sections first, named uniquely."""
@@ -378,7 +640,7 @@ _MESSAGES = {
 }
 
 
-def _format_error(err: Mapping[str, Any]) -> str:
+def format_error(err: Mapping[str, Any]) -> str:
     loc = ".".join(str(part) for part in err["loc"]) or "top level"
     kind = err["type"]
     if kind in _MESSAGES:
@@ -417,18 +679,15 @@ def load_profile(path: Path, environ: Mapping[str, str] | None = None) -> Loaded
         unset = {line.split(": ", 1)[0] for line in errors}
         for err in exc.errors(include_input=False, include_url=False):
             if ".".join(str(part) for part in err["loc"]) not in unset:
-                errors.append(_format_error(err))
+                errors.append(format_error(err))
         raise ProfileError([f"{where}: {line}" for line in errors]) from None
     if errors:
         raise ProfileError([f"{where}: {line}" for line in errors])
     index = SecretIndex()
     for field_path, secret, username in collect_secrets(profile):
         index.add(field_path, secret, username=username)
-    for name, user_variable in AMBIENT_SECRETS.items():  # credentials the guide keeps outside the profile
-        value = env.get(name)
-        if value and len(value) >= MIN_SCAN_LENGTH:
-            user = env.get(user_variable) if user_variable else None
-            index.add(f"environment variable {name}", Secret(value, f"env:{name}"), username=user)
+    for where, secret, username in credentials.held_outside(profile, env):  # the guide keeps most there
+        index.add(where, secret, username=username)
     seen: set[str] = set()
     for endpoint in profile.endpoints():
         if endpoint.name in seen:

@@ -219,7 +219,8 @@ def scan_and_withhold(paths: Iterable[Path], index: SecretIndex) -> list[Leak]:
         elif path.suffix == ".json":
             notice = json.dumps({"schema": SCHEMA, "withheld": True, "reason": notice.strip()}) + "\n"
         elif path.suffix == ".xml":
-            notice = f'<?xml version="1.0" encoding="utf-8"?>\n<!-- {html.escape(notice.strip(), quote=False)} -->\n<testsuites/>\n'
+            comment = html.escape(notice.strip(), quote=False)
+            notice = f'<?xml version="1.0" encoding="utf-8"?>\n<!-- {comment} -->\n<testsuites/>\n'
         path.write_text(notice, encoding="utf-8")
     return leaks
 

@@ -17,7 +17,7 @@ import pytest
 
 from conformance.__main__ import main
 from conformance.components import component_of_check
-from conformance.profile import AMBIENT_SECRETS
+from conformance.credentials import AMBIENT_SECRETS
 from conformance.report import OUTCOMES, SCHEMA
 from tests.conftest import REPO, write_profile
 

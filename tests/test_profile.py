@@ -163,3 +163,41 @@ def test_ambient_guide_credentials_join_the_index(tmp_path: Path) -> None:
     environ = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "ambient-pw-123"}
     loaded = load_profile(write_profile(tmp_path, MINIMAL), environ)
     assert loaded.secrets.find("x ambient-pw-123 y") == ["environment variable MLFLOW_TRACKING_PASSWORD"]
+
+
+def test_secrets_in_the_credential_files_the_profile_names_join_the_index(tmp_path: Path) -> None:
+    """The guide keeps most credentials in files; the report must scrub and scan for those too."""
+    import base64
+    import json
+
+    docker = tmp_path / "config.json"
+    docker.write_text(json.dumps({"auths": {"reg.example": {"auth": base64.b64encode(b"dev:Docker-pw-1").decode()}}}))
+    aws = tmp_path / "credentials"
+    aws.write_text("[conformance]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = S3-secret-key-2\n")
+    kube = tmp_path / "kubeconfig"
+    kube.write_text(
+        "users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+        "      config: {id-token: Id-token-333, refresh-token: Refresh-444}\n"
+    )
+    path = write_profile(
+        tmp_path,
+        MINIMAL
+        + f"registry: {{url: 'https://reg.example', project_path: reg.example/p, docker_config: {docker}}}\n"
+        + f"object_storage: {{kind: s3, endpoint_url: 'https://s3.example', bucket: b-1, credentials_file: {aws},"
+        + " aws_profile: conformance}\n"
+        + f"kubernetes: {{kubeconfig: {kube}, namespace: runai-x}}\n",
+    )
+    index = load_profile(path, {}).secrets
+    for value in ("Docker-pw-1", "S3-secret-key-2", "Id-token-333", "Refresh-444"):
+        assert index.find(f"..{value}.."), value
+    assert index.find(base64.b64encode(b"dev:Docker-pw-1").decode())
+    assert index.find("S3-secret-key-2") == [f"{aws} [conformance] aws_secret_access_key"]
+
+
+def test_unreadable_credential_files_are_left_to_the_checks(tmp_path: Path) -> None:
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    path = write_profile(
+        tmp_path, MINIMAL + f"registry: {{url: 'https://r.example', project_path: r.example/p, docker_config: {bad}}}\n"
+    )
+    assert not load_profile(path, {}).secrets  # no error at load: REG-001 reports the broken file

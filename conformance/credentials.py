@@ -1,0 +1,184 @@
+"""Secrets held in the credential files a profile points at, for redaction and the leak scan.
+
+Most credentials never pass through the profile: the guide keeps them in
+``~/.docker/config.json``, ``~/.aws/credentials``, the kubeconfig, a Harbor
+robot file or a GCP service-account key, and the checks read them there. So
+that the report can still scrub and scan for them, every process of a run
+(the controller and each xdist worker alike) reads the same files here, once,
+at profile load. Reading is lenient: a missing or malformed file is the
+checks' business (they report it); here it only means nothing to add.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import configparser
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from conformance.secrets import Secret
+
+if TYPE_CHECKING:  # profile.py imports this module
+    from conformance.profile import Profile
+
+MAX_BYTES = 1_000_000  # a credential file is small; don't read anything else by mistake
+
+# Secret environment variables the guide's tools read, with the variable holding their user name.
+AMBIENT_SECRETS: dict[str, str] = {
+    "MLFLOW_TRACKING_PASSWORD": "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_TOKEN": "",
+    "AWS_SECRET_ACCESS_KEY": "AWS_ACCESS_KEY_ID",
+    "AWS_SESSION_TOKEN": "",
+    "GITLAB_TOKEN": "",
+    "CI_JOB_TOKEN": "",
+    "HARBOR_PASSWORD": "HARBOR_USERNAME",
+    "CLOUDSDK_AUTH_ACCESS_TOKEN": "",
+}
+
+Found = Iterator[tuple[str, Secret, str | None]]  # (where it was found, the secret, its user name)
+
+
+def ambient(environ: Mapping[str, str]) -> Found:
+    """The well-known secret variables that are set."""
+    for name, user_variable in AMBIENT_SECRETS.items():
+        value = environ.get(name)
+        if value:
+            yield f"environment variable {name}", Secret(value, f"env:{name}"), environ.get(user_variable or "")
+
+
+def held_outside(profile: Profile, environ: Mapping[str, str]) -> Found:
+    """Every secret of the run that does not come from a profile field: variables and credential files."""
+    yield from ambient(environ)
+    home = environ.get("HOME", "~")
+    if profile.registry is not None:
+        docker_dir = environ.get("DOCKER_CONFIG", f"{home}/.docker")
+        yield from docker_config(profile.registry.docker_config or f"{docker_dir}/config.json")
+        yield from robot_file(profile.registry.robot_creds_json)
+    storage = profile.object_storage
+    if storage is not None and storage.kind == "s3":
+        yield from aws_credentials(
+            storage.credentials_file or environ.get("AWS_SHARED_CREDENTIALS_FILE", f"{home}/.aws/credentials")
+        )
+    elif storage is not None:
+        yield from gcp_key(storage.credentials_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+    if profile.kubernetes is not None:
+        yield from kubeconfig(profile.kubernetes.kubeconfig or environ.get("KUBECONFIG", f"{home}/.kube/config"))
+    if profile.gcp is not None:
+        yield from gcp_key(profile.gcp.key_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+
+
+def _read(path: str | Path | None) -> str | None:
+    if not path:
+        return None
+    file = Path(os.path.expanduser(str(path)))
+    try:
+        if not file.is_file() or file.stat().st_size > MAX_BYTES:
+            return None
+        return file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _secret(where: str, value: object) -> Found:
+    if isinstance(value, str) and value:
+        yield where, Secret(value, where), None
+
+
+def docker_config(path: str | Path | None) -> Found:
+    text = _read(path)
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return
+    if not isinstance(data, dict):
+        return
+    for host, entry in (data.get("auths") or {}).items():
+        if not isinstance(entry, dict):
+            continue
+        where = f"{path} auths[{host}]"
+        auth = entry.get("auth")
+        if isinstance(auth, str):
+            yield from _secret(where, auth)
+            try:
+                user, _, password = base64.b64decode(auth).decode(errors="replace").partition(":")
+            except (binascii.Error, ValueError):
+                continue
+            if password:
+                yield where, Secret(password, where), user
+        yield from _secret(where, entry.get("password"))
+        yield from _secret(where, entry.get("identitytoken"))
+
+
+def robot_file(path: str | Path | None) -> Found:
+    text = _read(path)
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return
+    if isinstance(data, dict):
+        name = data.get("name") if isinstance(data.get("name"), str) else None
+        for key in ("secret", "token", "password"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                yield f"{path} {key}", Secret(value, f"{path} {key}"), name
+        yield from docker_config(path)  # the guide's robot file can also be a docker auths file
+
+
+def aws_credentials(path: str | Path | None) -> Found:
+    text = _read(path)
+    if not text:
+        return
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return
+    for section in parser.sections():
+        for key in ("aws_secret_access_key", "aws_session_token"):
+            value = parser.get(section, key, fallback=None)
+            if value:
+                where = f"{path} [{section}] {key}"
+                yield where, Secret(value, where), parser.get(section, "aws_access_key_id", fallback=None)
+
+
+def kubeconfig(path: str | Path | None) -> Found:
+    text = _read(path)
+    try:
+        data = yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return
+    if not isinstance(data, dict):
+        return
+    for entry in data.get("users") or []:
+        user: Any = entry.get("user") if isinstance(entry, dict) else None
+        if not isinstance(user, dict):
+            continue
+        where = f"{path} users[{entry.get('name')}]"
+        for key in ("token", "password", "client-key-data"):
+            yield from _secret(where, user.get(key))
+        provider = user.get("auth-provider")
+        if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
+            for key in ("id-token", "refresh-token", "access-token", "client-secret"):
+                yield from _secret(where, provider["config"].get(key))
+
+
+def gcp_key(path: str | Path | None) -> Found:
+    text = _read(path)
+    try:
+        data = json.loads(text) if text else None
+    except ValueError:
+        return
+    if isinstance(data, dict):
+        for key in ("private_key", "private_key_id", "refresh_token", "client_secret"):
+            yield from _secret(f"{path} {key}", data.get(key))
+        key_body = data.get("private_key")
+        if isinstance(key_body, str):  # each base64 line of the PEM body, as it may appear alone
+            for line in key_body.splitlines():
+                if len(line) >= 40 and not line.startswith("-----"):
+                    yield from _secret(f"{path} private_key", line)
