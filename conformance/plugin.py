@@ -6,6 +6,7 @@ What a check means lives in ``components/``, how to reach a service in
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -71,6 +72,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--no-reports", action="store_true", help="write no HTML/JUnit/JSON by default")
     group.addoption("--waivers", metavar="PATH", help="waivers file (default: the profile's waivers:)")
     group.addoption(
+        "--workspace-pod",
+        metavar="POD[@NAMESPACE]",
+        help="run the workspace checks inside this pod (kubectl exec) instead of on this host",
+    )
+    group.addoption(
         "--budget", type=float, metavar="SECONDS", help="stop starting checks after this; the rest are 'not run'"
     )
     parser.addini("conformance_profile", "default profile (name or path)", default="")
@@ -109,7 +115,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 _set_env(config, sandbox.ensure_running(config.add_cleanup))
             except (OSError, RuntimeError) as exc:  # a server that would not start: say which, no traceback
                 raise pytest.UsageError(f"the sandbox could not start: {exc}") from None
-        loaded = load_profile(path)
+        loaded = _with_workspace_pod(load_profile(path), config.getoption("workspace_pod"))
         waivers_path = config.getoption("waivers") or loaded.profile.waivers
         if waivers_path:
             state.waivers = WaiverBook(load_waivers(Path(waivers_path)))
@@ -126,6 +132,19 @@ def pytest_configure(config: pytest.Config) -> None:
         _default_report_paths(config, loaded, state)
     _install_signal_handlers(config)
     config.pluginmanager.register(RunPlugin(config, loaded, state), "conformance-run")
+
+
+def _with_workspace_pod(loaded: LoadedProfile, target: str | None) -> LoadedProfile:
+    """``--workspace-pod POD[@NAMESPACE]`` points the profile's workspace section at a pod."""
+    if not target:
+        return loaded
+    workspace = loaded.profile.workspace
+    if workspace is None:
+        raise ProfileError([f"{display(loaded.path)}: --workspace-pod needs a workspace: section in the profile"])
+    pod, _, namespace = target.partition("@")
+    update: dict[str, str] = {"pod": pod, **({"namespace": namespace} if namespace else {})}
+    profile = loaded.profile.model_copy(update={"workspace": workspace.model_copy(update=update)})
+    return dataclasses.replace(loaded, profile=profile)
 
 
 def _set_env(config: pytest.Config, values: dict[str, str]) -> None:

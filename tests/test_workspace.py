@@ -272,3 +272,24 @@ def test_checks_run_inside_a_pod_through_kubectl(suite: Any, tmp_path: Path) -> 
 def test_fake_tools_say_they_are_simulated() -> None:
     for name, body in FAKES.items():
         assert "simulated" in body, name
+
+
+def test_workspace_pod_option_points_the_same_profile_at_a_pod(suite: Any, tmp_path: Path) -> None:
+    """``--workspace-pod POD@NAMESPACE`` turns a local workspace profile into an in-pod check."""
+    shim_dir = tmp_path / "shim"
+    shim_dir.mkdir()
+    write_tool(shim_dir, "kubectl", KUBECTL_SHIM)
+    env = {"PATH": f"{shim_dir}:{os.environ['PATH']}"}
+    local = _profile(tmp_path, "  pvc_mount: ${SANDBOX_WORKSPACE_PVC}\n  tools: [git]\n")
+    run = suite(MODULE, "-k", "pvc_mounted", "--workspace-pod=coder-ws-9@runai-other", profile=local, env=env)
+    record = run.check("WSP-002")
+    assert record["outcome"] == "passed", record
+    assert record["evidence"]["host"].startswith("kubectl://coder-ws-9?namespace=runai-other")
+    assert "-n runai-other exec coder-ws-9 -- /bin/sh -c" in (shim_dir / "kubectl.log").read_text()
+
+
+def test_workspace_pod_option_needs_a_workspace_section(suite: Any, tmp_path: Path) -> None:
+    profile = write_profile(tmp_path, "platform: onprem\norchestrator: runai\n")
+    run = suite(MODULE, "--workspace-pod=ws-0", profile=profile)
+    assert run.rc == 4
+    assert "--workspace-pod needs a workspace: section in the profile" in run.output
