@@ -51,6 +51,35 @@ def _profile_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    import tempfile  # noqa: PLC0415 - only this command needs these
+
+    from conformance.init import draft_profile  # noqa: PLC0415
+
+    draft = draft_profile(Path.home(), os.environ, Path.cwd())
+    text = draft.render()
+    target = Path(args.output) if args.output else None
+    if target is not None and target.exists() and not args.force:
+        print(f"{target}: exists; pass --force to overwrite", file=sys.stderr)
+        return 4
+    with tempfile.TemporaryDirectory() as scratch:
+        check_path = target or Path(scratch) / "draft.yaml"
+        check_path.write_text(text)
+        try:
+            load_profile(check_path)
+        except ProfileError as exc:  # a draft that does not load is a bug here, not the user's
+            for line in exc.lines:
+                print(f"draft does not pass profile check: {line}", file=sys.stderr)
+            return 1
+    if target is None:
+        print(text, end="")
+    else:
+        print(f"wrote {target}: it passes profile check; review it and replace the change-me values")
+    for note in draft.notes:
+        print(f"  {note}", file=sys.stderr)
+    return 0
+
+
 def _incluster(args: argparse.Namespace) -> int:
     from conformance import incluster  # noqa: PLC0415 - only this command needs it
 
@@ -215,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     inc.add_argument("-o", "--output", help="write the manifests here instead of stdout")
     inc.set_defaults(func=_incluster)
     _add_fleet_commands(commands)
+
+    init = commands.add_parser("init", help="draft a profile from this workspace (kubeconfig, AWS, docker, ...)")
+    init.add_argument("-o", "--output", help="write the draft here (default: print it)")
+    init.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    init.set_defaults(func=_init)
     return parser
 
 
