@@ -84,7 +84,7 @@ def test_service_account_key_makes_a_gcp_draft(tmp_path: Path) -> None:
 
 
 def test_init_command_writes_a_file_that_passes_profile_check(tmp_path: Path) -> None:
-    home, environ, repo = workspace(tmp_path)
+    _, environ, repo = workspace(tmp_path)
     out = tmp_path / "mine.yaml"
     env = {**os.environ, **environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
