@@ -1,0 +1,587 @@
+"""GIT: can this workspace use the project's GitLab: API, git over HTTPS and SSH (port 2222), and CI?
+
+The API checks read only (``GET /user``, ``/personal_access_tokens/self``, the project, its CI/CD
+variables, schedules and pipelines). git is probed with ``git ls-remote``, which changes nothing.
+SSH checks read the user's own ``~/.ssh/config`` through ``ssh -G``, so they check what
+``git clone git@gitlab.aisingapore.net:group/project.git`` would do (F2: port 2222, not 22).
+python-gitlab loads only when these checks run (the ``gitlab`` fixture imports the client).
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect
+from conformance.fixtures import Reachability
+from conformance.profile import GitLab, Profile
+
+TOKEN_WARN_DAYS = 14
+DEVELOPER = 30
+# CI/CD variables the guide's .gitlab-ci.yml reads with `cat $VAR`, so they must be of type File (F12).
+CI_FILE_VARIABLES = {"onprem": ["HARBOR_ROBOT_CREDS_JSON"], "gcp": ["GCP_SERVICE_ACCOUNT_KEY"]}
+API_SCOPES = {"api", "read_api"}
+PUSH_SCOPES = {"api", "write_repository"}
+
+
+def _client_module() -> Any:
+    return importlib.import_module("conformance.clients.gitlab")
+
+
+def _section(profile: Profile) -> GitLab:
+    if profile.gitlab is None:  # the plugin skips GIT checks first; this is for direct callers
+        raise CannotEvaluate("the profile has no gitlab section")
+    return profile.gitlab
+
+
+def _level(project: dict[str, Any]) -> int:
+    """The user's effective role: the higher of project and group membership."""
+    permissions = project.get("permissions") or {}
+    levels = [(permissions.get(kind) or {}).get("access_level") or 0 for kind in ("project_access", "group_access")]
+    return max(int(level) for level in levels)
+
+
+def _role(level: int) -> str:
+    return f"{_client_module().ACCESS_LEVELS.get(level, 'access level')} ({level})"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def gitlab_local(profile: Profile, run_id: str) -> Any:
+    """The client, for checks that need no GitLab endpoint (files on this machine)."""
+    return _client_module().connect(profile, run_id)
+
+
+@pytest.fixture(scope="session")
+def authenticated(gitlab: Any) -> Any:
+    """The client once the token is accepted (an API scope is GIT-003's concern)."""
+    user = gitlab.current_user()
+    if not user.ok and not user.insufficient_scope:
+        raise Blocked("GIT-002" if user.token_state else "GIT-001", user.summary())
+    return gitlab
+
+
+@pytest.fixture(scope="session")
+def gitlab_project(authenticated: Any) -> dict[str, Any]:
+    reply = authenticated.project()
+    if reply.insufficient_scope:
+        raise Blocked("GIT-003", reply.summary())
+    if not reply.ok:
+        raise Blocked("GIT-004", reply.summary())
+    data: dict[str, Any] = reply.data
+    return data
+
+
+@pytest.fixture(scope="session")
+def ssh_config(profile: Profile, gitlab_local: Any) -> Any:
+    if not _section(profile).ssh:
+        pytest.skip("not applicable: gitlab.ssh is false (this workspace uses git over HTTPS only)")
+    return gitlab_local.ssh_config()
+
+
+def _config_problem(config: Any, section: GitLab) -> str | None:
+    if config.error:
+        return str(config.error)
+    if config.port != section.ssh_port:
+        return f"{config.path} gives port {config.port} for host {section.host}, not {section.ssh_port}"
+    return None
+
+
+def _identity_problem(config: Any) -> str | None:
+    existing = [p for p in config.identity_files if p.is_file()]
+    if not existing:
+        listed = ", ".join(str(p) for p in config.identity_files) or "none"
+        return f"no IdentityFile for {config.host} exists (ssh would try: {listed})"
+    modes = {p: _client_module().file_mode(p) for p in existing}
+    loose = [f"{p} has mode {mode:o}" for p, mode in modes.items() if mode & 0o077]
+    return "; ".join(loose) or None
+
+
+@pytest.fixture(scope="session")
+def ssh_ready(profile: Profile, gitlab_local: Any, ssh_config: Any, reachability: Reachability) -> Any:
+    """The client once the SSH settings are sound; blocked by the check that says why not."""
+    reachability.require("gitlab-ssh")
+    problem = _config_problem(ssh_config, _section(profile))
+    if problem:
+        raise Blocked("GIT-006", problem)
+    identity = _identity_problem(ssh_config)
+    if identity:
+        raise Blocked("GIT-007", identity)
+    found, files = gitlab_local.host_key_known(ssh_config)
+    if found is None:
+        raise Blocked("GIT-008", f"no key for {ssh_config.known_hosts_name} in {', '.join(map(str, files))}")
+    return gitlab_local
+
+
+@pytest.fixture(scope="session")
+def token_info(gitlab: Any) -> dict[str, Any] | None:
+    """GitLab's record of the token (``/personal_access_tokens/self``); None when GitLab refused it as expired."""
+    user = gitlab.current_user()
+    if user.token_state:
+        return None
+    if not user.ok and not user.insufficient_scope:
+        raise Blocked("GIT-001", user.summary())
+    info = gitlab.token_info()
+    if not info.ok:
+        raise CannotEvaluate(
+            f"GET {gitlab.api_url}/personal_access_tokens/self answered {info.summary()}",
+            hint="GitLab before 15.5 has no such endpoint, and it only knows personal access tokens",
+        )
+    data: dict[str, Any] = info.data
+    return data
+
+
+@pytest.fixture(scope="session")
+def project_reply(authenticated: Any) -> Any:
+    reply = authenticated.project()
+    if reply.insufficient_scope:
+        raise Blocked("GIT-003", reply.summary())
+    return reply
+
+
+@pytest.fixture
+def git_https(authenticated: Any, reachability: Reachability) -> Any:
+    reachability.require("gitlab-git")
+    return authenticated
+
+
+@pytest.fixture(scope="session")
+def parsed_ssh_config(ssh_config: Any) -> Any:
+    if ssh_config.error:
+        raise Blocked("GIT-006", ssh_config.error)
+    return ssh_config
+
+
+@pytest.fixture(scope="session")
+def origin(profile: Profile, gitlab_local: Any) -> tuple[str, str]:
+    """(checkout, origin URL) of the clone the profile names."""
+    checkout = _section(profile).checkout
+    if checkout is None:
+        pytest.skip("not applicable: gitlab.checkout names no clone to inspect")
+    if not Path(checkout).is_dir():
+        raise CannotEvaluate(f"gitlab.checkout {checkout} is not a directory on this machine")
+    result = gitlab_local.origin_url(Path(checkout))
+    if not result.ok:
+        raise CannotEvaluate(f"`git remote get-url origin` in {checkout} failed: {result.message}")
+    return checkout, result.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def pvc_root(profile: Profile) -> Path:
+    workspace = profile.workspace
+    if workspace is None or workspace.pvc_mount is None:
+        pytest.skip("not applicable: the profile names no shared volume (workspace.pvc_mount)")
+    if workspace.pod is not None:
+        pytest.skip(f"not applicable: the shared volume is inside pod {workspace.pod}, not on this machine")
+    root = Path(workspace.pvc_mount)
+    if not root.is_dir():
+        pytest.skip(f"not applicable: {root} is not mounted on this machine (run inside the workspace)")
+    return root
+
+
+def _listing(reply: Any, what: str, project: str, role: str = "Reporter") -> Any:
+    """A CI listing's data, or CannotEvaluate saying why GitLab would not give it."""
+    if reply.status == 403:
+        raise CannotEvaluate(
+            f"GitLab refused to list the {what} of {project} ({reply.summary()})",
+            hint=f"listing {what} needs the {role} role; ask a {role} of the project to run this check",
+        )
+    if not reply.ok:
+        raise CannotEvaluate(f"listing the {what} of {project} answered {reply.summary()}")
+    return reply.data
+
+
+@pytest.fixture(scope="session")
+def ci_variables(authenticated: Any, gitlab_project: dict[str, Any]) -> dict[str, str]:
+    project = authenticated.section.project
+    data: dict[str, str] = _listing(authenticated.variables(), "CI/CD variables", project, "Maintainer")
+    return data
+
+
+@pytest.fixture(scope="session")
+def ci_schedules(authenticated: Any, gitlab_project: dict[str, Any]) -> list[dict[str, Any]]:
+    data = _listing(authenticated.schedules(), "pipeline schedules", authenticated.section.project)
+    return [s for s in data if isinstance(s, dict)]
+
+
+@pytest.fixture(scope="session")
+def latest_pipeline(authenticated: Any, gitlab_project: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    branch = str(gitlab_project.get("default_branch") or "main")
+    reply = authenticated.latest_pipeline(branch)
+    return branch, _listing(reply, "pipelines", authenticated.section.project)
+
+
+# --------------------------------------------------------------------------- API and token
+
+
+@check(
+    "GIT-001",
+    """
+    401: the token is wrong, or was never created. Create a personal access token in GitLab (Edit profile >
+    Access tokens) with scopes read_api and write_repository, and put it where the profile says (gitlab.token,
+    else the GITLAB_TOKEN variable). Anything else: check gitlab.url; send this report to MLOps.
+    """,
+)
+def test_token_authenticates(gitlab: Any, evidence: dict[str, Any]) -> None:
+    user = gitlab.current_user()
+    evidence.update({"api": f"{gitlab.api_url}/user", "token_source": gitlab.token_source, "seconds": user.seconds})
+    if user.ok:
+        evidence.update({"username": user.data.get("username"), "user_state": user.data.get("state")})
+    elif user.insufficient_scope:
+        evidence["note"] = "the token is valid but has no API scope (see GIT-003)"
+    hint = (
+        "the token was revoked or has expired (see GIT-002)"
+        if user.token_state
+        else ("the token is wrong, or belongs to another GitLab instance than gitlab.url")
+    )
+    expect(
+        user.ok or user.insufficient_scope,
+        expected=f"GET {gitlab.api_url}/user answers 200 for the profile's token",
+        actual=user.summary(),
+        hint=hint if user.status == 401 else "gitlab.url does not point at GitLab, or GitLab is failing",
+    )
+
+
+@check(
+    "GIT-002",
+    """
+    Create a new personal access token (tokens expire; GitLab allows at most a year) and replace the old one
+    wherever you keep it: the profile's gitlab.token, GITLAB_TOKEN, and your git credential store.
+    """,
+)
+def test_token_not_expired(gitlab: Any, token_info: dict[str, Any] | None, evidence: dict[str, Any]) -> None:
+    hint = "GitLab refuses expired and revoked tokens for the API and for git over HTTPS alike"
+    if token_info is None:
+        expect(False, expected="the token is active and not expired", actual=gitlab.current_user().summary(), hint=hint)
+    token = token_info or {}
+    expires = token.get("expires_at")
+    evidence.update({"token_name": token.get("name"), "expires_at": expires or "never", "active": token.get("active")})
+    evidence["revoked"] = token.get("revoked")
+    days = _client_module().days_until(expires) if expires else None
+    expect(
+        token.get("active", True) and not token.get("revoked") and (days is None or days >= 0),
+        expected="the token is active and not expired",
+        actual=f"active={token.get('active')}, revoked={token.get('revoked')}, expires_at={expires}",
+        hint=hint,
+    )
+    if days is not None and days < TOKEN_WARN_DAYS:
+        evidence["warning"] = f"the GitLab token expires in {days} days ({expires})"
+        warnings.warn(ConformanceWarning(f"GIT-002: {evidence['warning']}"), stacklevel=1)
+
+
+@check(
+    "GIT-003",
+    """
+    The token lacks a scope the guide needs. Create a token with read_api (or api) for the API and
+    write_repository (or api) to push over HTTPS; a token's scopes cannot be changed after creation.
+    """,
+)
+def test_token_scopes(authenticated: Any, token_info: dict[str, Any] | None, evidence: dict[str, Any]) -> None:
+    scopes = set((token_info or {}).get("scopes") or [])
+    evidence["scopes"] = sorted(scopes)
+    needs = {"read_api or api": API_SCOPES, "write_repository or api": PUSH_SCOPES}
+    missing = [need for need, accepted in needs.items() if not scopes & accepted]
+    expect(
+        not missing,
+        expected="token scopes include read_api (or api) and write_repository (or api)",
+        actual=f"scopes {', '.join(sorted(scopes)) or 'none'}: lacks {' and '.join(missing) or 'nothing'}",
+        hint="without write_repository, git push over HTTPS is refused; without read_api, these checks cannot read CI",
+    )
+
+
+@check(
+    "GIT-004",
+    """
+    404: the project path in the profile is wrong, or you are not a member. Ask the project's Maintainer (or
+    MLOps) to add you with role Developer or higher; Reporter and Guest cannot push.
+    """,
+)
+def test_project_access(authenticated: Any, project_reply: Any, evidence: dict[str, Any]) -> None:
+    section = authenticated.section
+    reply = project_reply
+    evidence.update({"project": section.project, "seconds": reply.seconds})
+    expect(
+        reply.ok,
+        expected=f"project {section.project} is visible to the token's user",
+        actual=reply.summary(),
+        hint="GitLab answers 404 both for a project that does not exist and for one you are not a member of",
+    )
+    level = _level(reply.data)
+    evidence.update({"path_with_namespace": reply.data.get("path_with_namespace"), "role": _role(level)})
+    evidence["default_branch"] = reply.data.get("default_branch")
+    expect(
+        level >= DEVELOPER,
+        expected=f"role Developer (30) or higher on {section.project}",
+        actual=f"role {_role(level)}",
+        hint="Reporter and Guest may clone but not push",
+    )
+
+
+# --------------------------------------------------------------------------- git over HTTPS
+
+
+@check(
+    "GIT-005",
+    """
+    git cannot read the repository over HTTPS with your token. Authentication failed: the token is wrong,
+    expired or lacks read_repository. Certificate problems: set tls.ca_bundle (git uses GIT_SSL_CAINFO).
+    Not found: check gitlab.project / gitlab.https_remote.
+    """,
+)
+def test_git_https(git_https: Any, evidence: dict[str, Any]) -> None:
+    user = git_https.current_user()
+    username = git_https.section.username or (user.data or {}).get("username") or "oauth2"
+    result = git_https.ls_remote_https(username)
+    refs = [line.split("\t", 1)[-1] for line in result.stdout.splitlines() if "\t" in line]
+    evidence.update({"command": result.command, "username": username, "seconds": result.seconds, "refs": len(refs)})
+    expect(
+        result.ok,
+        expected=f"`{result.command}` succeeds with the token as the password",
+        actual=f"exit {result.rc}: {result.message}" if result.rc is not None else result.message,
+        hint="a 401 from git means the token, not the network: GIT-001 and GIT-002 say more",
+    )
+
+
+# --------------------------------------------------------------------------- git over SSH
+
+
+@check(
+    "GIT-006",
+    """
+    Add to ~/.ssh/config (F2; AISG's GitLab listens for SSH on 2222, not 22):
+        Host gitlab.aisingapore.net
+            Port 2222
+            IdentityFile ~/.ssh/<your private key>
+    A line ssh cannot parse must be fixed first: `ssh -G gitlab.aisingapore.net` names it.
+    """,
+)
+def test_ssh_config(profile: Profile, ssh_config: Any, evidence: dict[str, Any]) -> None:
+    section = _section(profile)
+    evidence.update({"ssh_config": str(ssh_config.path), "host": section.host})
+    if not ssh_config.error:
+        evidence.update({"port": ssh_config.port, "hostname": ssh_config.hostname, "user": ssh_config.first("user")})
+        evidence["identityfile"] = [str(p) for p in ssh_config.identity_files]
+    problem = _config_problem(ssh_config, section)
+    expect(
+        problem is None,
+        expected=f"ssh_config {ssh_config.path} has a Host block for {section.host} with Port {section.ssh_port}",
+        actual=problem or "",
+        hint="F2: without `Port 2222`, ssh and git try port 22, which AISG's GitLab does not serve"
+        if not ssh_config.error
+        else "the file has a line ssh cannot parse, or does not exist",
+    )
+
+
+@check(
+    "GIT-007",
+    """
+    Point IdentityFile at your private key and restrict it: `chmod 600 ~/.ssh/<key>`. ssh refuses a key that
+    others can read ("UNPROTECTED PRIVATE KEY FILE"). No key yet: `ssh-keygen -t ed25519` and add the public
+    key in GitLab (Edit profile > SSH Keys).
+    """,
+)
+def test_ssh_identity(parsed_ssh_config: Any, evidence: dict[str, Any]) -> None:
+    ssh_config = parsed_ssh_config
+    files = [p for p in ssh_config.identity_files if p.is_file()]
+    evidence["identity_files"] = {str(p): f"{_client_module().file_mode(p):o}" for p in files}
+    expect(
+        not (problem := _identity_problem(ssh_config)),
+        expected="an IdentityFile that exists and only its owner can read (mode 600 or 400)",
+        actual=problem or "",
+        hint="ssh ignores a private key that group or others can read",
+    )
+
+
+@check(
+    "GIT-008",
+    """
+    Connect once interactively and compare the fingerprint with the one MLOps publishes:
+    `ssh -p 2222 git@gitlab.aisingapore.net`, then answer yes; or add it with
+    `ssh-keyscan -p 2222 gitlab.aisingapore.net >> ~/.ssh/known_hosts` after checking the fingerprint.
+    """,
+)
+def test_ssh_host_key_known(gitlab_local: Any, parsed_ssh_config: Any, evidence: dict[str, Any]) -> None:
+    ssh_config = parsed_ssh_config
+    found, files = gitlab_local.host_key_known(ssh_config)
+    evidence.update({"lookup": ssh_config.known_hosts_name, "known_hosts_files": [str(p) for p in files]})
+    if found is not None:
+        evidence["found_in"] = str(found)
+    expect(
+        found is not None,
+        expected=f"a host key for {ssh_config.known_hosts_name} in known_hosts",
+        actual=f"none in {', '.join(str(p) for p in files)}",
+        hint="in batch mode (git, CI) ssh cannot ask you to accept an unknown host key, so it fails",
+    )
+
+
+@check(
+    "GIT-009",
+    """
+    `ssh -T git@gitlab.aisingapore.net` must print "Welcome to GitLab, @<you>!". Permission denied
+    (publickey): add your public key in GitLab (Edit profile > SSH Keys). Host key verification failed: the
+    key in known_hosts is not this server's; ask MLOps before replacing it.
+    """,
+)
+def test_ssh_greeting(ssh_ready: Any, evidence: dict[str, Any]) -> None:
+    result = ssh_ready.ssh_greeting()
+    greeting = _client_module().GREETING.search(result.stdout + "\n" + result.message)
+    evidence.update({"command": result.command, "seconds": result.seconds})
+    if greeting:
+        evidence["gitlab_user"] = greeting["user"]
+    expect(
+        greeting is not None,
+        expected=f"`{result.command}` prints GitLab's greeting (Welcome to GitLab, @user!)",
+        actual=f"exit {result.rc}: {result.message or 'no greeting'}",
+        hint="publickey: the key is not registered in GitLab; refused or timed out: the port (F2) or the VPN",
+    )
+
+
+@check(
+    "GIT-010",
+    """
+    git over SSH fails although ssh itself may work: check the project path in the remote
+    (git@gitlab.aisingapore.net:<group>/<project>.git) and that your role lets you read it (GIT-004).
+    """,
+)
+def test_git_ssh(ssh_ready: Any, evidence: dict[str, Any]) -> None:
+    result = ssh_ready.ls_remote_ssh()
+    evidence.update({"command": result.command, "seconds": result.seconds})
+    evidence["refs"] = sum(1 for line in result.stdout.splitlines() if "\t" in line)
+    expect(
+        result.ok,
+        expected=f"`{result.command}` succeeds through ssh_config in batch mode",
+        actual=f"exit {result.rc}: {result.message}" if result.rc is not None else result.message,
+        hint="the project path is wrong or not visible to your user, or the SSH settings above are off",
+    )
+
+
+# --------------------------------------------------------------------------- shared workspaces (F3)
+
+
+@pytest.mark.runai
+@check(
+    "GIT-011",
+    """
+    In a shared workspace use HTTPS, not SSH (the guide: the PVC is readable by the whole team):
+    `git remote set-url origin https://gitlab.aisingapore.net/<group>/<project>.git`. Never put the token in
+    the URL: it would be stored in .git/config on the shared volume; let git ask, or use a credential helper.
+    """,
+)
+def test_workspace_remote_https(origin: tuple[str, str], evidence: dict[str, Any]) -> None:
+    checkout, remote = origin
+    url, with_password = _client_module().redact_url(remote)
+    evidence.update({"checkout": checkout, "origin": url})
+    expect(
+        url.startswith("https://"),
+        expected=f"origin of {checkout} is an https:// URL",
+        actual=f"origin is {url}",
+        hint="F3: an SSH remote needs a private key, and in a shared workspace it lies on the shared volume",
+    )
+    expect(
+        not with_password,
+        expected="origin holds no credentials",
+        actual="origin's URL holds a user name and password (shown here without them)",
+        hint="F3: .git/config on the shared volume is readable by the whole team",
+    )
+
+
+@pytest.mark.runai
+@check(
+    "GIT-012",
+    """
+    Remove private keys from the shared volume (the guide: use HTTPS in shared workspaces) and revoke them in
+    GitLab (Edit profile > SSH Keys): anyone with access to the PVC may have copied them.
+    """,
+)
+def test_no_private_key_on_pvc(profile: Profile, pvc_root: Path, evidence: dict[str, Any]) -> None:
+    root = pvc_root
+    scan = _client_module().find_private_keys(root, seconds=profile.timeouts.check / 4)
+    evidence.update({"pvc_mount": str(root), "files_scanned": scan.scanned, "complete": scan.complete})
+    evidence["private_keys"] = scan.keys
+    expect(
+        not scan.keys,
+        expected=f"no private key file under the shared volume {root}",
+        actual=f"{len(scan.keys)} found: {', '.join(scan.keys[:5])}",
+        hint="F3: someone kept an SSH key on the PVC, which the whole team can read",
+    )
+
+
+# --------------------------------------------------------------------------- CI (section 14)
+
+
+@check(
+    "GIT-013",
+    """
+    In GitLab: Settings > CI/CD > Variables, add the variable with Type "File" (F12): the guide's jobs run
+    `cat $HARBOR_ROBOT_CREDS_JSON` (on-prem) or `cat $GCP_SERVICE_ACCOUNT_KEY` (GCP), which only works when
+    the variable holds a file path. Listing variables needs the Maintainer role.
+    """,
+)
+def test_ci_file_variables(authenticated: Any, ci_variables: dict[str, str], evidence: dict[str, Any]) -> None:
+    required = authenticated.section.ci_file_variables or CI_FILE_VARIABLES[authenticated.platform]
+    found = ci_variables
+    evidence.update({"required": required, "types": {k: found.get(k, "missing") for k in required}})
+    evidence["variables_total"] = len(found)
+    wrong = [f"{k} is {'of type ' + found[k] if k in found else 'missing'}" for k in required if found.get(k) != "file"]
+    expect(
+        not wrong,
+        expected=f"CI/CD variable(s) {', '.join(required)} of type File",
+        actual="; ".join(wrong),
+        hint="F12: with type Variable, `cat $VAR` reads a file named after the JSON's content and the push fails",
+    )
+
+
+@check(
+    "GIT-014",
+    """
+    Create a pipeline schedule (Build > Pipeline schedules) on the default branch, e.g. nightly, so that
+    image builds and this suite run regularly, and make sure it is active.
+    """,
+)
+def test_pipeline_schedule(authenticated: Any, ci_schedules: list[dict[str, Any]], evidence: dict[str, Any]) -> None:
+    schedules = ci_schedules
+    evidence["schedules"] = [
+        {"description": s.get("description"), "cron": s.get("cron"), "ref": s.get("ref"), "active": s.get("active")}
+        for s in schedules
+    ]
+    active = [s for s in schedules if s.get("active")]
+    expect(
+        active,
+        expected=f"an active pipeline schedule in {authenticated.section.project}",
+        actual=f"{len(schedules)} schedule(s), none active" if schedules else "no pipeline schedule",
+        hint="a schedule's owner who left the project deactivates it",
+    )
+
+
+@check(
+    "GIT-015",
+    """
+    The latest pipeline on the default branch failed: open it (link in the evidence), fix the failing job,
+    and run the pipeline again. A failed build job often means a missing or mistyped CI/CD variable (GIT-013).
+    """,
+)
+def test_latest_pipeline(latest_pipeline: tuple[str, dict[str, Any] | None], evidence: dict[str, Any]) -> None:
+    branch, found = latest_pipeline
+    pipeline = found or {}
+    evidence["ref"] = branch
+    if pipeline:
+        evidence.update({"pipeline": pipeline.get("id"), "status": pipeline.get("status")})
+        evidence.update({"web_url": pipeline.get("web_url"), "source": pipeline.get("source")})
+    expect(
+        found,
+        expected=f"a pipeline has run on {branch}",
+        actual=f"no pipeline on {branch}",
+        hint=".gitlab-ci.yml is missing on the default branch, or CI/CD is disabled for the project",
+    )
+    expect(
+        pipeline.get("status") != "failed",
+        expected=f"the latest pipeline on {branch} did not fail",
+        actual=f"pipeline {pipeline.get('id')} on {branch}: {pipeline.get('status')}",
+        hint="see the failed job's log in GitLab",
+    )

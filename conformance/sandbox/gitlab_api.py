@@ -1,0 +1,317 @@
+"""A simulated GitLab REST API (``/api/v4``): the few endpoints the GIT checks read, shaped like GitLab's.
+
+Simulated, because a GitLab instance does not fit in a test run. The answers follow GitLab's
+documented field names and types (``GET /user``, ``/personal_access_tokens/self``, ``/projects/:id``
+with ``permissions``, ``/projects/:id/variables``, ``/pipeline_schedules``, ``/pipelines``) and its
+error bodies: ``401 {"message": "401 Unauthorized"}`` for an unknown token, ``401 invalid_token`` for
+an expired or revoked one, ``403 insufficient_scope`` for a token without an API scope, ``404 Project
+Not Found`` for a project the user cannot see, ``403 Forbidden`` below the role an endpoint needs.
+
+Everything it knows is in a JSON state file (see :func:`default_state`), read again on each request,
+so a test may point it at a state of its own. Tokens, users and projects in it carry the faults the
+suite's tests need: expired, revoked and read-only tokens, a Reporter, and a project whose CI is
+misconfigured.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import secrets
+import ssl
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+API_SCOPES = {"api", "read_api"}
+USER_SCOPES = API_SCOPES | {"read_user"}
+EXPIRED = {
+    "error": "invalid_token",
+    "error_description": "Token is expired. You can either do re-authorization or token refresh.",
+}
+REVOKED = {"error": "invalid_token", "error_description": "Token was revoked. You have to re-authorize from the user."}
+UNAUTHORIZED = {"message": "401 Unauthorized"}
+FORBIDDEN = {"message": "403 Forbidden"}
+PROJECT_NOT_FOUND = {"message": "404 Project Not Found"}
+NOT_FOUND = {"error": "404 Not Found"}
+GUEST, REPORTER, DEVELOPER, MAINTAINER = 10, 20, 30, 40
+# The role GitLab needs for each project endpoint (variables are Maintainer-only).
+ROLE_FOR = {"": GUEST, "variables": MAINTAINER, "pipeline_schedules": REPORTER, "pipelines": REPORTER}
+_PROJECT = re.compile(r"^/api/v4/projects/(?P<id>[^/]+)(?:/(?P<sub>variables|pipeline_schedules|pipelines))?$")
+_TIMESTAMP = "2024-01-02T03:04:05.000Z"
+
+
+def _day(offset: int) -> str:
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=offset)).isoformat()
+
+
+def new_token() -> str:
+    """A token shaped like GitLab's personal access tokens (``glpat-`` and 20 characters)."""
+    return "glpat-" + secrets.token_urlsafe(15)[:20]
+
+
+def default_state(tokens: dict[str, str], project: str, broken_project: str) -> dict[str, Any]:
+    """Users, tokens and projects of the sandbox; ``tokens`` maps a kind (good, expired, ...) to its value."""
+    write = ["api", "read_repository", "write_repository"]
+    kinds: dict[str, dict[str, Any]] = {
+        "good": {"user": "conformance", "scopes": write, "expires_at": _day(180)},
+        "expiring": {"user": "conformance", "scopes": write, "expires_at": _day(5)},
+        "expired": {"user": "conformance", "scopes": write, "expires_at": _day(-1)},
+        "revoked": {"user": "conformance", "scopes": write, "expires_at": _day(30), "revoked": True},
+        "read_only": {"user": "conformance", "scopes": ["read_api", "read_repository"], "expires_at": _day(90)},
+        "git_only": {"user": "conformance", "scopes": ["read_repository", "write_repository"], "expires_at": _day(90)},
+        "reporter": {"user": "reporter", "scopes": write, "expires_at": _day(90)},
+    }
+    file_variables = [
+        {"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "file"},
+        {"key": "GCP_SERVICE_ACCOUNT_KEY", "variable_type": "file"},
+    ]
+    return {
+        "users": {"conformance": {"id": 2, "name": "Conformance Suite"}, "reporter": {"id": 3, "name": "A Reporter"}},
+        "tokens": [
+            {"token": tokens[kind], "id": 100 + i, "name": f"sandbox-{kind}", **spec}
+            for i, (kind, spec) in enumerate(kinds.items())
+        ],
+        "projects": [
+            {
+                "id": 7,
+                "path": project,
+                "default_branch": "main",
+                "members": {"conformance": MAINTAINER, "reporter": REPORTER},
+                "variables": file_variables,
+                "schedules": [{"description": "nightly conformance", "cron": "0 2 * * *", "active": True}],
+                "pipelines": [{"status": "success", "ref": "main"}, {"status": "failed", "ref": "feature"}],
+            },
+            {
+                "id": 8,
+                "path": broken_project,
+                "default_branch": "main",
+                "members": {"conformance": MAINTAINER},
+                # F12: a Variable where the job does `cat $HARBOR_ROBOT_CREDS_JSON`; the gcp key is missing.
+                "variables": [{"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "env_var"}],
+                "schedules": [{"description": "paused schedule", "cron": "0 3 * * 1", "active": False}],
+                "pipelines": [{"status": "failed", "ref": "main"}, {"status": "success", "ref": "main"}],
+            },
+        ],
+    }
+
+
+class _Api:
+    """Answers one request from the state file: (status, JSON body)."""
+
+    def __init__(self, state: dict[str, Any], base_url: str) -> None:
+        self.state = state
+        self.base_url = base_url
+
+    def token(self, value: str | None) -> dict[str, Any] | None:
+        return next((t for t in self.state["tokens"] if value and secrets.compare_digest(t["token"], value)), None)
+
+    def answer(self, path: str, query: dict[str, str], token_value: str | None) -> tuple[int, Any]:
+        token = self.token(token_value)
+        if token is None:
+            return 401, UNAUTHORIZED
+        if token.get("revoked"):
+            return 401, REVOKED
+        if token.get("expires_at") and token["expires_at"] < _day(0):
+            return 401, EXPIRED
+        if path == "/api/v4/personal_access_tokens/self":
+            return 200, self._token_entity(token)
+        if not set(token["scopes"]) & (USER_SCOPES if path == "/api/v4/user" else API_SCOPES):
+            needed = "api read_api read_user" if path == "/api/v4/user" else "api read_api"
+            return 403, {
+                "error": "insufficient_scope",
+                "error_description": "The request requires higher privileges than provided by the access token.",
+                "scope": needed,
+            }
+        if path == "/api/v4/user":
+            return 200, self._user(token["user"])
+        if path == "/api/v4/version":
+            return 200, {"version": "17.0.0-sandbox", "revision": "0000000", "kas": {"enabled": False}}
+        match = _PROJECT.match(path)
+        if match is None:
+            return 404, NOT_FOUND
+        project = self._project(urllib.parse.unquote(match["id"]))
+        level = project["members"].get(token["user"], 0) if project else 0
+        if project is None or level == 0:
+            return 404, PROJECT_NOT_FOUND
+        sub = match["sub"] or ""
+        if level < ROLE_FOR[sub]:
+            return 403, FORBIDDEN
+        if sub == "variables":
+            return 200, [self._variable(v) for v in project["variables"]]
+        if sub == "pipeline_schedules":
+            return 200, [self._schedule(project, i, s) for i, s in enumerate(project["schedules"])]
+        if sub == "pipelines":
+            pipelines = [self._pipeline(project, i, p) for i, p in enumerate(project["pipelines"])]
+            if "ref" in query:
+                pipelines = [p for p in pipelines if p["ref"] == query["ref"]]
+            pipelines.sort(key=lambda p: int(p["id"]), reverse=True)
+            return 200, pipelines[: int(query.get("per_page", "20"))]
+        return 200, self._project_entity(project, level)
+
+    def _project(self, ident: str) -> dict[str, Any] | None:
+        return next((p for p in self.state["projects"] if ident in (str(p["id"]), p["path"])), None)
+
+    def _user(self, name: str) -> dict[str, Any]:
+        user = self.state["users"][name]
+        return {
+            "id": user["id"],
+            "username": name,
+            "name": user["name"],
+            "state": "active",
+            "locked": False,
+            "avatar_url": None,
+            "web_url": f"{self.base_url}/{name}",
+            "created_at": _TIMESTAMP,
+            "email": f"{name}@sandbox.invalid",
+            "is_admin": False,
+        }
+
+    def _token_entity(self, token: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": token["id"],
+            "name": token["name"],
+            "revoked": bool(token.get("revoked", False)),
+            "created_at": _TIMESTAMP,
+            "description": None,
+            "scopes": list(token["scopes"]),
+            "user_id": self.state["users"][token["user"]]["id"],
+            "last_used_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "active": not token.get("revoked") and not (token.get("expires_at") or "9") < _day(0),
+            "expires_at": token.get("expires_at"),
+        }
+
+    def _project_entity(self, project: dict[str, Any], level: int) -> dict[str, Any]:
+        path = project["path"]
+        host = urllib.parse.urlsplit(self.base_url).hostname
+        return {
+            "id": project["id"],
+            "name": path.rsplit("/", 1)[-1],
+            "path": path.rsplit("/", 1)[-1],
+            "path_with_namespace": path,
+            "name_with_namespace": path.replace("/", " / "),
+            "default_branch": project["default_branch"],
+            "visibility": "private",
+            "ssh_url_to_repo": f"git@{host}:{path}.git",
+            "http_url_to_repo": f"{self.base_url}/{path}.git",
+            "web_url": f"{self.base_url}/{path}",
+            "archived": False,
+            "permissions": {
+                "project_access": {"access_level": level, "notification_level": 3},
+                "group_access": None,
+            },
+        }
+
+    @staticmethod
+    def _variable(variable: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "variable_type": variable["variable_type"],
+            "key": variable["key"],
+            "value": variable.get("value", "sandbox-value-not-a-secret"),
+            "protected": False,
+            "masked": False,
+            "hidden": False,
+            "raw": False,
+            "environment_scope": "*",
+            "description": None,
+        }
+
+    @staticmethod
+    def _schedule(project: dict[str, Any], index: int, schedule: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": project["id"] * 100 + index,
+            "description": schedule["description"],
+            "ref": f"refs/heads/{project['default_branch']}",
+            "cron": schedule["cron"],
+            "cron_timezone": "Asia/Singapore",
+            "next_run_at": (dt.datetime.now(dt.UTC) + dt.timedelta(hours=6)).isoformat(timespec="milliseconds"),
+            "active": schedule["active"],
+            "created_at": _TIMESTAMP,
+            "updated_at": _TIMESTAMP,
+            "owner": {"id": 2, "username": "conformance", "name": "Conformance Suite", "state": "active"},
+        }
+
+    def _pipeline(self, project: dict[str, Any], index: int, pipeline: dict[str, Any]) -> dict[str, Any]:
+        # The state lists the newest first; ids grow with age reversed.
+        number = project["id"] * 1000 + len(project["pipelines"]) - index
+        return {
+            "id": number,
+            "iid": number % 1000,
+            "project_id": project["id"],
+            "status": pipeline["status"],
+            "source": "schedule",
+            "ref": pipeline["ref"],
+            "sha": f"{number:040x}",
+            "web_url": f"{self.base_url}/{project['path']}/-/pipelines/{number}",
+            "created_at": _TIMESTAMP,
+            "updated_at": _TIMESTAMP,
+        }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        parts = urllib.parse.urlsplit(self.path)
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
+        token = self.headers.get("PRIVATE-TOKEN")
+        bearer = self.headers.get("Authorization", "")
+        if token is None and bearer.startswith("Bearer "):
+            token = bearer[len("Bearer ") :]
+        status: int
+        body: Any
+        if not parts.path.startswith("/api/v4/"):
+            status, body = 302, {}
+        else:
+            state = json.loads(self.server.state_file.read_text())
+            status, body = _Api(state, self.server.base_url).answer(parts.path, query, token)
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        if status == 302:  # the web UI: GitLab sends visitors to the sign-in page
+            self.send_header("Location", f"{self.server.base_url}/users/sign_in")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, state_file: Path, tls: ssl.SSLContext) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.state_file = state_file
+        self.tls = tls
+        self.base_url = f"https://localhost:{self.server_address[1]}"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The handshake runs in the request's thread, so a silent client cannot block the accept loop.
+        request.settimeout(10)
+        try:
+            request = self.tls.wrap_socket(request, server_side=True)
+        except (OSError, ssl.SSLError):
+            return
+        super().finish_request(request, client_address)
+
+
+class GitLabApi:
+    """The simulated API on a loopback port, in a thread of the sandbox's process."""
+
+    def __init__(self, state_file: Path, cert: tuple[Path, Path]) -> None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(str(cert[0]), str(cert[1]))
+        self._server = _Server(state_file, tls)
+        self.url = self._server.base_url
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-gitlab-api", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,375 @@
+"""GIT checks against the sandbox's GitLab: each passes there and fails (or is blocked) for its own fault.
+
+Faults are profiles in tmp_path: another token of the simulated API (wrong, expired, expiring,
+read-only, git-only, Reporter), another project (unknown, misconfigured CI), and ssh configs made
+from the sandbox's own files (no Port, a key others can read, an empty known_hosts, a line ssh cannot
+parse, a key GitLab does not know). Several independent faults share one run.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conformance.clients import gitlab as client
+from conformance.sandbox import gitlab_api
+from tests.conftest import SuiteRun
+
+WRONG_TOKEN = "glpat-WrongCanary0123456789"  # noqa: S105 - a canary the server must refuse, no credential
+URL_PASSWORD = "UrlCanaryPassw0rd"  # noqa: S105 - a canary that must never be shown
+FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+ALL_IDS = ["GIT-001", "GIT-002", "GIT-003", "GIT-004", "GIT-005", "GIT-006", "GIT-007", "GIT-008", "GIT-009",
+           "GIT-010", "GIT-011", "GIT-012", "GIT-013", "GIT-014", "GIT-015"]  # fmt: skip
+
+
+def _ssh_config(env: dict[str, str], directory: Path, name: str, **changes: str | None) -> str:
+    """An ssh config like the sandbox's, with ``changes`` (None drops a keyword); returns its path."""
+    keywords: dict[str, str | None] = {
+        "Port": env["SANDBOX_SSH_PORT"],
+        "User": env["SANDBOX_SSH_USER"],
+        "IdentityFile": env["SANDBOX_SSH_KEY"],
+        "IdentitiesOnly": "yes",
+        "UserKnownHostsFile": env["SANDBOX_SSH_KNOWN_HOSTS"],
+    }
+    keywords.update(changes)
+    lines = [f"Host {env['SANDBOX_SSH_HOST']}"] + [f"    {k} {v}" for k, v in keywords.items() if v is not None]
+    path = directory / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def _checkout(directory: Path, origin: str) -> str:
+    subprocess.run(["git", "init", "-q", str(directory)], check=True)
+    subprocess.run(["git", "-C", str(directory), "remote", "add", "origin", origin], check=True)
+    return str(directory)
+
+
+def _profile(directory: Path, env: dict[str, str], gitlab: dict[str, Any], pvc: Path | None = None) -> Path:
+    section = {
+        "url": "${SANDBOX_GITLAB_URL}",
+        "project": "${SANDBOX_GITLAB_PROJECT}",
+        "username": "${SANDBOX_GITLAB_USER}",
+        "token": "env:TEST_GITLAB_TOKEN",
+        "https_remote": "${SANDBOX_GIT_HTTPS_URL}",
+        "ssh_host": "${SANDBOX_SSH_HOST}",
+        "ssh_port": int(env["SANDBOX_SSH_PORT"]),
+        "ssh_user": "${SANDBOX_SSH_USER}",
+        "ssh_config": "${SANDBOX_SSH_CONFIG}",
+        "known_hosts": "${SANDBOX_SSH_KNOWN_HOSTS}",
+        "checkout": "${SANDBOX_GIT_CHECKOUT}",
+        **gitlab,
+    }
+    data: dict[str, Any] = {
+        "platform": "onprem",
+        "orchestrator": "runai",
+        "timeouts": {"connect": 2, "request": 5},
+        "tls": {"ca_bundle": "${SANDBOX_CA_BUNDLE}"},
+        "gitlab": section,
+    }
+    if pvc is not None:
+        data["workspace"] = {"pvc_mount": str(pvc)}
+    path = directory / "profile.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def run_gitlab(suite: Any, sandbox_env: dict[str, str], tmp_path: Path) -> Callable[..., SuiteRun]:
+    """``run_gitlab(token kind or value, gitlab overrides, pvc=None)``: the GIT checks on a variant profile."""
+
+    def run(kind: str, gitlab: dict[str, Any], pvc: Path | None = None) -> SuiteRun:
+        variable = "SANDBOX_GITLAB_TOKEN" if kind == "good" else f"SANDBOX_GITLAB_{kind.upper()}_TOKEN"
+        value = sandbox_env.get(variable, kind)
+        profile = _profile(tmp_path, sandbox_env, gitlab, pvc)
+        result: SuiteRun = suite(
+            "-m", "gitlab", "-p", "no:cacheprovider", profile=profile, env={"TEST_GITLAB_TOKEN": value}
+        )
+        assert "Traceback" not in result.output, result.output[-3000:]
+        return result
+
+    return run
+
+
+def _assert(run: SuiteRun, check_id: str, outcome: str, *words: str) -> None:
+    record = run.check(check_id)
+    assert record["outcome"] == outcome, (check_id, record["outcome"], record["message"])
+    for word in words:
+        assert word in record["message"], (check_id, word, record["message"])
+
+
+def _assert_no_leak(run: SuiteRun, *values: str) -> None:
+    needles = set(values) | {base64.b64encode(f"conformance:{v}".encode()).decode() for v in values}
+    needles |= {base64.b64encode(v.encode()).decode() for v in values}
+    texts = {"output": run.output, **run.artifact_texts()}
+    for name, text in texts.items():
+        for needle in needles:
+            assert needle not in text, f"a secret leaked into {name}"
+
+
+# --------------------------------------------------------------------------- passing
+
+
+@pytest.mark.parametrize("profile", ["sandbox", "sandbox-gcp"])
+def test_every_check_passes_on_the_sandbox(suite: Any, sandbox_env: dict[str, str], profile: str) -> None:
+    run = suite("-m", "gitlab", "-p", "no:cacheprovider", profile=profile)
+    for check_id in ALL_IDS:
+        _assert(run, check_id, "passed")
+    assert run.rc == 0, run.output[-3000:]
+    _assert_no_leak(run, sandbox_env["SANDBOX_GITLAB_TOKEN"])
+    assert "gitlab-api" in sandbox_env["SANDBOX_SIMULATED"].split(",")
+    assert "gitlab-api" in json.dumps(run.results)  # the report marks the API as simulated
+    wanted = "GCP_SERVICE_ACCOUNT_KEY" if profile == "sandbox-gcp" else "HARBOR_ROBOT_CREDS_JSON"
+    assert run.check("GIT-013")["evidence"]["types"] == {wanted: "file"}
+    assert run.check("GIT-009")["evidence"]["gitlab_user"] == "conformance"
+    assert run.check("GIT-015")["evidence"]["status"] == "success"
+
+
+# --------------------------------------------------------------------------- failing
+
+
+def test_wrong_token_no_port_ssh_remote_and_key_on_pvc(
+    run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    pvc = tmp_path / "pvc"
+    (pvc / "workspaces" / "alice" / ".ssh").mkdir(parents=True)
+    (pvc / "workspaces" / "alice" / ".ssh" / "id_ed25519").write_text(FAKE_KEY)
+    (pvc / "workspaces" / "alice" / "notes.txt").write_text("not a key\n")
+    config = _ssh_config(sandbox_env, tmp_path, "no-port", Port=None)
+    checkout = _checkout(tmp_path / "ssh-checkout", sandbox_env["SANDBOX_GIT_SSH_URL"])
+    run = run_gitlab(WRONG_TOKEN, {"ssh_config": config, "checkout": checkout}, pvc=pvc)
+    _assert(run, "GIT-001", "failed", "HTTP 401 401 Unauthorized", "the token is wrong")
+    _assert(run, "GIT-002", "error", "blocked by GIT-001")
+    _assert(run, "GIT-003", "error", "blocked by GIT-001")
+    _assert(run, "GIT-005", "error", "blocked by GIT-001")
+    _assert(run, "GIT-006", "failed", f"{config} gives port 22 for host localhost, not", "F2")
+    _assert(run, "GIT-009", "error", "blocked by GIT-006")
+    _assert(run, "GIT-010", "error", "blocked by GIT-006")
+    _assert(run, "GIT-011", "failed", "origin is root@localhost:", "F3")
+    _assert(run, "GIT-012", "failed", "1 found: workspaces/alice/.ssh/id_ed25519", "F3")
+    _assert_no_leak(run, WRONG_TOKEN)
+
+
+def test_git_https_refuses_a_wrong_password(sandbox_env: dict[str, str]) -> None:
+    """GIT-005's own fault: the API accepts the token but git's password is wrong (the client, direct)."""
+    from conformance.profile import load_profile
+    from tests.conftest import REPO
+
+    loaded = load_profile(REPO / "profiles" / "sandbox.yaml", {**sandbox_env})
+    gitlab = client.connect(loaded.profile, "test")
+    result = gitlab.ls_remote_https("someone-else")
+    assert result.rc == 128
+    assert "Authentication failed for 'https://localhost:" in result.message
+    assert sandbox_env["SANDBOX_GITLAB_TOKEN"] not in result.message + result.stdout
+
+
+def test_expired_token_loose_key_and_credentials_in_remote(
+    run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    key = tmp_path / "id_loose"
+    shutil.copy(sandbox_env["SANDBOX_SSH_KEY"], key)
+    key.chmod(0o644)
+    config = _ssh_config(sandbox_env, tmp_path, "loose-key", IdentityFile=str(key))
+    origin = sandbox_env["SANDBOX_GIT_HTTPS_URL"].replace("https://", f"https://conformance:{URL_PASSWORD}@")
+    checkout = _checkout(tmp_path / "leaky-checkout", origin)
+    run = run_gitlab("expired", {"ssh_config": config, "checkout": checkout})
+    _assert(run, "GIT-001", "failed", "invalid_token: Token is expired", "revoked or has expired")
+    _assert(run, "GIT-002", "failed", "the token is active and not expired", "Token is expired")
+    _assert(run, "GIT-004", "error", "blocked by GIT-002")
+    _assert(run, "GIT-007", "failed", f"{key} has mode 644", "mode 600 or 400")
+    _assert(run, "GIT-009", "error", "blocked by GIT-007")
+    _assert(run, "GIT-011", "failed", "origin holds no credentials", "shown here without them")
+    _assert_no_leak(run, sandbox_env["SANDBOX_GITLAB_EXPIRED_TOKEN"], URL_PASSWORD)
+
+
+def test_expiring_token_unknown_host_key_and_broken_ci(
+    run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    config = _ssh_config(sandbox_env, tmp_path, "unknown-host", UserKnownHostsFile=str(empty))
+    gitlab = {"ssh_config": config, "known_hosts": str(empty), "project": "${SANDBOX_GITLAB_BROKEN_PROJECT}"}
+    run = run_gitlab("expiring", gitlab)
+    _assert(run, "GIT-001", "passed")
+    _assert(run, "GIT-002", "passed")
+    assert "expires in 5 days" in run.check("GIT-002")["evidence"]["warning"]
+    _assert(run, "GIT-008", "failed", f"a host key for [localhost]:{sandbox_env['SANDBOX_SSH_PORT']}", str(empty))
+    _assert(run, "GIT-009", "error", "blocked by GIT-008")
+    _assert(run, "GIT-013", "failed", "HARBOR_ROBOT_CREDS_JSON is of type env_var", "F12")
+    _assert(run, "GIT-014", "failed", "1 schedule(s), none active")
+    _assert(run, "GIT-015", "failed", "on main: failed")
+
+
+def test_read_only_token_unknown_project_and_malformed_ssh_config(
+    run_gitlab: Callable[..., SuiteRun], tmp_path: Path
+) -> None:
+    config = tmp_path / "malformed"
+    config.write_text("Host localhost\n    Pork 2222\n")
+    run = run_gitlab("read_only", {"ssh_config": str(config), "project": "mlops/no-such-project"})
+    _assert(run, "GIT-003", "failed", "lacks write_repository or api", "scopes read_api, read_repository")
+    _assert(run, "GIT-004", "failed", "HTTP 404 404 Project Not Found")
+    _assert(run, "GIT-013", "error", "blocked by GIT-004")
+    message = run.check("GIT-006")["message"]
+    _assert(run, "GIT-006", "failed", f"{config}: line 2: Bad configuration option: pork")
+    assert "Traceback" not in message
+    _assert(run, "GIT-007", "error", "blocked by GIT-006")
+    _assert(run, "GIT-008", "error", "blocked by GIT-006")
+
+
+def test_reporter_and_a_key_gitlab_does_not_know(
+    run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    key = tmp_path / "id_stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = _ssh_config(sandbox_env, tmp_path, "stranger", IdentityFile=str(key))
+    run = run_gitlab("reporter", {"ssh_config": config})
+    _assert(run, "GIT-004", "failed", "role Developer (30) or higher", "role Reporter (20)")
+    _assert(run, "GIT-013", "error", "needs the Maintainer role")
+    _assert(run, "GIT-007", "passed")
+    _assert(run, "GIT-009", "failed", "Permission denied (publickey)")
+    _assert(run, "GIT-010", "failed", "Permission denied (publickey)")
+
+
+def test_git_only_token_and_a_wrong_ssh_path(run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str]) -> None:
+    remote = f"{sandbox_env['SANDBOX_SSH_USER']}@localhost:mlops/no-such-project.git"
+    run = run_gitlab("git_only", {"ssh_remote": remote})
+    _assert(run, "GIT-001", "passed")
+    _assert(run, "GIT-003", "failed", "lacks read_api or api")
+    _assert(run, "GIT-004", "error", "blocked by GIT-003", "insufficient_scope")
+    _assert(run, "GIT-009", "passed")
+    _assert(run, "GIT-010", "failed", "could not be found")
+
+
+def test_https_only_profile_and_a_missing_repository(
+    run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str]
+) -> None:
+    missing = sandbox_env["SANDBOX_GIT_HTTPS_URL"].replace("kapitan-hull-sandbox", "no-such-project")
+    run = run_gitlab("good", {"ssh": False, "https_remote": missing})
+    for check_id in ("GIT-006", "GIT-007", "GIT-008", "GIT-009", "GIT-010"):
+        _assert(run, check_id, "skipped", "gitlab.ssh is false")
+    _assert(run, "GIT-001", "passed")
+    _assert(run, "GIT-005", "failed", "exit 128", "no-such-project.git/' not found")
+    _assert_no_leak(run, sandbox_env["SANDBOX_GITLAB_TOKEN"])
+
+
+# --------------------------------------------------------------------------- units
+
+
+def test_profile_section_endpoints_and_defaults() -> None:
+    from conformance.profile import GitLab
+
+    section = GitLab(url="https://gitlab.example/", project="grp/proj")
+    assert [(e.name, e.url) for e in section.endpoints()] == [
+        ("gitlab", "https://gitlab.example"),
+        ("gitlab-ssh", "ssh://gitlab.example:2222"),
+    ]
+    assert section.clone_url == "https://gitlab.example/grp/proj.git"
+    assert section.ssh_clone_url == "git@gitlab.example:grp/proj.git"
+    apart = GitLab(url="https://localhost:1", project="g/p", https_remote="https://localhost:2/g/p.git", ssh=False)
+    assert [e.name for e in apart.endpoints()] == ["gitlab", "gitlab-git"]
+
+
+def test_credentials_in_a_remote_are_refused_without_echoing_them(tmp_path: Path) -> None:
+    from conformance.profile import ProfileError, load_profile
+
+    path = tmp_path / "p.yaml"
+    remote = "https://me:Sekr1t@gitlab.example/g/p.git"
+    section = {"url": "https://gitlab.example", "project": "g/p", "https_remote": remote}
+    path.write_text(yaml.safe_dump({"platform": "onprem", "orchestrator": "runai", "gitlab": section}))
+    with pytest.raises(ProfileError) as info:
+        load_profile(path, {})
+    (line,) = info.value.lines
+    assert "gitlab.https_remote: must not hold credentials" in line
+    assert "Sekr1t" not in line
+
+
+def _api(state_tokens: dict[str, str]) -> gitlab_api._Api:
+    state = gitlab_api.default_state(state_tokens, "g/p", "g/broken")
+    return gitlab_api._Api(state, "https://localhost:1")
+
+
+def test_simulated_api_answers_like_gitlab() -> None:
+    tokens = {kind: gitlab_api.new_token() for kind in ("good", "expiring", "expired", "revoked", "read_only",
+                                                       "git_only", "reporter")}  # fmt: skip
+    api = _api(tokens)
+    assert api.answer("/api/v4/user", {}, None) == (401, {"message": "401 Unauthorized"})
+    status, body = api.answer("/api/v4/user", {}, tokens["revoked"])
+    assert (status, body["error"]) == (401, "invalid_token")
+    assert "revoked" in body["error_description"]
+    status, body = api.answer("/api/v4/projects/g%2Fp", {}, tokens["git_only"])
+    assert (status, body["error"]) == (403, "insufficient_scope")
+    assert api.answer("/api/v4/projects/g%2Fnope", {}, tokens["good"]) == (404, {"message": "404 Project Not Found"})
+    assert api.answer("/api/v4/projects/g%2Fp/variables", {}, tokens["reporter"]) == (403, {"message": "403 Forbidden"})
+    status, body = api.answer("/api/v4/projects/7", {}, tokens["good"])
+    assert body["permissions"]["project_access"]["access_level"] == 40
+    assert body["path_with_namespace"] == "g/p"
+    status, body = api.answer("/api/v4/projects/g%2Fbroken/pipelines", {"ref": "main", "per_page": "1"}, tokens["good"])
+    assert [p["status"] for p in body] == ["failed"]
+    status, body = api.answer("/api/v4/personal_access_tokens/self", {}, tokens["read_only"])
+    assert body["scopes"] == ["read_api", "read_repository"]
+    assert body["active"] is True
+    assert len(str(body["expires_at"])) == len("2025-01-31")
+    assert len(gitlab_api.new_token()) == len("glpat-") + 20
+
+
+def test_reply_and_error_parsing() -> None:
+    expired = json.dumps(gitlab_api.EXPIRED).encode()
+    assert client._error_text(expired).startswith("invalid_token: Token is expired")
+    assert client._error_text(b'{"message": "404 Project Not Found"}') == "404 Project Not Found"
+    assert client._error_text(b"<html>") == "answer is not JSON"
+    state = client.Reply(401, error=client._error_text(expired)).token_state
+    assert state == "expired"
+    assert client.Reply(401, error="401 Unauthorized").token_state is None
+    assert client.Reply(403, error="insufficient_scope: needs api").insufficient_scope
+
+
+def test_redact_url_and_days_until() -> None:
+    assert client.redact_url("https://me:s3cret@host/g/p.git") == ("https://host/g/p.git", True)
+    assert client.redact_url("https://me@host/g/p.git") == ("https://host/g/p.git", False)
+    assert client.redact_url("git@host:g/p.git") == ("git@host:g/p.git", False)
+    today = dt.date(2025, 1, 10)
+    assert client.days_until("2025-01-24", today) == 14
+    assert client.days_until("2025-01-09T00:00:00Z", today) == -1
+
+
+def test_meaningful_line_skips_boilerplate() -> None:
+    stderr = (
+        "ssh: connect to host localhost port 22: Connection refused\r\n"
+        "fatal: Could not read from remote repository.\n\n"
+        "Please make sure you have the correct access rights\nand the repository exists.\n"
+    )
+    assert client._meaningful_line(stderr) == "ssh: connect to host localhost port 22: Connection refused"
+    changed = "@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@\nHost key verification failed.\n"
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in client._meaningful_line(changed)
+
+
+def test_find_private_keys_is_bounded(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "id_rsa").write_text(FAKE_KEY.replace("OPENSSH", "RSA"))
+    (tmp_path / "a" / "key.pub").write_text("ssh-ed25519 AAAA user\n")
+    (tmp_path / "cert.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    scan = client.find_private_keys(tmp_path, seconds=5)
+    assert scan.keys == ["a/b/id_rsa"]
+    assert (scan.complete, scan.scanned) == (True, 3)
+    assert client.find_private_keys(tmp_path, seconds=5, max_depth=0).keys == []
+    assert not client.find_private_keys(tmp_path, seconds=5, max_files=1).complete
+
+
+def test_scrub_hides_the_token_in_every_form(sandbox_env: dict[str, str]) -> None:
+    from conformance.profile import load_profile
+    from tests.conftest import REPO
+
+    gitlab = client.connect(load_profile(REPO / "profiles" / "sandbox.yaml", {**sandbox_env}).profile, "test")
+    token = sandbox_env["SANDBOX_GITLAB_TOKEN"]
+    text = gitlab.scrub(f"a {token} b {base64.b64encode(token.encode()).decode()} Authorization: Basic Zm9vOmJhcg==")
+    assert token not in text
+    assert "Zm9vOmJhcg==" not in text
+    assert text.count("********") == 3
