@@ -14,6 +14,8 @@ It starts one sandbox for all measurements and stops it at the end.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import json
 import os
 import re
@@ -22,6 +24,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -97,47 +100,28 @@ def manual_steps(env: dict[str, str], work: Path) -> list[tuple[str, list[str], 
     certs.mkdir(exist_ok=True)
     shutil.copy(ca, certs / "ca.crt")
     target = f"docker://{s['SANDBOX_REGISTRY_HOST']}/{s['SANDBOX_REGISTRY_PROJECT']}/bench:{os.getpid()}"
+    skopeo = ["skopeo", "copy", "--authfile", s["SANDBOX_DOCKER_CONFIG"], "--dest-cert-dir", str(certs)]
     steps = [
         ("aws s3 ls", ["aws", "s3", "ls", *endpoint], aws_env),
         ("aws s3 cp", ["aws", "s3", "cp", str(probe), bucket, *endpoint], aws_env),
         ("mlflow_test.py", [PY, str(mlflow_test)], mlflow_env),
-        (
-            "skopeo copy",
-            ["skopeo", "copy", "--authfile", s["SANDBOX_DOCKER_CONFIG"], "--dest-cert-dir", str(certs),
-             f"oci:{layout}:v1", target],
-            {"HOME": str(work)},
-        ),  # fmt: skip
+        ("skopeo copy", [*skopeo, f"oci:{layout}:v1", target], {"HOME": str(work)}),
     ]
     if "SANDBOX_GIT_SSH_URL" in s:
         ssh = f"ssh -F {s['SANDBOX_SSH_CONFIG']} -o BatchMode=yes"
         steps.append(("git ls-remote ssh", ["git", "ls-remote", s["SANDBOX_GIT_SSH_URL"]], {"GIT_SSH_COMMAND": ssh}))
     if "SANDBOX_GIT_HTTPS_URL" in s:
-        steps.append(
-            (
-                "git ls-remote https",
-                ["git", "-c", f"http.extraHeader=Authorization: Bearer {s.get('SANDBOX_GITLAB_TOKEN', '')}",
-                 "ls-remote", s["SANDBOX_GIT_HTTPS_URL"]],
-                {"GIT_SSL_CAINFO": ca, "GIT_TERMINAL_PROMPT": "0"},
-            )
-        )  # fmt: skip
+        header = f"http.extraHeader=Authorization: Bearer {s.get('SANDBOX_GITLAB_TOKEN', '')}"
+        https = ["git", "-c", header, "ls-remote", s["SANDBOX_GIT_HTTPS_URL"]]
+        steps.append(("git ls-remote https", https, {"GIT_SSL_CAINFO": ca, "GIT_TERMINAL_PROMPT": "0"}))
     if "SANDBOX_KUBECONFIG" in s and shutil.which("kubectl"):
-        steps.append(
-            (
-                "kubectl auth can-i",
-                ["kubectl", "--kubeconfig", s["SANDBOX_KUBECONFIG"], "-n", s["SANDBOX_K8S_NAMESPACE"], "auth",
-                 "can-i", "create", "pods"],
-                {},
-            )
-        )  # fmt: skip
+        kubectl = ["kubectl", "--kubeconfig", s["SANDBOX_KUBECONFIG"], "-n", s["SANDBOX_K8S_NAMESPACE"]]
+        steps.append(("kubectl auth can-i", [*kubectl, "auth", "can-i", "create", "pods"], {}))
     return steps
 
 
 def _oci_layout(path: Path) -> None:
     """A one-layer OCI image layout for skopeo, like the suite pushes."""
-    import hashlib
-    import io
-    import tarfile
-
     blobs = path / "blobs" / "sha256"
     blobs.mkdir(parents=True, exist_ok=True)
 

@@ -15,9 +15,11 @@ def test_nonconformance_reads_expected_actual_hint() -> None:
             actual="HTTP 403 denied",
             hint="not a member of the project",
         )
-    assert str(info.value) == (
-        "expected: push of a 1-layer image is accepted\nactual:   HTTP 403 denied\nhint:     not a member of the project"
-    )
+    assert str(info.value).splitlines() == [
+        "expected: push of a 1-layer image is accepted",
+        "actual:   HTTP 403 denied",
+        "hint:     not a member of the project",
+    ]
 
 
 def test_expect_passes_silently() -> None:

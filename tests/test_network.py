@@ -83,18 +83,20 @@ network:
 
 @pytest.mark.parametrize(("check_id", "endpoint"), PASSES)
 def test_check_passes_on_a_healthy_endpoint(faults_run: SuiteRun, check_id: str, endpoint: str | None) -> None:
-    if check_id == "NET-005":
-        record = faults_run.check(check_id)  # at least one private endpoint (healthy) answers
-    else:
-        record = faults_run.check(check_id, endpoint)
+    record = faults_run.check(check_id, endpoint)  # NET-005: at least one private endpoint (healthy) answers
     assert record["outcome"] == "passed", record["message"]
+
+
+@pytest.fixture
+def runs(faults_run: SuiteRun, vpn_down_run: SuiteRun) -> dict[str, SuiteRun]:
+    return {"faults": faults_run, "vpn-down": vpn_down_run}
 
 
 @pytest.mark.parametrize(("check_id", "endpoint", "outcome", "words"), FAILS)
 def test_check_fails_for_its_own_fault(
-    faults_run: SuiteRun, vpn_down_run: SuiteRun, check_id: str, endpoint: str | None, outcome: str, words: str
+    runs: dict[str, SuiteRun], check_id: str, endpoint: str | None, outcome: str, words: str
 ) -> None:
-    run = vpn_down_run if check_id == "NET-005" else faults_run
+    run = runs["vpn-down" if check_id == "NET-005" else "faults"]
     record = run.check(check_id, endpoint)
     assert record["outcome"] == outcome
     assert words in record["message"]

@@ -118,7 +118,7 @@ def test_failure_shows_message_and_remediation_in_every_output(tmp_path: Path) -
     assert record["component"] == "network"
     assert run.check("NET-901")["evidence"] == {"frobs_seen": 3}
 
-    junit = ET.parse(next(run.reports.glob("*.xml")))
+    junit = ET.parse(next(run.reports.glob("*.xml")))  # noqa: S314 - our own report, written by this run
     properties = {
         (case.get("name"), prop.get("name")): prop.get("value")
         for case in junit.iter("testcase")
@@ -319,3 +319,43 @@ def test_spent_budget_records_the_rest_as_not_run_and_still_writes_reports(tmp_p
     assert run.check("NET-906")["message"].startswith("not run (budget): the run's budget of 0 s was spent")
     assert len(list(run.reports.iterdir())) == 3
     assert run.rc == 0
+
+
+SLOW = '''
+import pathlib, threading, pytest
+from conformance.checks import check
+
+@pytest.fixture
+def resource():
+    yield "x"
+    pathlib.Path("teardown-ran").write_text("yes")
+
+@check("NET-990", "r")
+def test_slow(resource):
+    pathlib.Path("started").write_text("yes")
+    threading.Event().wait(60)
+'''
+
+
+def test_sigterm_runs_teardown_writes_reports_and_exits_2(tmp_path: Path) -> None:
+    import signal
+    import threading
+
+    (tmp_path / "test_slow.py").write_text(SLOW)
+    profile = write_profile(tmp_path, ONPREM, "p.yaml")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "conformance.plugin", "-p", "no:cacheprovider",
+         "--profile", str(profile), "--reports-dir", "rep", "test_slow.py"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    pause = threading.Event()
+    for _ in range(300):
+        if (tmp_path / "started").exists():
+            break
+        pause.wait(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2, output
+    assert (tmp_path / "teardown-ran").read_text() == "yes"
+    assert len(list((tmp_path / "rep").glob("*.json"))) == 1

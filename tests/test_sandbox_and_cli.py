@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def test_sandbox_stops_everything_it_started(sandbox_env: dict[str, str]) -> Non
         assert response.status == 200
     sandbox.stop()
     assert not sandbox.dir.exists()
-    with pytest.raises(OSError):
+    with pytest.raises(urllib.error.URLError, match="Connection refused"):
         urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback sandbox URL
 
 
