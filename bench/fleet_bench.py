@@ -38,11 +38,25 @@ PROFILES = {
     "onprem-noorch": ("onprem", "noorch"),
     "sandbox": ("onprem", "runai"),
 }
-VANTAGES = [("ws-alice", False), ("ws-bob", False), ("ci-runner-3", False), ("conformance-job-7f9c", True),
-            ("coder-ws-12", True)]
+VANTAGES = [
+    ("ws-alice", False),
+    ("ws-bob", False),
+    ("ci-runner-3", False),
+    ("conformance-job-7f9c", True),
+    ("coder-ws-12", True),
+]
 ENDPOINTS = ["gitlab", "gitlab-ssh", "registry", "object_storage", "mlflow", "rancher", "kubernetes-api", "runai"]
-FUNCTIONS = ["test_credentials_found", "test_authentication", "test_push_accepted", "test_pull_by_digest",
-             "test_health", "test_experiment_writable", "test_smoke_run", "test_artifact_store", "test_versions"]
+FUNCTIONS = [
+    "test_credentials_found",
+    "test_authentication",
+    "test_push_accepted",
+    "test_pull_by_digest",
+    "test_health",
+    "test_experiment_writable",
+    "test_smoke_run",
+    "test_artifact_store",
+    "test_versions",
+]
 REMEDIATION = (
     "Harbor: log in to Harbor's web UI once, then ask MLOps to add you to the project with role Developer or "
     "higher (F6). NAME_UNKNOWN: registry.project_path names a project or repository that does not exist. "
@@ -82,8 +96,9 @@ def _record(rng: random.Random, check_id: str, component: str, nodeid: str, bad_
 
 def _checks(rng: random.Random, bad_rate: float) -> list[dict[str, Any]]:
     records = []
-    for number, name in enumerate(("test_dns_resolves", "test_tcp_connects", "test_tls_handshake",
-                                   "test_http_answers"), start=1):
+    for number, name in enumerate(
+        ("test_dns_resolves", "test_tcp_connects", "test_tls_handshake", "test_http_answers"), start=1
+    ):
         for endpoint in ENDPOINTS:
             nodeid = f"conformance/components/test_network.py::{name}[{endpoint}]"
             records.append(_record(rng, f"NET-{number:03d}", "network", nodeid, bad_rate))
@@ -147,7 +162,9 @@ def time_command(folder: Path, output: Path) -> float:
     files = sorted(str(p) for p in folder.glob("*.json"))  # as the shell expands reports/*.json
     subprocess.run(
         [sys.executable, "-m", "conformance", "merge", *files, "-o", str(output)],
-        cwd=REPO, check=True, capture_output=True,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
     )
     return time.perf_counter() - began
 
@@ -167,8 +184,10 @@ def main() -> int:
         command = [time_command(folder, output) for _ in range(args.repeat)]
         page = output.stat().st_size
     load, render, total = (statistics.median(t[i] for t in in_process) for i in range(3))
-    print(f"fleet merge benchmark: {args.files} files, {size / 1e6:.1f} MB of JSON, "
-          f"{os.cpu_count()} CPU(s), median of {args.repeat}")
+    print(
+        f"fleet merge benchmark: {args.files} files, {size / 1e6:.1f} MB of JSON, "
+        f"{os.cpu_count()} CPU(s), median of {args.repeat}"
+    )
     rows = [
         ("in-process: load + parse", load),
         ("in-process: matrix + HTML", render),

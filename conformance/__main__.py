@@ -51,6 +51,13 @@ def _profile_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checks(args: argparse.Namespace) -> int:
+    from conformance import catalogue  # noqa: PLC0415 - only this command needs it
+
+    print(catalogue.markdown() if args.markdown else catalogue.text())
+    return 0
+
+
 def _init(args: argparse.Namespace) -> int:
     import tempfile  # noqa: PLC0415 - only this command needs these
 
@@ -245,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     inc.set_defaults(func=_incluster)
     _add_fleet_commands(commands)
 
+    checks = commands.add_parser("checks", help="list every check: id, component, what it checks, where it applies")
+    checks.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's catalogue)")
+    checks.set_defaults(func=_checks)
+
     init = commands.add_parser("init", help="draft a profile from this workspace (kubeconfig, AWS, docker, ...)")
     init.add_argument("-o", "--output", help="write the draft here (default: print it)")
     init.add_argument("--force", action="store_true", help="overwrite --output if it exists")
@@ -254,7 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `... | head`: the reader has seen enough
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the interpreter's flush at exit
+        return 0
 
 
 if __name__ == "__main__":

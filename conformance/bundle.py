@@ -208,8 +208,9 @@ def _header(run: Run, document: dict[str, Any]) -> list[str]:
     ]
 
 
-def summary_text(run: Run, document: dict[str, Any], *, owners: Mapping[str, str], scan: Scan,
-                 files: list[str], missing: list[str]) -> str:
+def summary_text(
+    run: Run, document: dict[str, Any], *, owners: Mapping[str, str], scan: Scan, files: list[str], missing: list[str]
+) -> str:
     lines = [
         *_header(run, document),
         "",
@@ -280,8 +281,9 @@ def read_members(json_path: Path) -> tuple[dict[str, bytes], list[str]]:
     return members, missing
 
 
-def bundle_command(json_path: Path, *, output: Path | None, loaded: LoadedProfile | None,
-                   owners_path: Path | None) -> int:
+def bundle_command(
+    json_path: Path, *, output: Path | None, loaded: LoadedProfile | None, owners_path: Path | None
+) -> int:
     """0: archive written; 1: a secret was found (nothing written); 2: unusable input."""
     try:
         document = read_document(json_path)
@@ -293,8 +295,10 @@ def bundle_command(json_path: Path, *, output: Path | None, loaded: LoadedProfil
         return 2
     scan = profile_scan(loaded) if loaded else default_scan(os.environ)
     for name in missing:
-        print(f"WARNING: {json_path.with_suffix(Path(name).suffix)} not found; the bundle goes without it",
-              file=sys.stderr)
+        print(
+            f"WARNING: {json_path.with_suffix(Path(name).suffix)} not found; the bundle goes without it",
+            file=sys.stderr,
+        )
     summary = summary_text(run, document, owners=owners, scan=scan, files=list(members), missing=missing)
     members["summary.txt"] = summary.encode()
     members["SHA256SUMS"] = manifest(members)

@@ -253,11 +253,20 @@ class Difference:
         def side(check: Check | None) -> dict[str, Any] | None:
             if check is None:
                 return None
-            return {"outcome": check.outcome, "nodeid": check.nodeid, "message": check.message,
-                    "blocked_by": check.blocked_by}
+            return {
+                "outcome": check.outcome,
+                "nodeid": check.nodeid,
+                "message": check.message,
+                "blocked_by": check.blocked_by,
+            }
 
-        return {"id": self.key[0], "param": self.key[1], "direction": self.direction,
-                "a": side(self.a), "b": side(self.b)}
+        return {
+            "id": self.key[0],
+            "param": self.key[1],
+            "direction": self.direction,
+            "a": side(self.a),
+            "b": side(self.b),
+        }
 
 
 def differences(a: Run, b: Run) -> list[Difference]:
@@ -320,8 +329,13 @@ def print_diff(a: Run, b: Run, diffs: Sequence[Difference], show_all: bool, out:
 
 def diff_json(a: Run, b: Run, diffs: Sequence[Difference]) -> dict[str, Any]:
     def run(r: Run) -> dict[str, Any]:
-        return {"path": r.path, "profile": r.profile, "run_id": r.run_id, "started": r.started_text,
-                "vantage": {"hostname": r.hostname, "in_cluster": r.in_cluster}}
+        return {
+            "path": r.path,
+            "profile": r.profile,
+            "run_id": r.run_id,
+            "started": r.started_text,
+            "vantage": {"hostname": r.hostname, "in_cluster": r.in_cluster},
+        }
 
     return {
         "schema": DIFF_SCHEMA,
@@ -386,8 +400,15 @@ def components_of(envs: Sequence[Environment]) -> list[str]:
 
 
 def _failure(check: Check) -> dict[str, Any]:
-    return {"id": check.id, "param": check.param, "nodeid": check.nodeid, "outcome": check.outcome,
-            "message": check.message, "remediation": check.remediation, "blocked_by": check.blocked_by}
+    return {
+        "id": check.id,
+        "param": check.param,
+        "nodeid": check.nodeid,
+        "outcome": check.outcome,
+        "message": check.message,
+        "remediation": check.remediation,
+        "blocked_by": check.blocked_by,
+    }
 
 
 def _summary_line(counts: dict[str, int]) -> str:
@@ -414,18 +435,26 @@ def matrix(runs: Iterable[Run], unreadable: Sequence[tuple[str, str]] = ()) -> d
                 "counts": counts,
                 "failures": [_failure(c) for c in checks if c.outcome in PROBLEMS],
             }
-        rows.append({
-            "profile": env.profile,
-            "vantage": {"hostname": env.hostname, "in_cluster": env.in_cluster},
-            "label": latest.label,
-            "platform": latest.platform,
-            "orchestrator": latest.orchestrator,
-            "latest": {"run_id": latest.run_id, "started": latest.started_text, "path": latest.path,
-                       "counts": latest.counts()},
-            "cells": cells,
-            "trend": [{"run_id": r.run_id, "started": r.started_text, "outcome": r.worst(), "counts": r.counts()}
-                      for r in env.runs],
-        })
+        rows.append(
+            {
+                "profile": env.profile,
+                "vantage": {"hostname": env.hostname, "in_cluster": env.in_cluster},
+                "label": latest.label,
+                "platform": latest.platform,
+                "orchestrator": latest.orchestrator,
+                "latest": {
+                    "run_id": latest.run_id,
+                    "started": latest.started_text,
+                    "path": latest.path,
+                    "counts": latest.counts(),
+                },
+                "cells": cells,
+                "trend": [
+                    {"run_id": r.run_id, "started": r.started_text, "outcome": r.worst(), "counts": r.counts()}
+                    for r in env.runs
+                ],
+            }
+        )
     return {
         "schema": FLEET_SCHEMA,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -493,15 +522,15 @@ def _failures_html(i: int, row: dict[str, Any], components: list[str]) -> str:
             blocked = f" (blocked by {_e(failure['blocked_by'])})" if failure["blocked_by"] else ""
             parts.append(
                 f'<div class="failure {_e(failure["outcome"])}"><b>{_e(label)}</b> {_e(failure["outcome"])}{blocked}'
-                f'<pre>{_e(failure["message"])}</pre>'
-                f'<div><b>Remediation:</b> {_e(failure["remediation"])}</div></div>'
+                f"<pre>{_e(failure['message'])}</pre>"
+                f"<div><b>Remediation:</b> {_e(failure['remediation'])}</div></div>"
             )
     if not parts:
         return ""
     latest = row["latest"]
     head = (
         f'<h2 id="env-{i}">{_e(row["label"])}</h2><p class="small">run {_e(latest["run_id"])}, '
-        f'started {_e(latest["started"])}, {_e(latest["path"])}</p>'
+        f"started {_e(latest['started'])}, {_e(latest['path'])}</p>"
     )
     return head + "".join(parts)
 
@@ -518,7 +547,7 @@ def render_html(doc: dict[str, Any]) -> str:
         rows.append(
             f'<tr class="env" data-label="{_e(row["label"].lower())}" data-bad="{int(bad)}">'
             f'<td><a href="#env-{i}">{_e(row["label"])}</a><div class="small">{_e(row["platform"])} + '
-            f'{_e(row["orchestrator"])}, latest {_e(latest["started"])}</div></td>{cells}'
+            f"{_e(row['orchestrator'])}, latest {_e(latest['started'])}</div></td>{cells}"
             f'<td class="small">{_e(_summary_line(latest["counts"]))}</td><td>{_trend_html(row["trend"])}</td></tr>'
         )
         sections.append(_failures_html(i, row, components))
@@ -577,8 +606,9 @@ def _write(path_text: str, text: str, out: TextIO) -> bool:
     return True
 
 
-def merge_command(paths: Sequence[Path], *, output: str | None, json_output: str | None,
-                  out: TextIO | None = None) -> int:
+def merge_command(
+    paths: Sequence[Path], *, output: str | None, json_output: str | None, out: TextIO | None = None
+) -> int:
     """0: the page (and/or JSON) was written; 2: no readable results file, or the output is unwritable."""
     out = out or sys.stdout
     runs, unreadable = load_many(paths, sys.stderr)
@@ -590,8 +620,11 @@ def merge_command(paths: Sequence[Path], *, output: str | None, json_output: str
     if html_path is not None:
         if not _write(html_path, render_html(doc), out):
             return 2
-        print(f"fleet page: {html_path} ({len(doc['environments'])} environments, {doc['runs']} runs, "
-              f"{len(unreadable)} unreadable)", file=sys.stderr)
+        print(
+            f"fleet page: {html_path} ({len(doc['environments'])} environments, {doc['runs']} runs, "
+            f"{len(unreadable)} unreadable)",
+            file=sys.stderr,
+        )
     if json_output is not None and not _write(json_output, json.dumps(doc, indent=1) + "\n", out):
         return 2
     return 0

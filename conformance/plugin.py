@@ -209,6 +209,7 @@ def _install_signal_handlers(config: pytest.Config) -> None:
         previous = signal.signal(signal.SIGTERM, interrupt)
     except ValueError:  # not the main thread (pytester in a thread): nothing to install
         return
+
     def restore() -> None:
         signal.signal(signal.SIGTERM, previous)
 

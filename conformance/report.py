@@ -52,9 +52,10 @@ def utc_stamp(moment: dt.datetime) -> str:
 
 
 def vantage() -> dict[str, Any]:
-    in_cluster = bool(os.environ.get("KUBERNETES_SERVICE_HOST")) or Path(
-        "/var/run/secrets/kubernetes.io/serviceaccount"
-    ).is_dir()
+    in_cluster = (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        or Path("/var/run/secrets/kubernetes.io/serviceaccount").is_dir()
+    )
     return {"hostname": socket.gethostname(), "in_cluster": in_cluster}
 
 

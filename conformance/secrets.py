@@ -68,9 +68,7 @@ def resolve_ref(ref: str, *, base_dir: Path, environ: Mapping[str, str]) -> Secr
     """Resolve ``env:NAME`` or ``file:PATH`` (relative to ``base_dir``)."""
     kind, sep, target = ref.partition(":")
     if not sep or kind not in ("env", "file") or not target:
-        raise SecretRefError(
-            "must be a reference 'env:NAME' or 'file:PATH', not a literal value"
-        )
+        raise SecretRefError("must be a reference 'env:NAME' or 'file:PATH', not a literal value")
     if kind == "env":
         value = environ.get(target)
         if value is None:
@@ -143,4 +141,3 @@ class SecretIndex:
 
     def __repr__(self) -> str:
         return f"SecretIndex({len(self.needles)} needles)"
-

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv docker-registry apache2-utils openssh-server nginx-light fcgiwrap)
+# The sandbox's real servers, plus skopeo for bench/bench.py's manual-procedure baseline.
+APT_PACKAGES=(python3-venv docker-registry apache2-utils openssh-server nginx-light fcgiwrap skopeo)
 
 missing=()
 for package in "${APT_PACKAGES[@]}"; do

@@ -80,9 +80,7 @@ def run_suite(
     # --opt=value keeps pytest from taking a path outside the repository as its rootdir.
     command = [sys.executable, "-m", "pytest", f"--profile={profile}", f"--reports-dir={reports}", *args]
     started = time.monotonic()
-    proc = subprocess.run(
-        command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    proc = subprocess.run(command, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
     seconds = time.monotonic() - started
     run = SuiteRun(proc.returncode, proc.stdout + proc.stderr, seconds, reports)
     found = sorted(reports.glob("*.json")) if reports.is_dir() else []

@@ -27,9 +27,16 @@ CANARY = "canary-Fleet-s3cret-42"
 # --------------------------------------------------------------------------- a results-document factory
 
 
-def record(check_id: str, outcome: str = "passed", *, param: str = "", message: str = "",
-           blocked_by: str | None = None, evidence: dict[str, Any] | None = None,
-           function: str | None = None) -> dict[str, Any]:
+def record(
+    check_id: str,
+    outcome: str = "passed",
+    *,
+    param: str = "",
+    message: str = "",
+    blocked_by: str | None = None,
+    evidence: dict[str, Any] | None = None,
+    function: str | None = None,
+) -> dict[str, Any]:
     """One check record exactly as conformance.report.Results writes it."""
     component = component_of_check(check_id)
     name = component.name if component else "unknown"
@@ -48,8 +55,13 @@ def record(check_id: str, outcome: str = "passed", *, param: str = "", message: 
 
 
 def results(
-    checks: list[dict[str, Any]], *, profile: str = "onprem-runai", hostname: str = "laptop",
-    in_cluster: bool = False, started: str = "2026-11-20T10:00:00Z", run_id: str | None = None,
+    checks: list[dict[str, Any]],
+    *,
+    profile: str = "onprem-runai",
+    hostname: str = "laptop",
+    in_cluster: bool = False,
+    started: str = "2026-11-20T10:00:00Z",
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """A results document with every key conformance.report.Results.document writes."""
     summary = dict.fromkeys(OUTCOMES, 0)
@@ -96,18 +108,24 @@ TIMEOUT = "expected: TCP connect to mlflow.example:443\nactual:   TCP connect ti
 
 
 def laptop_and_pod(folder: Path) -> tuple[Path, Path]:
-    laptop = results([
-        record("NET-002", param="mlflow"),
-        record("NET-002", param="gitlab"),
-        record("REG-002"),
-        record("OBJ-001", "skipped", message="not applicable: gcp"),
-    ])
-    pod = results([
-        record("NET-002", "failed", param="mlflow", message=TIMEOUT),
-        record("NET-002", param="gitlab"),
-        record("REG-002", "error", blocked_by="NET-002", message="blocked by NET-002 (registry: timed out)"),
-        record("OBJ-001"),
-    ], hostname="conformance-job-1", in_cluster=True)
+    laptop = results(
+        [
+            record("NET-002", param="mlflow"),
+            record("NET-002", param="gitlab"),
+            record("REG-002"),
+            record("OBJ-001", "skipped", message="not applicable: gcp"),
+        ]
+    )
+    pod = results(
+        [
+            record("NET-002", "failed", param="mlflow", message=TIMEOUT),
+            record("NET-002", param="gitlab"),
+            record("REG-002", "error", blocked_by="NET-002", message="blocked by NET-002 (registry: timed out)"),
+            record("OBJ-001"),
+        ],
+        hostname="conformance-job-1",
+        in_cluster=True,
+    )
     return write(folder, "laptop.json", laptop), write(folder, "pod.json", pod)
 
 
@@ -197,7 +215,10 @@ def test_commands_have_help_and_never_a_traceback(tmp_path: Path) -> None:
         assert exited.value.code == 0
     proc = subprocess.run(
         [sys.executable, "-m", "conformance", "diff", str(tmp_path), str(tmp_path / "nope.json")],
-        cwd=REPO, capture_output=True, text=True, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr == f"ERROR: {tmp_path}: is a directory, not a results file\n"
@@ -209,23 +230,51 @@ def test_commands_have_help_and_never_a_traceback(tmp_path: Path) -> None:
 def fleet_files(folder: Path) -> None:
     """Laptop: three runs (files named against time order) and a duplicate; pod: one run."""
     folder.mkdir(parents=True, exist_ok=True)
-    write(folder, "c-oldest.json", results(
-        [record("NET-001", "failed", param="mlflow", message="actual: old"), record("REG-001")],
-        started="2026-11-18T09:00:00Z"))
-    write(folder, "a-latest.json", results([
-        record("NET-001", "failed", param="mlflow", message="actual: <script>alert(1)</script>"),
-        record("NET-002", "error", param="mlflow", blocked_by="NET-001"),
-        record("REG-001"), record("REG-002", "xfailed"), record("REG-003", "skipped"),
-        record("OBJ-001", "skipped"),
-        record("MLF-001"), record("MLF-002", "xpassed"),
-    ], started="2026-11-20T09:00:00Z"))
-    write(folder, "b-middle.json", results([record("NET-001", param="mlflow"), record("REG-001")],
-                                           started="2026-11-19T09:00:00Z"))
-    write(folder, "d-copy-of-middle.json", results([record("NET-001", param="mlflow"), record("REG-001")],
-                                                    started="2026-11-19T09:00:00Z"))
-    write(folder, "pod.json", results([record("NET-001", param="mlflow"), record("REG-001", "failed")],
-                                      hostname="<img src=x onerror=alert(1)>", in_cluster=True,
-                                      started="2026-11-19T12:00:00Z"))
+    write(
+        folder,
+        "c-oldest.json",
+        results(
+            [record("NET-001", "failed", param="mlflow", message="actual: old"), record("REG-001")],
+            started="2026-11-18T09:00:00Z",
+        ),
+    )
+    write(
+        folder,
+        "a-latest.json",
+        results(
+            [
+                record("NET-001", "failed", param="mlflow", message="actual: <script>alert(1)</script>"),
+                record("NET-002", "error", param="mlflow", blocked_by="NET-001"),
+                record("REG-001"),
+                record("REG-002", "xfailed"),
+                record("REG-003", "skipped"),
+                record("OBJ-001", "skipped"),
+                record("MLF-001"),
+                record("MLF-002", "xpassed"),
+            ],
+            started="2026-11-20T09:00:00Z",
+        ),
+    )
+    write(
+        folder,
+        "b-middle.json",
+        results([record("NET-001", param="mlflow"), record("REG-001")], started="2026-11-19T09:00:00Z"),
+    )
+    write(
+        folder,
+        "d-copy-of-middle.json",
+        results([record("NET-001", param="mlflow"), record("REG-001")], started="2026-11-19T09:00:00Z"),
+    )
+    write(
+        folder,
+        "pod.json",
+        results(
+            [record("NET-001", param="mlflow"), record("REG-001", "failed")],
+            hostname="<img src=x onerror=alert(1)>",
+            in_cluster=True,
+            started="2026-11-19T12:00:00Z",
+        ),
+    )
 
 
 def test_merge_matrix_worst_outcome_of_the_latest_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -312,12 +361,19 @@ def run_files(folder: Path, checks: list[dict[str, Any]], stem: str = "onprem-ru
 
 TICKET_CHECKS = [
     record("NET-001", param="mlflow"),
-    record("REG-002", "failed", message="expected: login\nactual:   HTTP 401\nhint:     robot token expired",
-           evidence={"api_version": "registry/2.0"}),
+    record(
+        "REG-002",
+        "failed",
+        message="expected: login\nactual:   HTTP 401\nhint:     robot token expired",
+        evidence={"api_version": "registry/2.0"},
+    ),
     record("MLF-004", "failed", message="actual: artifact upload fails"),
     record("MLF-005", "error", blocked_by="MLF-004", message="blocked by MLF-004 (artifact upload fails)"),
-    record("MLF-006", function="test_versions",
-           evidence={"client": "mlflow-skinny 3.1", "server": "2.17.0", "guide_version": "v0.5.2"}),
+    record(
+        "MLF-006",
+        function="test_versions",
+        evidence={"client": "mlflow-skinny 3.1", "server": "2.17.0", "guide_version": "v0.5.2"},
+    ),
     record("OBJ-002", "failed", message="actual: AccessDenied"),
 ]
 
@@ -337,8 +393,9 @@ def test_bundle_contents_manifest_and_owners(tmp_path: Path, capsys: pytest.Capt
     assert out.startswith(f"bundle: {archive}")
     found = members(archive)
     stem = "onprem-runai-20261120T100000Z"
-    assert sorted(found) == sorted(f"{stem}/{name}" for name in (
-        f"{stem}.json", f"{stem}.html", f"{stem}.xml", "summary.txt", "SHA256SUMS"))
+    assert sorted(found) == sorted(
+        f"{stem}/{name}" for name in (f"{stem}.json", f"{stem}.html", f"{stem}.xml", "summary.txt", "SHA256SUMS")
+    )
     lines = found[f"{stem}/SHA256SUMS"].decode().splitlines()
     sums = {name: digest for digest, name in (line.split("  ", 1) for line in lines)}
     assert sorted(sums) == sorted(name.split("/", 1)[1] for name in found if not name.endswith("SHA256SUMS"))
@@ -369,8 +426,9 @@ def test_bundle_aborts_on_a_planted_profile_secret(
 ) -> None:
     monkeypatch.setenv("FLEET_PW", CANARY)
     profile = write_profile(
-        tmp_path, "platform: onprem\norchestrator: runai\n"
-        "mlflow: {tracking_uri: 'https://m.example', username: u, password: env:FLEET_PW}\n"
+        tmp_path,
+        "platform: onprem\norchestrator: runai\n"
+        "mlflow: {tracking_uri: 'https://m.example', username: u, password: env:FLEET_PW}\n",
     )
     clean = run_files(tmp_path / "clean", TICKET_CHECKS)
     rc, _, err = cli(capsys, "bundle", clean, "--profile", profile, "-o", tmp_path / "clean.tar.gz")
@@ -400,8 +458,10 @@ def test_bundle_without_profile_scans_ambient_variables(
     (tmp_path / f"{path.stem}.html").write_text(f"<p>{CANARY}</p>")
     rc, _, err = cli(capsys, "bundle", path)
     assert rc == 1
-    assert err == (f"LEAK: {path.stem}.html contained the value of environment variable MLFLOW_TRACKING_PASSWORD;"
-                   " no archive was written\n")
+    assert err == (
+        f"LEAK: {path.stem}.html contained the value of environment variable MLFLOW_TRACKING_PASSWORD;"
+        " no archive was written\n"
+    )
 
 
 def test_bundle_bad_owners_profile_and_missing_siblings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -427,7 +487,10 @@ def test_bundle_bad_owners_profile_and_missing_siblings(tmp_path: Path, capsys: 
 
 
 def test_real_results_file_from_the_suite(
-    suite: Any, sandbox_env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    suite: Any,
+    sandbox_env: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run = suite("-m", "network", profile="sandbox")

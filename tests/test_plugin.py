@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tests.conftest import REPO, SuiteRun, write_profile
 
-SYNTHETIC = '''
+SYNTHETIC = """
 import pytest
 from conformance.checks import CannotEvaluate, check, expect
 
@@ -51,7 +51,7 @@ def broken():
 @check("NET-907", "r")
 def test_cannot(broken):
     pass
-'''
+"""
 
 ONPREM = "platform: onprem\norchestrator: runai\n"
 
@@ -144,7 +144,7 @@ def test_json_results_follow_the_schema(tmp_path: Path) -> None:
 
 
 CANARY = "Canary-7f3a/9+Qz=&x"
-LEAKY = '''
+LEAKY = """
 import logging, sys
 from conformance.checks import check
 
@@ -155,7 +155,7 @@ def test_leaky(profile):
     print("stdout has", password)
     sys.stderr.write("stderr has " + password + "\\n")
     assert password == "wrong", f"mismatch {password}"
-'''
+"""
 MLFLOW_PROFILE = ONPREM + "mlflow: {tracking_uri: 'http://127.0.0.1:9', username: alice, password: env:CANARY_PW}\n"
 
 
@@ -177,13 +177,13 @@ def test_canary_secret_appears_nowhere_even_when_a_failing_check_holds_it(tmp_pa
     assert "LEAK" not in run.output
 
 
-TERMINAL_LEAK = '''
+TERMINAL_LEAK = """
 from conformance.checks import check
 
 @check("MLF-951", "r")
 def test_prints_to_terminal(profile, request):
     request.config.get_terminal_writer().line("token " + profile.mlflow.password.reveal())
-'''
+"""
 
 
 def test_secret_written_straight_to_the_terminal_is_redacted_and_fails_the_run(tmp_path: Path) -> None:
@@ -194,13 +194,13 @@ def test_secret_written_straight_to_the_terminal_is_redacted_and_fails_the_run(t
     assert run.rc == 1
 
 
-ARTIFACT_LEAK = '''
+ARTIFACT_LEAK = """
 from conformance.checks import check
 
 @check("MLF-952", "r")
 def test_records_property(profile, record_property):
     record_property("oops", profile.mlflow.password.reveal())
-'''
+"""
 
 
 def test_artifact_holding_a_secret_is_withheld_and_fails_the_run(tmp_path: Path) -> None:
@@ -321,7 +321,7 @@ def test_spent_budget_records_the_rest_as_not_run_and_still_writes_reports(tmp_p
     assert run.rc == 0
 
 
-SLOW = '''
+SLOW = """
 import pathlib, threading, pytest
 from conformance.checks import check
 
@@ -334,7 +334,7 @@ def resource():
 def test_slow(resource):
     pathlib.Path("started").write_text("yes")
     threading.Event().wait(60)
-'''
+"""
 
 
 def test_sigterm_runs_teardown_writes_reports_and_exits_2(tmp_path: Path) -> None:

@@ -49,9 +49,7 @@ mlflow: {tracking_uri: "https://mlflow.example", username: me, password: env:MLF
 
 
 def test_literal_secret_is_refused_without_echoing_it(tmp_path: Path) -> None:
-    path = write_profile(
-        tmp_path, MINIMAL + "mlflow: {tracking_uri: 'https://m.example', password: 'Sup3r-s3cret'}\n"
-    )
+    path = write_profile(tmp_path, MINIMAL + "mlflow: {tracking_uri: 'https://m.example', password: 'Sup3r-s3cret'}\n")
     (line,) = problems(path)
     assert "mlflow.password: must be a reference 'env:NAME' or 'file:PATH', not a literal value" in line
     assert "Sup3r" not in line
@@ -102,9 +100,7 @@ def test_missing_ca_bundle_is_named(tmp_path: Path) -> None:
 
 
 def test_endpoint_url_with_credentials_is_refused(tmp_path: Path) -> None:
-    path = write_profile(
-        tmp_path, MINIMAL + "network: {endpoints: [{name: git, url: 'https://me:pw@git.example/'}]}\n"
-    )
+    path = write_profile(tmp_path, MINIMAL + "network: {endpoints: [{name: git, url: 'https://me:pw@git.example/'}]}\n")
     (line,) = problems(path)
     assert "network.endpoints.0.url: value error" not in line
     assert "must not hold credentials" in line
@@ -134,8 +130,7 @@ def test_extends_unknown_profile(tmp_path: Path) -> None:
 def test_duplicate_endpoint_names(tmp_path: Path) -> None:
     path = write_profile(
         tmp_path,
-        MINIMAL
-        + "network: {endpoints: [{name: a, url: 'https://a.example'}, {name: a, url: 'https://b.example'}]}\n",
+        MINIMAL + "network: {endpoints: [{name: a, url: 'https://a.example'}, {name: a, url: 'https://b.example'}]}\n",
     )
     (line,) = problems(path)
     assert "endpoint name 'a' is used twice" in line

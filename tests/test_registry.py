@@ -89,3 +89,16 @@ def test_collection_imports_no_heavy_sdk() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
     )
     assert "HEAVY []" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_readme_catalogue_is_the_generated_one() -> None:
+    from conformance import catalogue
+
+    readme = (REPO / "README.md").read_text()
+    start, end = readme.index("<!-- catalogue:start -->\n"), readme.index("<!-- catalogue:end -->")
+    assert readme[start + len("<!-- catalogue:start -->\n") : end].strip() == catalogue.markdown(), (
+        "README's check table is stale: python -m conformance checks --markdown"
+    )
+    ids = sorted(i for per in all_check_ids().values() for i in per)
+    assert [e.check_id for e in catalogue.entries()] == ids
+    assert f"{len(ids)} checks over" in readme

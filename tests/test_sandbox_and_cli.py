@@ -68,9 +68,7 @@ def test_sandbox_up_runs_until_interrupted_and_leaves_nothing(tmp_path: Path) ->
     )  # fmt: skip
     try:
         assert wait_until(env_file.exists, 90), "sandbox up did not write its env file"
-        values = dict(
-            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines() if line
-        )
+        values = dict(line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines() if line)
         sandbox_dir = values["SANDBOX_DIR"].strip("'")
         children = processes_mentioning(sandbox_dir)
         proc.send_signal(signal.SIGINT)
