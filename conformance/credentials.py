@@ -85,17 +85,21 @@ def _read(path: str | Path | None) -> str | None:
         return None
 
 
+def _json(path: str | Path | None) -> Any:
+    text = _read(path)
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
 def _secret(where: str, value: object) -> Found:
     if isinstance(value, str) and value:
         yield where, Secret(value, where), None
 
 
 def docker_config(path: str | Path | None) -> Found:
-    text = _read(path)
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return
+    data = _json(path)
     if not isinstance(data, dict):
         return
     for host, entry in (data.get("auths") or {}).items():
@@ -116,11 +120,7 @@ def docker_config(path: str | Path | None) -> Found:
 
 
 def robot_file(path: str | Path | None) -> Found:
-    text = _read(path)
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return
+    data = _json(path)
     if isinstance(data, dict):
         name = data.get("name") if isinstance(data.get("name"), str) else None
         for key in ("secret", "token", "password"):
@@ -169,11 +169,7 @@ def kubeconfig(path: str | Path | None) -> Found:
 
 
 def gcp_key(path: str | Path | None) -> Found:
-    text = _read(path)
-    try:
-        data = json.loads(text) if text else None
-    except ValueError:
-        return
+    data = _json(path)
     if isinstance(data, dict):
         for key in ("private_key", "private_key_id", "refresh_token", "client_secret"):
             yield from _secret(f"{path} {key}", data.get(key))

@@ -15,7 +15,7 @@ import pytest
 
 from conformance.checks import Blocked
 from conformance.clients import network as network_client
-from conformance.profile import Endpoint, LoadedProfile, Profile
+from conformance.profile import LoadedProfile, Profile
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
 
 LAYER_CHECK = {"dns": "NET-001", "tcp": "NET-002", "tls": "NET-003", "http": "NET-004"}
@@ -88,45 +88,21 @@ def connect(component: str, profile: Profile, reachability: Reachability, run_id
     return module.connect(profile, run_id)
 
 
-@pytest.fixture(scope="session")
-def registry(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("registry", profile, reachability, run_id)
+def _component_fixture(component: str) -> Any:
+    """The session fixture ``<component>``: its client, built by :func:`connect` once per run."""
+
+    def fixture(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+        return connect(component, profile, reachability, run_id)
+
+    fixture.__doc__ = f"The {component} client (conformance.clients.{component}), connected once per run."
+    return pytest.fixture(scope="session", name=component)(fixture)
 
 
-@pytest.fixture(scope="session")
-def object_storage(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("object_storage", profile, reachability, run_id)
-
-
-@pytest.fixture(scope="session")
-def mlflow(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("mlflow", profile, reachability, run_id)
-
-
-def endpoint_ids(endpoint: Endpoint) -> str:
-    return endpoint.name
-
-
-@pytest.fixture(scope="session")
-def gitlab(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("gitlab", profile, reachability, run_id)
-
-
-@pytest.fixture(scope="session")
-def kubernetes(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("kubernetes", profile, reachability, run_id)
-
-
-@pytest.fixture(scope="session")
-def runai(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("runai", profile, reachability, run_id)
-
-
-@pytest.fixture(scope="session")
-def workspace(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("workspace", profile, reachability, run_id)
-
-
-@pytest.fixture(scope="session")
-def gcp(profile: Profile, reachability: Reachability, run_id: str) -> Any:
-    return connect("gcp", profile, reachability, run_id)
+registry = _component_fixture("registry")
+object_storage = _component_fixture("object_storage")
+mlflow = _component_fixture("mlflow")
+gitlab = _component_fixture("gitlab")
+kubernetes = _component_fixture("kubernetes")
+runai = _component_fixture("runai")
+workspace = _component_fixture("workspace")
+gcp = _component_fixture("gcp")

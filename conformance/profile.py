@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -88,6 +89,18 @@ def _existing_file(value: object, info: ValidationInfo) -> Path:
 
 
 ExistingFile = Annotated[Path, PlainValidator(_existing_file)]
+
+
+def _local_path(value: str, info: ValidationInfo) -> str:
+    path = Path(os.path.expanduser(value))
+    if not path.is_absolute():
+        path = (info.context or {}).get("base_dir", Path.cwd()) / path
+    return str(path)
+
+
+# A path on this machine, ``~`` expanded, relative to the profile's folder. Whether it exists and
+# what it holds is for the checks to report (a missing kubeconfig is a finding, not a profile error).
+LocalPath = Annotated[str, AfterValidator(_local_path)]
 
 
 class Model(BaseModel):
@@ -186,8 +199,8 @@ class Registry(Model):
     project_path: str  # host[:port]/seg/.../seg, as cookiecutter's registry_project_path
     username: str | None = None
     password: SecretRef | None = None
-    docker_config: str | None = None  # path to a docker config.json holding auths/credHelpers
-    robot_creds_json: str | None = None  # path to a Harbor robot-account JSON
+    docker_config: LocalPath | None = None  # path to a docker config.json holding auths/credHelpers
+    robot_creds_json: LocalPath | None = None  # path to a Harbor robot-account JSON
 
     @field_validator("project_path")
     @classmethod
@@ -196,17 +209,6 @@ class Registry(Model):
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+", value):
             raise ValueError(f"{value!r} is not host[:port]/segment/.../segment (lower-case, no scheme, no tag)")
         return value
-
-    @field_validator("docker_config", "robot_creds_json")
-    @classmethod
-    def _credential_path(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # A plain path: whether it exists and parses is for REG-001 to report, not a profile error.
-        if value is None:
-            return None
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = (info.context or {}).get("base_dir", Path.cwd()) / path
-        return str(path)
 
     @property
     def host(self) -> str:
@@ -235,7 +237,7 @@ class ObjectStorage(Model):
     bucket: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")]
     prefix: str = ""  # probe objects go under <prefix>/conformance-<run id>
     endpoint_url: str | None = None  # S3: required (the guide passes --endpoint-url); GCS: an emulator only
-    credentials_file: str | None = None  # S3: default ~/.aws/credentials; GCS: service-account key JSON
+    credentials_file: LocalPath | None = None  # S3: default ~/.aws/credentials; GCS: service-account key JSON
     aws_profile: str | None = None  # S3: section of credentials_file; default "default"
     region: str = "us-east-1"
     path_style: bool = True  # S3: https://host/bucket/key addressing (ECS); False: virtual-hosted
@@ -246,17 +248,6 @@ class ObjectStorage(Model):
     @classmethod
     def _prefix(cls, value: str) -> str:
         return value.strip("/")
-
-    @field_validator("credentials_file")
-    @classmethod
-    def _credentials_path(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # A plain path: whether it exists, its mode and content are for OBJ-001 to report.
-        if value is None:
-            return None
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = (info.context or {}).get("base_dir", Path.cwd()) / path
-        return str(path)
 
     @model_validator(mode="after")
     def _per_kind(self) -> ObjectStorage:
@@ -309,9 +300,9 @@ class GitLab(Model):
     ssh_port: Annotated[int, Field(ge=1, le=65535)] = 2222
     ssh_user: str = "git"
     ssh_remote: str | None = None  # default <ssh_user>@<ssh_host>:<project>.git (port from ssh_config)
-    ssh_config: str = "~/.ssh/config"
-    known_hosts: str = "~/.ssh/known_hosts"
-    checkout: str | None = None  # a clone in the shared workspace whose `origin` GIT-011 inspects
+    ssh_config: LocalPath = "~/.ssh/config"
+    known_hosts: LocalPath = "~/.ssh/known_hosts"
+    checkout: LocalPath | None = None  # a clone in the shared workspace whose `origin` GIT-011 inspects
     ci_file_variables: list[str] | None = None  # default: what the guide's .gitlab-ci.yml reads per platform
 
     @field_validator("url", "https_remote")
@@ -325,17 +316,6 @@ class GitLab(Model):
         if parts.username or parts.password:
             raise ValueError("must not hold credentials; use gitlab.username and gitlab.token")
         return value.rstrip("/")
-
-    @field_validator("ssh_config", "known_hosts", "checkout")
-    @classmethod
-    def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # A plain path: whether it exists and what it holds is for the GIT checks to report.
-        if value is None:
-            return None
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = (info.context or {}).get("base_dir", Path.cwd()) / path
-        return str(path)
 
     @property
     def host(self) -> str:
@@ -374,23 +354,13 @@ class Kubernetes(Model):
     for the API server, as for kubectl; ``tls.ca_bundle`` applies only when it names none.
     """
 
-    kubeconfig: str | None = None  # default: $KUBECONFIG, ~/.kube/config, the Coder path
+    kubeconfig: LocalPath | None = None  # default: $KUBECONFIG, ~/.kube/config, the Coder path
     context: str | None = None  # default: the kubeconfig's current-context
     namespace: Annotated[str, Field(pattern=_K8S_NAME)]  # runai-<project> on Run:ai
     pvc: Annotated[str, Field(pattern=_K8S_NAME)] | None = None  # the project's shared PVC (RWX)
     expected_secrets: list[Annotated[str, Field(pattern=_K8S_NAME)]] = []  # checked by name only
     required_access: list[str] = list(GUIDE_ACCESS)  # SelfSubjectAccessReview per entry
     smoke_image: str = "alpine:3.20"  # K8S smoke Job (writes); needs /bin/sh, nothing else
-
-    @field_validator("kubeconfig")
-    @classmethod
-    def _kubeconfig_path(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return None
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = (info.context or {}).get("base_dir", Path.cwd()) / path
-        return str(path)
 
     @field_validator("required_access")
     @classmethod
@@ -411,12 +381,7 @@ class Runai(Model):
     @field_validator("cli")
     @classmethod
     def _cli(cls, value: str, info: ValidationInfo) -> str:
-        if "/" not in value:
-            return value  # looked up on PATH at check time
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = (info.context or {}).get("base_dir", Path.cwd()) / path
-        return str(path)
+        return _local_path(value, info) if "/" in value else value  # a bare name is looked up on PATH
 
 
 ToolName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")]
@@ -433,7 +398,7 @@ class Workspace(Model):
     namespace: str | None = None  # of the pod; default: kubernetes.namespace
     container: str | None = None  # of the pod; default: kubectl's default container
     context: str | None = None  # kubeconfig context for kubectl exec; default: kubernetes.context
-    kubeconfig: str | None = None  # for kubectl exec; default: kubernetes.kubeconfig, else kubectl's own default
+    kubeconfig: LocalPath | None = None  # for kubectl exec; default: kubernetes.kubeconfig, else kubectl's own default
     home: str = "~"  # whose credential files are checked
     pvc_mount: str | None = None  # e.g. /pvc-data (Coder) or /<proj>-pvc; its workspaces/ folder is checked
     workspace_uid: int | None = None  # 2222 on Coder/Run:ai workspaces: the owner workspaces/ must have
@@ -465,21 +430,10 @@ class Gcp(Model):
     """
 
     project: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")]  # the project id, not its number
-    key_file: str | None = None  # service-account key JSON; default: GOOGLE_APPLICATION_CREDENTIALS
-    config_dir: str | None = None  # gcloud's config folder; default: $CLOUDSDK_CONFIG, else ~/.config/gcloud
+    key_file: LocalPath | None = None  # service-account key JSON; default: GOOGLE_APPLICATION_CREDENTIALS
+    config_dir: LocalPath | None = None  # gcloud's config folder; default: $CLOUDSDK_CONFIG, else ~/.config/gcloud
     gcloud: str = "gcloud"  # name or path of the gcloud executable (absent is fine when a key is present)
     resource_manager_url: str = GCP_RESOURCE_MANAGER  # Cloud Resource Manager API base (a sandbox simulates it)
-
-    @field_validator("key_file", "config_dir")
-    @classmethod
-    def _local_path(cls, value: str | None, info: ValidationInfo) -> str | None:
-        # A plain path: whether it exists and parses is for GCP-001/GCP-002 to report, not a profile error.
-        if value is None:
-            return None
-        path = Path(os.path.expanduser(value))
-        if not path.is_absolute():
-            path = (info.context or {}).get("base_dir", Path.cwd()) / path
-        return str(path)
 
     def endpoints(self) -> list[Endpoint]:
         # Not named "gcp": GCP-001/002 look at local files and must not be blocked when Google is unreachable.

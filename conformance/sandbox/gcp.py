@@ -21,12 +21,11 @@ import base64
 import binascii
 import json
 import secrets
-import ssl
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from conformance.sandbox import Sandbox
+from conformance.sandbox.web import LoopbackServer
 
 PROJECT = "conformance-sandbox"
 DENIED_PROJECT = "conformance-denied"  # exists, but the sandbox's service account has no role on it
@@ -164,38 +164,21 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class _GoogleServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: State, tls: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+class _GoogleServer(LoopbackServer):
+    def __init__(self, state: State, cert: tuple[Path, Path]) -> None:
+        super().__init__(_Handler, cert)
         self.state = state
-        self.tls = tls
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake runs in the request's thread, so a silent client cannot block accepting.
-        request.settimeout(10)
-        try:
-            request = self.tls.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError):
-            return
-        super().finish_request(request, client_address)
 
 
 class GoogleEndpoints:
     """The simulated token endpoint and Resource Manager API, on one HTTPS port."""
 
     def __init__(self, state: State, cert: tuple[Path, Path]) -> None:
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(str(cert[0]), str(cert[1]))
-        self._server = _GoogleServer(state, tls)
-        self.url = f"https://localhost:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-gcp", daemon=True)
-        self._thread.start()
+        self._server = _GoogleServer(state, cert).start()
+        self.url = self._server.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def write_key(path: Path, email: str, project: str, token_uri: str) -> Principal:

@@ -19,12 +19,12 @@ import datetime as dt
 import json
 import re
 import secrets
-import ssl
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from conformance.sandbox.web import LoopbackServer
 
 API_SCOPES = {"api", "read_api"}
 USER_SCOPES = API_SCOPES | {"read_user"}
@@ -282,36 +282,19 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state_file: Path, tls: ssl.SSLContext) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+class _Server(LoopbackServer):
+    def __init__(self, state_file: Path, cert: tuple[Path, Path]) -> None:
+        super().__init__(_Handler, cert)
         self.state_file = state_file
-        self.tls = tls
-        self.base_url = f"https://localhost:{self.server_address[1]}"
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The handshake runs in the request's thread, so a silent client cannot block the accept loop.
-        request.settimeout(10)
-        try:
-            request = self.tls.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError):
-            return
-        super().finish_request(request, client_address)
+        self.base_url = self.url
 
 
 class GitLabApi:
     """The simulated API on a loopback port, in a thread of the sandbox's process."""
 
     def __init__(self, state_file: Path, cert: tuple[Path, Path]) -> None:
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(str(cert[0]), str(cert[1]))
-        self._server = _Server(state_file, tls)
+        self._server = _Server(state_file, cert).start()
         self.url = self._server.base_url
-        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-gitlab-api", daemon=True)
-        self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()

@@ -30,14 +30,15 @@ import json
 import re
 import secrets
 import shlex
-import ssl
 import threading
 import urllib.parse
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+from conformance.sandbox.web import LoopbackServer
 
 GIT_VERSION = "v1.29.4"
 VERSION_INFO = {
@@ -587,34 +588,7 @@ class Request:
         return 201, self._public(job)
 
 
-class KubeApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class KubeApiServer(LoopbackServer):
     def __init__(self, cluster: Cluster, cert: tuple[Path, Path]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler, cert)
         self.cluster = cluster
-        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.tls.load_cert_chain(str(cert[0]), str(cert[1]))
-        self.port = int(self.server_address[1])
-        self._thread = threading.Thread(target=self.serve_forever, name=f"sandbox-kube-api-{self.port}", daemon=True)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # TLS in the request's thread, so a client that never finishes a handshake blocks nobody.
-        request.settimeout(10)
-        try:
-            request = self.tls.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError):
-            return
-        super().finish_request(request, client_address)
-
-    @property
-    def url(self) -> str:
-        return f"https://localhost:{self.port}"
-
-    def start(self) -> KubeApiServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()

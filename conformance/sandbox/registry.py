@@ -31,19 +31,18 @@ import json
 import os
 import re
 import secrets
-import socket
 import ssl
 import subprocess
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from conformance.sandbox.process import Process, http_ok
-from conformance.sandbox.web import free_port
+from conformance.sandbox.web import LoopbackServer, free_port
 
 if TYPE_CHECKING:
     from conformance.sandbox import Sandbox
@@ -253,27 +252,17 @@ class _FrontHandler(BaseHTTPRequestHandler):
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 
 
-class _FrontServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, realm: Realm, tls: ssl.SSLContext, client_tls: ssl.SSLContext, upstream: int, auth: str):
-        super().__init__(("127.0.0.1", 0), _FrontHandler)
+class _FrontServer(LoopbackServer):
+    def __init__(
+        self, realm: Realm, cert: tuple[Path, Path], client_tls: ssl.SSLContext, upstream: int, auth: str
+    ) -> None:
+        super().__init__(_FrontHandler, cert)
         self.realm = realm
-        self.tls = tls
         self.client_tls = client_tls
         self.upstream_port = upstream
         self.upstream_auth = auth
-        self.origin = f"https://localhost:{self.server_address[1]}"
+        self.origin = self.url
         self.corrupt_blobs = False  # fault: flip the last byte of every blob served
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(10)
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body go in separate writes
-        try:
-            request = self.tls.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError):
-            return
-        super().finish_request(request, client_address)
 
 
 class TokenFront:
@@ -289,23 +278,14 @@ class TokenFront:
         *,
         corrupt_blobs: bool = False,
     ) -> None:
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(str(cert[0]), str(cert[1]))
         client_tls = ssl.create_default_context(cafile=str(ca_bundle))
-        self._server = _FrontServer(realm, tls, client_tls, upstream_port, upstream_auth)
+        self._server = _FrontServer(realm, cert, client_tls, upstream_port, upstream_auth)
         self._server.corrupt_blobs = corrupt_blobs
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="sandbox-registry-front",
-            daemon=True,
-        )
-        self._thread.start()
+        self._server.start()
+        self.port = self._server.port
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 # --------------------------------------------------------------------------- start

@@ -11,11 +11,58 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """A threaded HTTP(S) server on a free loopback port, served from a daemon thread of the sandbox.
+
+    Every sandbox server (web endpoints, the simulated APIs, the registry's token front) is one.
+    The TLS handshake happens in each request's own thread, so a client that never completes one
+    cannot block the accept loop. ``start()`` serves; ``stop()`` shuts down and closes the port.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], cert: tuple[Path, Path] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+        self.tls: ssl.SSLContext | None = None
+        if cert is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(str(cert[0]), str(cert[1]))
+        self.port = int(self.server_address[1])
+        # A short poll interval makes stop() quick (shutdown waits for the loop's next poll).
+        self._thread = threading.Thread(
+            target=self.serve_forever, args=(0.05,), name=f"sandbox-{type(self).__name__}-{self.port}", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """``https://localhost:PORT`` (the certificates name localhost) or ``http://127.0.0.1:PORT``."""
+        return f"https://localhost:{self.port}" if self.tls else f"http://127.0.0.1:{self.port}"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None:
+            request.settimeout(10)
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # headers and body are separate writes
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                return
+        super().finish_request(request, client_address)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self.shutdown()
+        self.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    server: WebServer
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -32,51 +79,17 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, status: int, tls: ssl.SSLContext | None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.status = status
-        self.tls = tls
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        # The TLS handshake happens here, in the request's thread, so a client
-        # that never completes one cannot block the accept loop.
-        if self.tls is not None:
-            request.settimeout(10)
-            try:
-                request = self.tls.wrap_socket(request, server_side=True)
-            except (OSError, ssl.SSLError):
-                return
-        super().finish_request(request, client_address)
-
-
-class WebServer:
-    """One HTTP(S) server answering every GET with ``status``."""
+class WebServer(LoopbackServer):
+    """Answers every GET with ``status``; started at once."""
 
     def __init__(self, status: int = 200, cert: tuple[Path, Path] | None = None) -> None:
-        tls = None
-        if cert is not None:
-            tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            tls.load_cert_chain(str(cert[0]), str(cert[1]))
-        self._server = _Server(status, tls)
-        self.port = int(self._server.server_address[1])
-        self.scheme = "https" if tls else "http"
-        # A short poll interval makes stop() quick (shutdown waits for the loop's next poll).
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=f"sandbox-web-{self.port}", daemon=True
-        )
-        self._thread.start()
+        super().__init__(_Handler, cert)
+        self.status = status
+        self.start()
 
     @property
     def url(self) -> str:
-        host = "localhost" if self.scheme == "https" else "127.0.0.1"
-        return f"{self.scheme}://{host}:{self.port}/"
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return super().url + "/"
 
 
 class HungPort:
