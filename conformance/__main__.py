@@ -129,6 +129,21 @@ def _incluster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cleanup(args: argparse.Namespace) -> int:
+    from conformance import cleanup  # noqa: PLC0415 - only this command needs it
+
+    try:
+        age = cleanup.parse_duration(args.older_than)
+    except ValueError as exc:
+        print(f"--older-than: {exc}", file=sys.stderr)
+        return 2
+    try:
+        loaded = load(args.profile)
+    except ProfileError as exc:
+        return _fail(exc)
+    return cleanup.command(loaded, age, args.dry_run)
+
+
 def _sandbox_up(args: argparse.Namespace) -> int:
     from conformance.sandbox import Sandbox  # noqa: PLC0415 - heavy, and only for this command
 
@@ -255,6 +270,24 @@ def build_parser() -> argparse.ArgumentParser:
     checks = commands.add_parser("checks", help="list every check: id, component, what it checks, where it applies")
     checks.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's catalogue)")
     checks.set_defaults(func=_checks)
+
+    sweep = commands.add_parser(
+        "cleanup",
+        help="delete the probes (conformance-<run id>) that killed runs left behind",
+        description="Delete what runs killed before their teardown left in each writing component: registry "
+        "tags of <project_path>/conformance, objects <prefix>/conformance-<run id>*, MLflow runs tagged "
+        "conformance=<run id> in the profile's experiment, Jobs conformance-<run id>* in the namespace, Run:ai "
+        "jobs, <pvc>/workspaces/conformance-<run id>.probe. Only names carrying a run id in the suite's exact "
+        "format (YYYYmmddHHMMSS-xxxxxx, UTC) whose run started more than --older-than ago are deleted. One line "
+        "per deleted item, then a summary. Exit 0: every component swept; 1: one could not be; 2: bad "
+        "duration; 4: broken profile.",
+    )
+    sweep.add_argument("--profile", required=True, help="profile NAME or PATH")
+    sweep.add_argument(
+        "--older-than", required=True, metavar="DURATION", help="only runs started longer ago: 30m, 6h, 2d"
+    )
+    sweep.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
+    sweep.set_defaults(func=_cleanup)
 
     init = commands.add_parser("init", help="draft a profile from this workspace (kubeconfig, AWS, docker, ...)")
     init.add_argument("-o", "--output", help="write the draft here (default: print it)")

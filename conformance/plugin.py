@@ -382,7 +382,7 @@ class RunPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        reports.html_row(getattr(report, "conformance", None) or {}, cells)
+        reports.html_row(getattr(report, "conformance", None) or {}, report.failed, cells)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str]) -> None:

@@ -82,7 +82,7 @@ def environment(loaded: LoadedProfile) -> dict[str, Any]:
     simulated = simulated_components()
     return {
         "Profile": f"{loaded.name} ({loaded.path})",
-        "Platform": profile.platform,
+        "MLOps platform": profile.platform,  # "Platform" is pytest-metadata's (the OS)
         "Orchestrator": profile.orchestrator,
         "Guide version": profile.guide_version,
         "Suite version": __version__,
@@ -276,10 +276,12 @@ def html_header(cells: list[str]) -> None:
     cells.append("<th>Remediation</th>")
 
 
-def html_row(info: dict[str, Any], cells: list[str]) -> None:
+def html_row(info: dict[str, Any], failed: bool, cells: list[str]) -> None:
+    """Check id and component on every row; the remediation where there is something to fix."""
+    remediation = (info.get("remediation") or "") if failed and not info.get("blocked_by") else ""
     cells.insert(1, f'<td class="col-check">{html.escape(info.get("id") or "")}</td>')
     cells.insert(2, f'<td class="col-component">{html.escape(info.get("component") or "")}</td>')
-    cells.append(f'<td class="col-remediation">{html.escape(info.get("remediation") or "")}</td>')
+    cells.append(f'<td class="col-remediation">{html.escape(remediation)}</td>')
 
 
 def html_summary(loaded: LoadedProfile, prefix: list[str], waivers: list[dict[str, str]]) -> None:

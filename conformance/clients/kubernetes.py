@@ -36,12 +36,14 @@ from typing import Any, TypeVar
 import yaml
 
 from conformance.checks import CannotEvaluate
+from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, Kubernetes, Profile, Timeouts
 from conformance.secrets import Secret, SecretIndex
 
 T = TypeVar("T")
 CODER_KUBECONFIG = "/home/coder/.runai_config/runai-sso.yaml"  # Coder workspaces (kapitan-hull-admin)
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+CREATED_BY = {"app.kubernetes.io/created-by": "conformance-suite"}  # the label on the suite's Jobs and pods
 _CREDENTIAL_KEYS = ("token", "password", "client-key-data", "id-token", "refresh-token", "client-secret")
 
 
@@ -481,12 +483,12 @@ class Kube:
         job = client.V1Job(
             api_version="batch/v1",
             kind="Job",
-            metadata=client.V1ObjectMeta(name=name, labels={"app.kubernetes.io/created-by": "conformance-suite"}),
+            metadata=client.V1ObjectMeta(name=name, labels=dict(CREATED_BY)),
             spec=client.V1JobSpec(
                 backoff_limit=0,
                 ttl_seconds_after_finished=600,  # a safety net if teardown never runs
                 template=client.V1PodTemplateSpec(
-                    metadata=client.V1ObjectMeta(labels={"app.kubernetes.io/created-by": "conformance-suite"}),
+                    metadata=client.V1ObjectMeta(labels=dict(CREATED_BY)),
                     spec=client.V1PodSpec(restart_policy="Never", containers=[container]),
                 ),
             ),
@@ -505,6 +507,18 @@ class Kube:
     def pod_log(self, pod: str) -> tuple[str | None, Failure | None]:
         client = self._apis()
         return self.call(client.CoreV1Api(self.api_client).read_namespaced_pod_log, pod, self.namespace)
+
+    def list_jobs(self) -> tuple[list[str], Failure | None]:
+        """The names of the namespace's Jobs that carry the suite's label."""
+        client = self._apis()
+        selector = ",".join(f"{k}={v}" for k, v in CREATED_BY.items())
+        found, failure = self.call(
+            client.BatchV1Api(self.api_client).list_namespaced_job, self.namespace, label_selector=selector
+        )
+        if failure is not None or found is None:
+            return [], failure
+        labelled = [j for j in found.items if CREATED_BY.items() <= (j.metadata.labels or {}).items()]
+        return [str(j.metadata.name) for j in labelled], None
 
     def delete_job(self, name: str) -> Failure | None:
         client = self._apis()
@@ -552,3 +566,20 @@ def connect(profile: Profile, run_id: str) -> Kube:
     if configuration.verify_ssl and not configuration.ssl_ca_cert:
         configuration.ssl_ca_cert = str(profile.tls.ca_bundle) if profile.tls.ca_bundle else _system_cafile()
     return Kube(kc, section, profile.timeouts, run_id, client.ApiClient(configuration), kc.trust(profile.tls))
+
+
+def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
+    """Delete (Background propagation: with their pods) the suite's Jobs named by runs before ``older_than``."""
+    kube = connect(profile, "cleanup")
+    names, failure = kube.list_jobs()
+    if failure is not None:
+        raise CannotEvaluate(f"listing Jobs in namespace {kube.namespace}: {failure.summary()}")
+    swept = Swept()
+    for name in sorted(n for n in names if eligible(n, older_than)):
+        where = f"Job {kube.namespace}/{name}"
+        problem = None if dry_run else kube.delete_job(name)
+        if problem is None:
+            swept.items.append(where)
+        else:
+            swept.failures.append(f"{where} ({problem.summary()})")
+    return swept

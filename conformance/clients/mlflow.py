@@ -14,6 +14,7 @@ in the environment, as the guide exports them.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib.metadata
 import importlib.util
 import math
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from conformance.checks import CannotEvaluate
+from conformance.cleanup import Swept, is_old, run_id_of
 from conformance.profile import TLS, MLflow, Profile, Timeouts
 from conformance.secrets import Secret
 
@@ -45,6 +47,7 @@ METRICS: dict[str, Callable[[int], float]] = {
     "dummy_metric_2": lambda step: 0.1 * step,
 }
 DETAIL_LIMIT = 200
+SEARCH_PAGE = 1000
 
 
 # --------------------------------------------------------------------------- environment
@@ -607,3 +610,51 @@ class Connection:
 
 def connect(profile: Profile, run_id: str) -> Connection:
     return Connection(profile, run_id)
+
+
+def _swept_run_id(run: Any, older_than: dt.datetime) -> str | None:
+    """The conformance run id an MLflow run is tagged with, when it is in the exact format and old enough."""
+    value = str(run.data.tags.get(RUN_TAG, ""))
+    return value if run_id_of(value, tag=True) == value and is_old(value, older_than) else None
+
+
+def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
+    """Delete the runs of the profile's experiment tagged ``conformance=<run id>`` by runs before ``older_than``.
+
+    Only an active experiment is searched (a deleted one is left as it is), and only active runs.
+    """
+    connection = Connection(profile, "cleanup")
+    name = connection.section.experiment
+    swept = Swept()
+    try:
+        experiment = connection.call("get_experiment_by_name", connection.client.get_experiment_by_name, name)
+        if experiment is None or experiment.lifecycle_stage != "active":
+            swept.notes.append(f"experiment {name!r} is {'missing' if experiment is None else 'deleted'}: untouched")
+            return swept
+        token = None
+        while True:
+            page = connection.call(
+                "search_runs",
+                connection.client.search_runs,
+                [experiment.experiment_id],
+                filter_string=f"tags.{RUN_TAG} LIKE '%'",
+                max_results=SEARCH_PAGE,
+                page_token=token,
+            )
+            for run in page:
+                conformance_run = _swept_run_id(run, older_than)
+                if conformance_run is None:
+                    continue
+                where = f"run {run.info.run_id} ({run.info.run_name}, {RUN_TAG}={conformance_run})"
+                try:
+                    if not dry_run:
+                        connection.call("delete_run", connection.client.delete_run, run.info.run_id)
+                except CallFailed as exc:
+                    swept.failures.append(f"{where} ({exc.failure})")
+                    continue
+                swept.items.append(where)
+            token = page.token
+            if not token:
+                return swept
+    except CallFailed as exc:
+        raise CannotEvaluate(str(exc.failure)) from None

@@ -16,6 +16,7 @@ off, and TLS trust is passed explicitly (``verify=``), so ``AWS_CA_BUNDLE``,
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 import json
 import os
 import ssl
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from conformance.checks import CannotEvaluate
+from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, ObjectStorage, Profile, Timeouts
 
 T = TypeVar("T")
@@ -75,6 +77,7 @@ class Store(Protocol):
 
     def list_buckets(self) -> list[str]: ...
     def list_objects(self, prefix: str, limit: int = 10) -> list[str]: ...
+    def list_all(self, prefix: str) -> list[str]: ...
     def put(self, key: str, data: bytes) -> None: ...
     def get(self, key: str) -> bytes: ...
     def delete(self, key: str) -> None: ...
@@ -290,6 +293,11 @@ class S3Store:
             answer = self._s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=limit)
         return [str(o["Key"]) for o in answer.get("Contents", [])]
 
+    def list_all(self, prefix: str) -> list[str]:
+        with self._call(f"ListObjectsV2 s3://{self.bucket}/{prefix}"):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            return [str(o["Key"]) for page in pages for o in page.get("Contents", [])]
+
     def put(self, key: str, data: bytes) -> None:
         with self._call(f"PutObject s3://{self.bucket}/{key}"):
             self._s3.put_object(Bucket=self.bucket, Key=key, Body=data)
@@ -417,6 +425,12 @@ class GcsStore:
             )
             return [b.name for b in blobs]
 
+    def list_all(self, prefix: str) -> list[str]:
+        with self._call(f"objects.list gs://{self.bucket}/{prefix}"):
+            return [
+                b.name for b in self._client.list_blobs(self.bucket, prefix=prefix, timeout=self.timeout, retry=None)
+            ]
+
     def put(self, key: str, data: bytes) -> None:
         with self._call(f"objects.insert gs://{self.bucket}/{key}"):
             self._bucket.blob(key).upload_from_string(data, timeout=self.timeout, retry=None)
@@ -468,6 +482,29 @@ def connect(profile: Profile, run_id: str) -> S3Store | GcsStore:
     store = open_store(storage, profile.timeouts, profile.tls)
     _authenticate(store)
     return store
+
+
+def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
+    """Delete the ``<prefix>/conformance-<run id>...`` objects of runs started before ``older_than``."""
+    store = connect(profile, "cleanup")
+    folder = object_key(profile.object_storage, "") if profile.object_storage else ""
+    try:
+        keys = store.list_all(f"{folder}conformance-")
+    except StorageError as exc:
+        raise CannotEvaluate(str(exc)) from None
+    swept = Swept()
+    for key in keys:
+        if not eligible(key.removeprefix(folder), older_than):  # a name with a "/" never is
+            continue
+        where = f"{store.backend}://{store.bucket}/{key}"
+        try:
+            if not dry_run:
+                store.delete(key)
+        except StorageError as exc:
+            swept.failures.append(f"{where} ({exc})")
+            continue
+        swept.items.append(where)
+    return swept
 
 
 def timed(evidence: dict[str, Any], name: str, call: Callable[[], T]) -> T:

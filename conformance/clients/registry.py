@@ -36,12 +36,20 @@ from typing import Any
 import requests
 
 from conformance.checks import CannotEvaluate
+from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, Profile, Registry
 from conformance.secrets import Secret
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+MANIFEST_TYPES = (
+    OCI_MANIFEST,
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+_TAG_PAGES = 100  # /tags/list pages followed at most (a registry pages by 100 or 1000 tags)
 ARTIFACT_REGISTRY_SUFFIX = "-docker.pkg.dev"
 GCLOUD_HELPER = "gcloud"
 ROBOT_PREFIX = "robot$"
@@ -634,6 +642,32 @@ class RegistryClient:
                 return result
         return result
 
+    def tags(self) -> list[str]:
+        """Every tag of the suite's repository (``/tags/list``, following ``Link`` pages); [] if it has none."""
+        found: list[str] = []
+        url: str | None = self._url("tags", "list")
+        for _ in range(_TAG_PAGES):
+            if url is None:
+                break
+            reply, response = self._call([], "GET tags/list", "GET", url)
+            if reply.status == 404 or reply.code == "NAME_UNKNOWN":
+                return found  # nothing was ever pushed to <project_path>/conformance
+            if reply.status != 200:
+                raise CannotEvaluate(f"GET {_path(url)}: {reply.summary()}")
+            try:
+                found.extend(str(t) for t in (response.json().get("tags") or []))
+            except (ValueError, AttributeError):
+                raise CannotEvaluate(f"GET {_path(url)}: the answer is not a tag list") from None
+            following = response.links.get("next", {}).get("url")
+            url = urllib.parse.urljoin(self.base + "/", following) if following else None
+        return found
+
+    def manifest_digest(self, tag: str) -> str | None:
+        """The digest ``tag`` points at (``HEAD`` manifest), or None when the registry does not say."""
+        headers = {"Accept": ", ".join(MANIFEST_TYPES)}
+        reply, response = self._call([], f"HEAD manifest {tag}", "HEAD", self._url("manifests", tag), headers=headers)
+        return response.headers.get("Docker-Content-Digest") if reply.status == 200 else None
+
     def cleanup(self) -> Delete | None:
         """Teardown: remove what this run pushed and has not removed yet. Never raises."""
         if self.pushed is None or self.removed is not None:
@@ -714,3 +748,35 @@ def connect(profile: Profile, run_id: str) -> RegistryClient:
     if section is None:
         raise CannotEvaluate("the profile has no registry section")
     return RegistryClient(section, profile, run_id, find_credentials(section, profile.timeouts.request))
+
+
+def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
+    """Delete (by digest) the manifests of ``<project_path>/conformance`` tags left by runs before ``older_than``.
+
+    A digest that a tag outside the sweep also points at is kept: deleting it would remove that tag too.
+    """
+    client = connect(profile, "cleanup")
+    if not client.credentials.usable:
+        raise CannotEvaluate("; ".join(client.credentials.problems) or "no registry credentials")
+    where = f"{client.section.project_path}/{IMAGE_NAME}"
+    digests = {tag: client.manifest_digest(tag) for tag in client.tags()}
+    kept = {digest: tag for tag, digest in digests.items() if not eligible(tag, older_than, tag=True)}
+    swept, done = Swept(), set()
+    for tag, digest in sorted(digests.items()):
+        if not eligible(tag, older_than, tag=True):
+            continue
+        if digest is None:
+            swept.failures.append(f"{where}:{tag} (the registry gives no digest for it)")
+        elif digest in kept:
+            swept.notes.append(f"kept {where}:{tag}: tag {kept[digest]} (not a probe) points at {digest} too")
+        elif digest in done or dry_run:
+            swept.items.append(f"{where}:{tag} ({digest})")
+        else:
+            removed = client.delete(digest)
+            if removed.deleted:
+                done.add(digest)
+                swept.items.append(f"{where}:{tag} ({digest})")
+            else:
+                why = removed.failure.summary() if removed.failure else "the registry forbids deletion"
+                swept.failures.append(f"{where}:{tag} ({why})")
+    return swept

@@ -10,6 +10,7 @@ of ``runai list projects``, ``Status:`` of ``runai describe job``.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.checks import CannotEvaluate
+from conformance.cleanup import Swept, eligible
 from conformance.clients.kubernetes import Kubeconfig, find_kubeconfig
 from conformance.profile import Profile, Runai, Timeouts
 
@@ -88,6 +90,13 @@ def parse_projects(text: str) -> tuple[list[str], str | None]:
     return names, default
 
 
+def parse_jobs(text: str) -> list[str]:
+    """Job names from ``runai list jobs``: the first column of the rows under the ``NAME`` header."""
+    lines = text.splitlines()
+    header = next((i for i, line in enumerate(lines) if line.split()[:1] == ["NAME"]), None)
+    return [] if header is None else [line.split()[0] for line in lines[header + 1 :] if line.strip()]
+
+
 def parse_status(text: str) -> str | None:
     match = _STATUS.search(text)
     return match.group("status") if match else None
@@ -142,6 +151,10 @@ class RunaiCli:
     def delete(self, name: str) -> Result:
         return self.run("delete", "job", name, "-p", self.project)
 
+    def list_jobs(self) -> tuple[Result, list[str]]:
+        result = self.run("list", "jobs", "-p", self.project)
+        return result, parse_jobs(result.stdout) if result.ok else []
+
 
 def connect(profile: Profile, run_id: str) -> RunaiCli:
     section = profile.runai
@@ -151,3 +164,20 @@ def connect(profile: Profile, run_id: str) -> RunaiCli:
     if not cli.found:
         raise CannotEvaluate(f"the runai CLI {section.cli!r} is not found or not executable")
     return RunaiCli(cli, section, find_kubeconfig(profile.kubernetes), profile.timeouts, run_id)
+
+
+def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
+    """Delete, through the CLI, the project's jobs named by runs before ``older_than``."""
+    cli = connect(profile, "cleanup")
+    listed, names = cli.list_jobs()
+    if not listed.ok:
+        raise CannotEvaluate(f"runai list jobs -p {cli.project}: {listed.summary()}")
+    swept = Swept()
+    for name in sorted(n for n in names if eligible(n, older_than)):
+        where = f"job {name} (project {cli.project})"
+        deleted = None if dry_run else cli.delete(name)
+        if deleted is None or deleted.ok:
+            swept.items.append(where)
+        else:
+            swept.failures.append(f"{where} ({deleted.summary()})")
+    return swept

@@ -11,6 +11,7 @@ gcloud on GCP; docker only without an orchestrator (Coder and Run:ai workspaces 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import posixpath
 import re
@@ -25,6 +26,7 @@ import testinfra.backend.local
 import testinfra.host
 
 from conformance.checks import CannotEvaluate
+from conformance.cleanup import Swept, eligible
 from conformance.profile import Profile, Workspace
 
 GIB = 1024**3
@@ -495,6 +497,11 @@ class WorkspaceHost:
     def remove(self, path: str) -> None:
         self.run("rm -f %s", path)
 
+    def workspaces_dir(self) -> str | None:
+        """``<pvc_mount>/workspaces``, where WSP-003 writes its probe; None without a pvc_mount."""
+        mount = self.section.pvc_mount
+        return posixpath.join(mount.rstrip("/") or "/", "workspaces") if mount else None
+
 
 def _first_line(result: Any) -> str:
     text = (result.stderr or result.stdout or "").strip()
@@ -522,3 +529,24 @@ def connect(profile: Profile, run_id: str) -> WorkspaceHost:
             else None,
         )
     return workspace
+
+
+def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
+    """Remove ``<pvc>/workspaces/conformance-<run id>.probe`` files of runs before ``older_than``."""
+    workspace = connect(profile, "cleanup")
+    folder = workspace.workspaces_dir()
+    swept = Swept()
+    if folder is None or not workspace.is_dir(folder):
+        swept.notes.append(
+            f"{folder or 'workspace.pvc_mount is not set, so the PVC'} is not a directory: nothing to sweep"
+        )
+        return swept
+    names = [n for n in workspace.listdir(folder) if n.endswith(".probe") and eligible(n, older_than)]
+    for name in names:
+        path = posixpath.join(folder, name)
+        removed = None if dry_run else workspace.run("rm -f %s", path)
+        if removed is not None and (removed.rc != 0 or workspace.exists(path)):
+            swept.failures.append(f"{path} ({_first_line(removed) or 'the file is still there'})")
+        else:
+            swept.items.append(f"{workspace.spec} {path}")
+    return swept

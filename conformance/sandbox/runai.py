@@ -12,7 +12,8 @@ relies on it, and its output shapes (from Run:ai's docs and the open-source runa
 * ``runai list projects`` lists namespaces labelled ``runai/queue`` and marks the default one
   ``(default)``;
 * ``runai submit NAME -p P -i IMAGE [--cpu C] [--memory M] [--command] -- CMD...``,
-  ``runai describe job NAME -p P`` (``Status: ...``), ``runai logs NAME -p P``, ``runai delete job NAME -p P``.
+  ``runai describe job NAME -p P`` (``Status: ...``), ``runai logs NAME -p P``, ``runai delete job NAME -p P``,
+  ``runai list jobs -p P`` (``Showing jobs for project P``, then a ``NAME STATUS AGE ...`` table).
 
 Simplification: the real CLI submits a Run:ai workload that Run:ai's controllers turn into pods;
 this one creates a plain ``batch/v1`` Job in the simulated API server, which "runs" it (see
@@ -176,6 +177,16 @@ def cmd_list_projects(cluster: Cluster) -> None:
         print("".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
+def cmd_list_jobs(cluster: Cluster, args: list[str]) -> None:
+    project, namespace = _namespace(cluster, args)
+    jobs = cluster.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector=app%3Drunai")["items"]
+    print(f"Showing jobs for project {project}")
+    print("NAME                                 STATUS     AGE  NODE  IMAGE  TYPE   PROJECT")
+    for job in jobs:
+        image = job["spec"]["template"]["spec"]["containers"][0].get("image", "")
+        print(f"{job['metadata']['name']:<37}{_status(job, []):<11}1s   -     {image}  Train  {project}")
+
+
 def cmd_submit(cluster: Cluster, args: list[str]) -> None:
     command = args[args.index("--") + 1 :] if "--" in args else []
     flags = args[: args.index("--")] if "--" in args else args
@@ -260,6 +271,8 @@ def dispatch(args: list[str], version: str) -> None:
         cmd_config_project(cluster, rest[0])
     elif words == ["list", "projects"]:
         cmd_list_projects(cluster)
+    elif words == ["list", "jobs"]:
+        cmd_list_jobs(cluster, args[2:])
     elif words[:1] == ["submit"]:
         cmd_submit(cluster, args[1:])
     elif words[:2] in (["describe", "job"], ["delete", "job"]) and rest:
