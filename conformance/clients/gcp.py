@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from conformance.checks import CannotEvaluate, Deadline
+from conformance.files import read_json_object
 from conformance.profile import TLS, Gcp, Profile, Timeouts
 from conformance.secrets import Secret
 
@@ -45,25 +46,7 @@ class KeyFileError(Exception):
 
 
 def read_json_file(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: {what} does not exist") from None
-    except IsADirectoryError:
-        raise KeyFileError(f"{path}: {what} is a directory, not a file") from None
-    except PermissionError:
-        raise KeyFileError(f"{path}: {what} is not readable (permission denied)") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: {what} is not readable ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise KeyFileError(f"{path}: {what} is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise KeyFileError(f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise KeyFileError(f"{path}: {what} must be a JSON object, not {type(data).__name__}")
-    return data
+    return read_json_object(path, what, KeyFileError)
 
 
 @dataclass(frozen=True)

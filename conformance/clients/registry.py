@@ -37,6 +37,7 @@ import requests
 
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
+from conformance.files import read_json_object
 from conformance.profile import TLS, Profile, Registry
 from conformance.secrets import Secret
 
@@ -95,23 +96,7 @@ class Credentials:
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CredentialError(f"{path}: {what} does not exist") from None
-    except OSError as exc:
-        raise CredentialError(f"{path}: {what} is not readable ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise CredentialError(f"{path}: {what} is not UTF-8 text") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CredentialError(
-            f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    if not isinstance(data, dict):
-        raise CredentialError(f"{path}: {what} must be a JSON object, not {type(data).__name__}")
-    return data
+    return read_json_object(path, what, CredentialError)
 
 
 def decode_basic_pair(value: object) -> tuple[str, str] | None:
