@@ -184,7 +184,7 @@ def cmd_list_jobs(cluster: Cluster, args: list[str]) -> None:
     print("NAME                                 STATUS     AGE  NODE  IMAGE  TYPE   PROJECT")
     for job in jobs:
         image = job["spec"]["template"]["spec"]["containers"][0].get("image", "")
-        print(f"{job['metadata']['name']:<37}{_status(job, []):<11}1s   -     {image}  Train  {project}")
+        print(f"{job['metadata']['name']:<36} {_status(job, []):<10} 1s   -     {image}  Train  {project}")
 
 
 def cmd_submit(cluster: Cluster, args: list[str]) -> None:
