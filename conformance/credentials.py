@@ -89,7 +89,7 @@ def _json(path: str | Path | None) -> Any:
     text = _read(path)
     try:
         return json.loads(text) if text else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
 
 
@@ -102,7 +102,8 @@ def docker_config(path: str | Path | None) -> Found:
     data = _json(path)
     if not isinstance(data, dict):
         return
-    for host, entry in (data.get("auths") or {}).items():
+    auths = data.get("auths")
+    for host, entry in (auths if isinstance(auths, dict) else {}).items():
         if not isinstance(entry, dict):
             continue
         where = f"{path} auths[{host}]"
@@ -151,11 +152,11 @@ def kubeconfig(path: str | Path | None) -> Found:
     text = _read(path)
     try:
         data = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):  # RecursionError: absurdly deep nesting
         return
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("users"), list):
         return
-    for entry in data.get("users") or []:
+    for entry in data["users"]:
         user: Any = entry.get("user") if isinstance(entry, dict) else None
         if not isinstance(user, dict):
             continue

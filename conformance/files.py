@@ -32,6 +32,8 @@ def read_json_object(path: Path, what: str, error: type[Exception] = FileProblem
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise error(f"{path}: {what} is nested too deeply to be one") from None
     if not isinstance(data, dict):
         raise error(f"{path}: {what} must be a JSON object, not {type(data).__name__}")
     return data

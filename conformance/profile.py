@@ -107,12 +107,16 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+# A timeout is finite: .inf would make a network call unbounded, which the suite promises never happens.
+Seconds = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
+
+
 class Timeouts(Model):
     """Seconds. ``connect`` bounds DNS and TCP, ``request`` one request, ``check`` one check."""
 
-    connect: PositiveFloat = 5.0
-    request: PositiveFloat = 10.0
-    check: PositiveFloat = 120.0
+    connect: Seconds = 5.0
+    request: Seconds = 10.0
+    check: Seconds = 120.0
 
 
 class TLS(Model):
@@ -524,6 +528,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ProfileError([f"{where}: not UTF-8 text"]) from None
     try:
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ProfileError([f"{where}: YAML nested too deeply to be a profile"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "invalid YAML"
@@ -580,7 +586,7 @@ def _interpolate(value: Any, environ: Mapping[str, str], loc: str, errors: list[
         def sub(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in environ:
-                errors.append(f"{loc}: environment variable {name} is not set (used as ${{{name}}})")
+                errors.append(_bounded(f"{loc}: environment variable {name} is not set (used as ${{{name}}})"))
                 return match.group(0)
             return environ[name]
 
@@ -594,13 +600,19 @@ _MESSAGES = {
 }
 
 
+LINE_MAX = 300  # an error line names the problem; it never repeats a huge value or key in full
+
+
+def _bounded(line: str) -> str:
+    return line if len(line) <= LINE_MAX else line[: LINE_MAX - 15] + "...(truncated)"
+
+
 def format_error(err: Mapping[str, Any]) -> str:
-    loc = ".".join(str(part) for part in err["loc"]) or "top level"
+    loc = _bounded(".".join(str(part) for part in err["loc"]) or "top level")
     kind = err["type"]
     if kind in _MESSAGES:
         return f"{loc}: {_MESSAGES[kind]}"
-    message = str(err["msg"])
-    message = message.removeprefix("Value error, ")
+    message = _bounded(str(err["msg"]).removeprefix("Value error, "))
     return f"{loc}: {message[0].lower()}{message[1:]}" if message else loc
 
 

@@ -114,7 +114,7 @@ class Kubeconfig:
     def credential_values(self) -> list[str]:
         """Every credential the user entry holds, for redaction; never for display."""
         found: list[str] = []
-        config = (self.user.get("auth-provider") or {}).get("config") or {}
+        config = _mapping(_mapping(self.user.get("auth-provider")).get("config"))
         for source in (self.user, config):
             found.extend(str(source[k]) for k in _CREDENTIAL_KEYS if isinstance(source.get(k), str) and source[k])
         return found
@@ -151,6 +151,8 @@ def parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         return None, yaml_problem(exc)
+    except RecursionError:
+        return None, "YAML nested too deeply to be a kubeconfig"
     if not isinstance(data, dict):
         return None, f"top level is {type(data).__name__ if data is not None else 'empty'}, not a kubeconfig mapping"
     for key in ("clusters", "users", "contexts"):
@@ -245,6 +247,11 @@ def jwt_claims(token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims, dict) else None
 
 
+def _mapping(value: object) -> dict[str, Any]:
+    """``value`` when it is a mapping, else empty: a hand-edited kubeconfig can hold anything."""
+    return value if isinstance(value, dict) else {}
+
+
 def _oidc(config: Mapping[str, Any]) -> Credential:
     credential = Credential("oidc id-token (auth-provider oidc, as `runai login` writes it)")
     token = config.get("id-token")
@@ -257,7 +264,12 @@ def _oidc(config: Mapping[str, Any]) -> Credential:
         credential.problem = "the id-token is not a JWT with an expiry (exp)"
         credential.hint = "the kubeconfig was edited by hand; log in again with `runai login`"
         return credential
-    credential.expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
+    try:
+        credential.expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        credential.problem = f"the id-token's expiry (exp {claims['exp']:.0f}) is not a date"
+        credential.hint = "the kubeconfig was edited by hand; log in again with `runai login`"
+        return credential
     if credential.expires <= dt.datetime.now(dt.UTC):
         credential.problem = f"the id-token expired on {credential.expires:%Y-%m-%d %H:%M} UTC"
         credential.hint = "Run:ai logins last 30 days (F5): run `runai login` again"
@@ -283,7 +295,7 @@ def credential(kc: Kubeconfig, environ: Mapping[str, str] | None = None) -> Cred
     if isinstance(provider, dict):
         name = str(provider.get("name", ""))
         if name == "oidc":
-            return _oidc(provider.get("config") or {})
+            return _oidc(_mapping(provider.get("config")))
         found = Credential(f"auth-provider {name}")
         found.problem = f"auth-provider {name!r} was removed from Kubernetes clients (1.26+)"
         found.hint = (

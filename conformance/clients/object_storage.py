@@ -165,6 +165,8 @@ def parse_key_file(path: Path, *, service_account: bool) -> tuple[dict[str, Any]
         return None, f"{path} is not UTF-8 text"
     except json.JSONDecodeError as exc:
         return None, f"{path} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+    except RecursionError:
+        return None, f"{path} is nested too deeply to be a key file"
     if not isinstance(info, dict):
         return None, f"{path} is not a JSON object"
     if not service_account:
