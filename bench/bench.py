@@ -14,6 +14,7 @@ It starts one sandbox for all measurements and stops it at the end.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import io
 import json
@@ -111,7 +112,9 @@ def manual_steps(env: dict[str, str], work: Path) -> list[tuple[str, list[str], 
         ssh = f"ssh -F {s['SANDBOX_SSH_CONFIG']} -o BatchMode=yes"
         steps.append(("git ls-remote ssh", ["git", "ls-remote", s["SANDBOX_GIT_SSH_URL"]], {"GIT_SSH_COMMAND": ssh}))
     if "SANDBOX_GIT_HTTPS_URL" in s:
-        header = f"http.extraHeader=Authorization: Bearer {s.get('SANDBOX_GITLAB_TOKEN', '')}"
+        # As a user does it: the personal access token as the password of basic auth.
+        pair = f"{s['SANDBOX_GITLAB_USER']}:{s['SANDBOX_GITLAB_TOKEN']}".encode()
+        header = f"http.extraHeader=Authorization: Basic {base64.b64encode(pair).decode()}"
         https = ["git", "-c", header, "ls-remote", s["SANDBOX_GIT_HTTPS_URL"]]
         steps.append(("git ls-remote https", https, {"GIT_SSL_CAINFO": ca, "GIT_TERMINAL_PROMPT": "0"}))
     if "SANDBOX_KUBECONFIG" in s and shutil.which("kubectl"):
