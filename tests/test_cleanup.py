@@ -476,3 +476,39 @@ def test_interrupted_and_killed_runs(sandbox_env: dict[str, str], tmp_path: Path
         component, _, what = item.partition(": ")
         assert f"{component}: deleted {what}" in output, output
     assert probes_of(profile, killed) == []
+
+
+@pytest.mark.reliability
+@pytest.mark.skipif(os.environ.get("RELIABILITY") != "1", reason="not run: set RELIABILITY=1 (tox -e reliability)")
+def test_twenty_runs_five_interrupted_at_random_points_leave_no_probe(
+    sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Twenty writing runs; five get SIGINT or SIGTERM at a random (seeded) moment during the run.
+
+    Tested WITHOUT the sweeper: fixture teardown alone must leave no probe of any of the twenty
+    runs in any component (a dry-run sweep aimed at each run id finds nothing). A run the signal
+    reaches before its first write is fine too; at least three of the five must be hit while running.
+    """
+    import random
+
+    rng = random.Random(20261128)  # noqa: S311 - a seeded schedule for the test, not a secret
+    interrupted = set(rng.sample(range(20), 5))
+    profile = sandbox_profile(sandbox_env)
+    run_ids, hit = [], 0
+    for index in range(20):
+        run_id = stamp(dt.datetime(2011, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=index))
+        run_ids.append(run_id)
+        proc = start_writes_run(sandbox_env, run_id, tmp_path / f"run-{index}")
+        if index in interrupted:
+            try:
+                proc.wait(timeout=rng.uniform(1.0, 6.0))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
+                hit += 1
+        output = proc.communicate(timeout=180)[0]
+        # 2: interrupted, reports written. A signal landing after the session, during interpreter
+        # shutdown, ends the process by that signal (-2, -15): the reports are written by then too.
+        assert proc.returncode in (0, 2, -signal.SIGINT, -signal.SIGTERM), output[-3000:]
+    assert hit >= 3, f"only {hit} of the 5 signals reached a running suite"
+    leftovers = {run_id: probes_of(profile, run_id) for run_id in run_ids}
+    assert {k: v for k, v in leftovers.items() if v} == {}
