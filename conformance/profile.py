@@ -518,6 +518,23 @@ def resolve_profile_path(ref: str, profiles_dir: Path) -> Path:
     raise ProfileError([f"profile {ref!r} not found in {display(profiles_dir)}/ (available: {names})"])
 
 
+MAX_VALUES = 100_000  # a real profile has a few hundred
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values ``node`` becomes once every alias is expanded (shared nodes counted once each use)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1  # a recursive alias counts once instead of forever
+    total = 1
+    if isinstance(node, yaml.MappingNode):
+        total += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        total += sum(_expanded_size(item, memo) for item in node.value)
+    memo[id(node)] = total
+    return total
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     where = display(path)
     try:
@@ -527,7 +544,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ProfileError([f"{where}: not UTF-8 text"]) from None
     try:
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            size = _expanded_size(node, {}) if node is not None else 0
+            if size > MAX_VALUES:  # YAML aliases can expand a small file without bound ("billion laughs")
+                raise ProfileError([f"{where}: expands to {size} values through YAML aliases (at most {MAX_VALUES})"])
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except RecursionError:
         raise ProfileError([f"{where}: YAML nested too deeply to be a profile"]) from None
     except yaml.YAMLError as exc:

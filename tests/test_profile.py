@@ -196,3 +196,17 @@ def test_unreadable_credential_files_are_left_to_the_checks(tmp_path: Path) -> N
         tmp_path, MINIMAL + f"registry: {{url: 'https://r.example', project_path: r.example/p, docker_config: {bad}}}\n"
     )
     assert not load_profile(path, {}).secrets  # no error at load: REG-001 reports the broken file
+
+
+def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    path = write_profile(tmp_path, MINIMAL + "\n".join(levels) + "\n")
+    (line,) = problems(path)
+    assert "expands to 54481017 values through YAML aliases (at most 100000)" in line
+
+
+def test_ordinary_yaml_anchors_still_work(tmp_path: Path) -> None:
+    text = MINIMAL + "timeouts: &t {connect: 2, request: 3}\nnetwork: {endpoints: []}\n"
+    assert load_profile(write_profile(tmp_path, text), {}).profile.timeouts.connect == 2

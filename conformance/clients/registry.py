@@ -609,14 +609,16 @@ class RegistryClient:
     def delete(self, digest: str, blobs: Iterable[str] = ()) -> Delete:
         """DELETE a manifest by digest, then this run's blobs; a registry that forbids it is noted."""
         result = Delete()
-        if self.pushed is not None and digest == self.pushed.image.digest:
-            self.removed = result  # tried once: teardown does not try again
         targets = [("manifest", self._url("manifests", digest))]
         targets += [(f"blob {d[:19]}", self._url("blobs", d)) for d in blobs]
         for what, url in targets:
             reply, _ = self._call(result.replies, f"DELETE {what}", "DELETE", url)
             if what != "manifest":
                 continue  # blobs: best effort (Harbor and Artifact Registry garbage-collect them)
+            if self.pushed is not None and digest == self.pushed.image.digest:
+                # The registry answered: teardown does not try again. Interrupted before an answer
+                # (Ctrl-C in the middle of the call), it is left unset and teardown retries.
+                self.removed = result
             if reply.status in (200, 202):
                 result.deleted = True
             elif reply.status == 405 or reply.code == "UNSUPPORTED":
