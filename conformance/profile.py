@@ -13,7 +13,6 @@ No pytest import here: ``python -m conformance profile check`` uses it too.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import urllib.parse
@@ -176,13 +175,6 @@ class Endpoint(Model):
     @property
     def uses_http(self) -> bool:
         return self.scheme in ("http", "https")
-
-    @property
-    def is_loopback(self) -> bool:
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return self.host == "localhost"
 
 
 def _endpoint(name: str, url: str) -> Endpoint:

@@ -113,10 +113,6 @@ class SecretIndex:
             if len(needle) >= MIN_SCAN_LENGTH:
                 self.needles.setdefault(needle, field_name)
 
-    def merge(self, other: SecretIndex) -> None:
-        for needle, name in other.needles.items():
-            self.needles.setdefault(needle, name)
-
     def find(self, text: str) -> list[str]:
         """Profile fields whose secret appears in ``text`` (never the value)."""
         return sorted({name for needle, name in self.needles.items() if needle in text})
@@ -128,13 +124,6 @@ class SecretIndex:
             if needle in text:
                 text = text.replace(needle, MASK)
         return text
-
-    def redact_bytes(self, data: bytes) -> bytes:
-        for needle in sorted(self.needles, key=len, reverse=True):
-            raw = needle.encode()
-            if raw in data:
-                data = data.replace(raw, MASK.encode())
-        return data
 
     def __bool__(self) -> bool:
         return bool(self.needles)

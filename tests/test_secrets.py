@@ -76,4 +76,3 @@ def test_redact_replaces_every_encoding() -> None:
     assert CANARY not in text
     assert basic not in text
     assert text.count(MASK) == 2
-    assert index.redact_bytes(CANARY.encode()) == MASK.encode()
