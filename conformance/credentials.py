@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from conformance import kubeconfig as kubeconfig_files
 from conformance.secrets import Secret
 
 if TYPE_CHECKING:  # profile.py imports this module
@@ -67,8 +68,9 @@ def held_outside(profile: Profile, environ: Mapping[str, str]) -> Found:
         )
     elif storage is not None:
         yield from gcp_key(storage.credentials_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
-    if profile.kubernetes is not None:
-        yield from kubeconfig(profile.kubernetes.kubeconfig or environ.get("KUBECONFIG", f"{home}/.kube/config"))
+    if profile.kubernetes is not None:  # every file kubectl merges, by client-go's rules (conformance/kubeconfig.py)
+        for path in kubeconfig_files.load(profile.kubernetes.kubeconfig, environ, Path(os.path.expanduser(home))).files:
+            yield from kubeconfig(path)
     if profile.gcp is not None:
         yield from gcp_key(profile.gcp.key_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
 

@@ -27,6 +27,7 @@ import os
 import shutil
 import ssl
 import stat
+import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,15 +36,17 @@ from typing import Any, TypeVar
 
 import yaml
 
-from conformance.checks import CannotEvaluate
+from conformance import kubeconfig as kubeconfig_files
+from conformance.checks import CannotEvaluate, NonConformance, wait_for
 from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, Kubernetes, Profile, Timeouts
 from conformance.secrets import Secret, SecretIndex
 
 T = TypeVar("T")
-CODER_KUBECONFIG = "/home/coder/.runai_config/runai-sso.yaml"  # Coder workspaces (kapitan-hull-admin)
+CODER_KUBECONFIG = kubeconfig_files.CODER_KUBECONFIG
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 CREATED_BY = {"app.kubernetes.io/created-by": "conformance-suite"}  # the label on the suite's Jobs and pods
+OIDC_EXPIRY_DELTA = dt.timedelta(seconds=10)  # client-go oidc.go expiryDelta: renew a little before exp
 _CREDENTIAL_KEYS = ("token", "password", "client-key-data", "id-token", "refresh-token", "client-secret")
 
 
@@ -60,6 +63,10 @@ class Credential:
     problem: str | None = None
     hint: str | None = None
     expires: dt.datetime | None = None
+    refresh: bool = False  # an oidc user whose id-token must be renewed with its refresh-token first
+    unavailable: bool = False  # the problem is that something did not answer: the check cannot evaluate
+    obtained: str | None = None  # how :func:`obtain` got the credential (evidence; never a secret)
+    entry: dict[str, Any] | None = None  # the user entry the kubernetes client gets, once obtained
 
     def days_left(self, at: dt.datetime | None = None) -> float | None:
         if self.expires is None:
@@ -82,7 +89,26 @@ class Kubeconfig:
     user: dict[str, Any] = field(default_factory=dict)
     user_name: str | None = None
     context_problem: str | None = None
-    mode: int | None = None
+    files: list[Path] = field(default_factory=list)  # every file read and merged, in precedence order
+    modes: dict[Path, int] = field(default_factory=dict)
+    loaded: kubeconfig_files.Loaded | None = None
+
+    @property
+    def mode(self) -> int | None:
+        """The mode of the first file that others may read, else of the first file."""
+        exposed = [mode for mode in self.modes.values() if not is_private(mode)]
+        return exposed[0] if exposed else next(iter(self.modes.values()), None)
+
+    @property
+    def exposed(self) -> list[str]:
+        """The kubeconfig files group or others may read, with their modes."""
+        return [f"{path} (mode {mode:04o})" for path, mode in self.modes.items() if not is_private(mode)]
+
+    def user_file(self) -> Path | None:
+        """The file that defines the selected user: where kubectl writes a refreshed token back."""
+        if self.loaded is None or self.user_name is None:
+            return self.path
+        return self.loaded.origin("users", self.user_name) or self.path
 
     @property
     def usable(self) -> bool:
@@ -120,45 +146,19 @@ class Kubeconfig:
         return found
 
 
-def _candidates(section: Kubernetes | None, environ: Mapping[str, str], home: Path) -> list[tuple[str, Path]]:
-    if section is not None and section.kubeconfig:
-        return [("kubernetes.kubeconfig in the profile", Path(section.kubeconfig))]
-    found: list[tuple[str, Path]] = []
-    for part in (environ.get("KUBECONFIG") or "").split(os.pathsep):
-        if part:
-            found.append(("$KUBECONFIG", Path(os.path.expanduser(part))))
-    found.append(("~/.kube/config", home / ".kube" / "config"))
-    found.append(("the Coder workspace's kubeconfig", Path(CODER_KUBECONFIG)))
-    return found
-
-
-def register_credentials(kc: Kubeconfig, index: SecretIndex) -> None:
-    """Add the kubeconfig user's credentials to the run's redaction and leak-scan list."""
-    for value in kc.credential_values():
+def register_credentials(kc: Kubeconfig, index: SecretIndex, found: Credential | None = None) -> None:
+    """Add the kubeconfig user's credentials (and those :func:`obtain` brought in) to the redaction list."""
+    for value in [*kc.credential_values(), *(obtained_values(found) if found is not None else [])]:
         index.add("the kubeconfig's credentials", Secret(value, "kubeconfig"))
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "invalid YAML"
-    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    return f"{at}YAML syntax error: {problem}"
-
-
 def parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
-    """(kubeconfig mapping, None) or (None, what is wrong in one line)."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return None, yaml_problem(exc)
-    except RecursionError:
-        return None, "YAML nested too deeply to be a kubeconfig"
-    if not isinstance(data, dict):
-        return None, f"top level is {type(data).__name__ if data is not None else 'empty'}, not a kubeconfig mapping"
-    for key in ("clusters", "users", "contexts"):
-        value = data.get(key)
-        if value is not None and not isinstance(value, list):
-            return None, f"{key} is not a list"
+    """One kubeconfig file on its own: (mapping, None) or (None, what is wrong in one line)."""
+    data, problem = kubeconfig_files.parse_file(text)
+    if problem is not None or data is None:
+        return None, problem
+    if not data:
+        return None, "top level is empty, not a kubeconfig mapping"
     if not data.get("clusters"):
         return None, "it defines no clusters"
     return data, None
@@ -206,31 +206,19 @@ def _select(kc: Kubeconfig, wanted: str | None) -> None:
 def find_kubeconfig(
     section: Kubernetes | None, environ: Mapping[str, str] | None = None, home: Path | None = None
 ) -> Kubeconfig:
-    """The profile's kubeconfig, else ``$KUBECONFIG``, else ``~/.kube/config``, else Coder's; parsed."""
-    env = os.environ if environ is None else environ
-    candidates = _candidates(section, env, home or Path.home())
-    consulted = [f"{source}: {path}" for source, path in candidates]
-    chosen = next(((s, p) for s, p in candidates if p.is_file()), None)
-    if chosen is None:
-        source, _path = candidates[0]
-        kc = Kubeconfig(path=None, source=source, consulted=consulted)
-        kc.problem = f"no kubeconfig found (looked at {'; '.join(str(p) for _, p in candidates)})"
-        return kc
-    kc = Kubeconfig(path=chosen[1], source=chosen[0], consulted=consulted)
-    try:
-        kc.mode = stat.S_IMODE(chosen[1].stat().st_mode)
-        text = chosen[1].read_text(encoding="utf-8")
-    except OSError as exc:
-        kc.problem = f"{chosen[1]} is not readable ({exc.strerror})"
-        return kc
-    except UnicodeDecodeError:
-        kc.problem = f"{chosen[1]} is not UTF-8 text"
-        return kc
-    kc.data, problem = parse(text)
-    if problem:
-        kc.problem = f"{chosen[1]}: {problem}"
-        return kc
-    _select(kc, section.context if section is not None else None)
+    """The kubeconfig kubectl would load (:mod:`conformance.kubeconfig`), its context selected."""
+    loaded = kubeconfig_files.load(section.kubeconfig if section is not None else None, environ, home)
+    kc = Kubeconfig(
+        path=loaded.files[0] if loaded.files else None,
+        source=loaded.source,
+        consulted=loaded.consulted,
+        files=loaded.files,
+        modes=loaded.modes,
+        loaded=loaded,
+    )
+    kc.data, kc.problem = loaded.data, loaded.problem
+    if kc.problem is None:
+        _select(kc, section.context if section is not None else None)
     return kc
 
 
@@ -253,26 +241,39 @@ def _mapping(value: object) -> dict[str, Any]:
 
 
 def _oidc(config: Mapping[str, Any]) -> Credential:
+    """client-go's oidc auth-provider, offline half: is the id-token valid, else can it be refreshed?"""
     credential = Credential("oidc id-token (auth-provider oidc, as `runai login` writes it)")
     token = config.get("id-token")
-    if not isinstance(token, str) or not token:
-        credential.problem = "the oidc user has no id-token: nobody has logged in with this kubeconfig"
-        credential.hint = "run `runai login` (KUBECONFIG pointing at this file) and finish the browser step"
-        return credential
-    claims = jwt_claims(token)
-    if claims is None or not isinstance(claims.get("exp"), int | float):
-        credential.problem = "the id-token is not a JWT with an expiry (exp)"
-        credential.hint = "the kubeconfig was edited by hand; log in again with `runai login`"
-        return credential
-    try:
-        credential.expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        credential.problem = f"the id-token's expiry (exp {claims['exp']:.0f}) is not a date"
-        credential.hint = "the kubeconfig was edited by hand; log in again with `runai login`"
-        return credential
-    if credential.expires <= dt.datetime.now(dt.UTC):
-        credential.problem = f"the id-token expired on {credential.expires:%Y-%m-%d %H:%M} UTC"
+    refresh = config.get("refresh-token")
+    can_refresh = isinstance(refresh, str) and bool(refresh)
+    if isinstance(token, str) and token:
+        claims = jwt_claims(token)
+        if claims is None or not isinstance(claims.get("exp"), int | float):
+            credential.problem = "the id-token is not a JWT with an expiry (exp)"
+            credential.hint = "the kubeconfig was edited by hand; log in again with `runai login`"
+            return credential
+        try:
+            credential.expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            credential.problem = f"the id-token's expiry (exp {claims['exp']:.0f}) is not a date"
+            credential.hint = "the kubeconfig was edited by hand; log in again with `runai login`"
+            return credential
+        if credential.expires > dt.datetime.now(dt.UTC) + OIDC_EXPIRY_DELTA:
+            return credential
+        if can_refresh:
+            credential.refresh = True
+            credential.kind += "; expired, renewed with its refresh-token as kubectl does"
+            return credential
+        credential.problem = (
+            f"the id-token expired on {credential.expires:%Y-%m-%d %H:%M} UTC and the user entry has no refresh-token"
+        )
         credential.hint = "Run:ai logins last 30 days (F5): run `runai login` again"
+        return credential
+    if can_refresh:  # client-go refreshes a missing id-token too
+        credential.refresh = True
+        return credential
+    credential.problem = "the oidc user has no id-token: nobody has logged in with this kubeconfig"
+    credential.hint = "run `runai login` (KUBECONFIG pointing at this file) and finish the browser step"
     return credential
 
 
@@ -288,9 +289,15 @@ def _exec(spec: Mapping[str, Any], environ: Mapping[str, str]) -> Credential:
 
 
 def credential(kc: Kubeconfig, environ: Mapping[str, str] | None = None) -> Credential:
-    """How the selected user authenticates, and what (if anything) stops it from here."""
+    """How the selected user authenticates, and what (if anything) stops it from here (no network)."""
+    return credential_of(kc.user, kc.user_name, environ)
+
+
+def credential_of(
+    user: Mapping[str, Any], user_name: str | None, environ: Mapping[str, str] | None = None
+) -> Credential:
+    """:func:`credential` for one user entry."""
     env = os.environ if environ is None else environ
-    user = kc.user
     provider = user.get("auth-provider")
     if isinstance(provider, dict):
         name = str(provider.get("name", ""))
@@ -313,9 +320,317 @@ def credential(kc: Kubeconfig, environ: Mapping[str, str] | None = None) -> Cred
     if user.get("username") and user.get("password"):
         return Credential("basic authentication")
     found = Credential("none")
-    found.problem = f"user {kc.user_name!r} carries no credentials (no token, certificate, exec or auth-provider)"
+    found.problem = f"user {user_name!r} carries no credentials (no token, certificate, exec or auth-provider)"
     found.hint = "ask the platform team for a complete kubeconfig (Rancher: Download KubeConfig)"
     return found
+
+
+# --------------------------------------------------------------------------- obtaining the credential (network)
+#
+# What kubectl does before its first request, done here once so that the checks see what the
+# user's tools see, and the kubernetes client gets a plain bearer token or client certificate
+# (the python client's own oidc refresh never persists, and its exec support logs an invalid
+# plugin output and sends the request without credentials).
+#
+# OIDC: the suite refreshes and persists exactly as client-go's oidc auth-provider does
+# (kubernetes/client-go v0.29, plugin/pkg/client/auth/oidc/oidc.go): when the id-token is missing
+# or within 10 s of its exp, it reads the issuer's discovery document
+# (<idp-issuer-url>/.well-known/openid-configuration), posts grant_type=refresh_token with
+# client-id (and client-secret when set) to its token_endpoint, requires an id_token in the answer,
+# and writes the new id-token (and the new refresh-token, when the issuer rotates it) back to the
+# kubeconfig file that defines the user, under client-go's lock file (<file>.lock,
+# clientcmd/loader.go lockFile). Why not leave the token alone: Keycloak (Run:ai's issuer) may
+# rotate refresh-tokens, so a refresh whose answer is not stored would log the user out of their
+# own tools; storing it is what their next `kubectl` or `runai` call would have done anyway.
+# Why not run the user's kubectl: it is not on every workspace, and running it proves less than
+# the refresh itself. An issuer that refuses the refresh-token (invalid_grant) is the failure.
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    """What the issuer's token endpoint answered to a refresh (secrets: never shown)."""
+
+    id_token: str | None = None
+    refresh_token: str | None = None
+    problem: str | None = None
+    refused: bool = False  # the issuer answered with an OAuth error: the login is over
+
+
+def parse_discovery(status: int, body: bytes) -> tuple[str | None, str | None]:
+    """(token_endpoint, None) or (None, what is wrong) from an OpenID discovery answer."""
+    if status != 200:
+        return None, f"HTTP {status}"
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None, "not JSON"
+    endpoint = document.get("token_endpoint") if isinstance(document, dict) else None
+    if not isinstance(endpoint, str) or not endpoint:
+        return None, "no token_endpoint in the discovery document"
+    return endpoint, None
+
+
+def parse_token_response(status: int, body: bytes) -> TokenAnswer:
+    """An OAuth 2.0 token answer (RFC 6749 5.1/5.2) as client-go reads it: it needs an id_token."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        return TokenAnswer(problem=f"HTTP {status} with a body that is not a JSON object")
+    if status != 200 or "error" in answer:
+        error = str(answer.get("error") or f"HTTP {status}")
+        description = str(answer.get("error_description") or "").strip()
+        refused = status in (400, 401) and bool(answer.get("error"))
+        return TokenAnswer(problem=f"{error}: {description}" if description else error, refused=refused)
+    id_token = answer.get("id_token")
+    if not isinstance(id_token, str) or not id_token:
+        return TokenAnswer(problem="token response did not contain an id_token")
+    refresh = answer.get("refresh_token")
+    return TokenAnswer(id_token=id_token, refresh_token=refresh if isinstance(refresh, str) and refresh else None)
+
+
+def _issuer_pool(config: Mapping[str, Any], tls: TLS) -> Any:
+    import urllib3  # noqa: PLC0415 - loaded with the client
+
+    ca_data = config.get("idp-certificate-authority-data")
+    ca_file = config.get("idp-certificate-authority")
+    if isinstance(ca_data, str) and ca_data:
+        try:
+            pem = base64.b64decode(ca_data).decode()
+        except (binascii.Error, ValueError):
+            raise CannotEvaluate("idp-certificate-authority-data in the kubeconfig is not base64") from None
+        return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_cert_data=pem)
+    if isinstance(ca_file, str) and ca_file:
+        return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=ca_file)
+    bundle = str(tls.ca_bundle) if tls.ca_bundle else _system_cafile()
+    return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=bundle)
+
+
+def refresh_oidc(config: Mapping[str, Any], tls: TLS, timeouts: Timeouts) -> TokenAnswer:
+    """Renew the id-token with the refresh-token, as client-go does; raises CannotEvaluate if no answer."""
+    import urllib3  # noqa: PLC0415 - loaded with the client
+
+    issuer = str(config.get("idp-issuer-url") or "").rstrip("/")
+    if not issuer.startswith("https://"):
+        return TokenAnswer(problem=f"idp-issuer-url {issuer or '(none)'!r} is not an https URL", refused=True)
+    pool = _issuer_pool(config, tls)
+    timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.request)
+    discovery = f"{issuer}/.well-known/openid-configuration"
+    try:
+        answer = pool.request("GET", discovery, timeout=timeout, retries=False)
+    except Exception as exc:  # noqa: BLE001 - urllib3's errors: the issuer did not answer
+        raise CannotEvaluate(
+            f"GET {discovery}: {_failure(exc).summary()}", "the Run:ai login server is unreachable"
+        ) from None
+    endpoint, problem = parse_discovery(answer.status, answer.data)
+    if endpoint is None:
+        raise CannotEvaluate(f"GET {discovery}: {problem}", "idp-issuer-url does not name an OpenID issuer")
+    form = {"grant_type": "refresh_token", "refresh_token": str(config.get("refresh-token") or "")}
+    form["client_id"] = str(config.get("client-id") or "")
+    if config.get("client-secret"):
+        form["client_secret"] = str(config["client-secret"])
+    try:
+        answer = pool.request_encode_body(
+            "POST", endpoint, fields=form, encode_multipart=False, timeout=timeout, retries=False
+        )
+    except Exception as exc:  # noqa: BLE001 - same
+        raise CannotEvaluate(
+            f"POST {endpoint}: {_failure(exc).summary()}", "the Run:ai login server is unreachable"
+        ) from None
+    return parse_token_response(answer.status, answer.data)
+
+
+def _lock(path: Path, timeouts: Timeouts) -> Path:
+    """client-go's kubeconfig lock (``<file>.lock``, created exclusively); waits a little for another writer."""
+    lock = path.with_name(path.name + ".lock")
+
+    def take() -> tuple[bool, str]:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False, f"{lock} exists"
+        return True, ""
+
+    try:
+        wait_for(take, timeout=timeouts.request, describe=f"lock {lock}")
+    except NonConformance:
+        raise CannotEvaluate(
+            f"{lock} exists: another kubectl or runai is writing the kubeconfig",
+            "if none is running, one crashed while writing: delete the .lock file",
+        ) from None
+    return lock
+
+
+def _persist(path: Path, user_name: str, new: Mapping[str, str]) -> dict[str, Any] | None:
+    """Write the new tokens into ``user_name``'s auth-provider config in ``path``; its user entry after."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entry = next((e for e in data.get("users") or [] if isinstance(e, dict) and e.get("name") == user_name), None)
+    if entry is None:
+        return None
+    config = entry["user"]["auth-provider"].setdefault("config", {})
+    config.update(new)
+    temporary = path.with_name(f".{path.name}.conformance-{os.getpid()}")
+    fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, stat.S_IMODE(path.stat().st_mode))
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        yaml.safe_dump(data, out, sort_keys=False)
+    os.replace(temporary, path)
+    return dict(entry["user"])
+
+
+def _current_user(path: Path, user_name: str) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for entry in (data or {}).get("users") or []:
+        if isinstance(entry, dict) and entry.get("name") == user_name and isinstance(entry.get("user"), dict):
+            return dict(entry["user"])
+    return {}
+
+
+def _obtain_oidc(kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts) -> None:
+    path = kc.user_file()
+    if path is None or kc.user_name is None:
+        raise CannotEvaluate("the oidc user's kubeconfig file is unknown")
+    lock = _lock(path, timeouts)
+    try:
+        again = credential_of(_current_user(path, kc.user_name), kc.user_name)  # another process may have renewed it
+        if again.problem is None and not again.refresh:
+            kc.user = _current_user(path, kc.user_name)
+            found.expires, found.obtained = again.expires, f"renewed meanwhile by another client in {path}"
+            return
+        config = _mapping(_mapping(kc.user.get("auth-provider")).get("config"))
+        answer = refresh_oidc(config, tls, timeouts)
+        if answer.problem is not None or answer.id_token is None:
+            issuer = config.get("idp-issuer-url")
+            found.problem = f"the issuer {issuer} refused to renew the expired id-token: {answer.problem}"
+            found.hint = "the Run:ai login has ended: run `runai login` again (or download the kubeconfig again)"
+            found.unavailable = not answer.refused
+            return
+        new = {"id-token": answer.id_token}
+        if answer.refresh_token:
+            new["refresh-token"] = answer.refresh_token
+        user = _persist(path, kc.user_name, new)
+        if user is not None:
+            kc.user = user
+        claims = jwt_claims(answer.id_token) or {}
+        if isinstance(claims.get("exp"), int | float):
+            found.expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
+        found.obtained = f"renewed with the refresh-token and written back to {path}, as kubectl does"
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def parse_exec_credential(stdout: str, api_version: str) -> tuple[dict[str, Any] | None, str | None]:
+    """client-go's check of an exec plugin's output (plugin/pkg/client/auth/exec/exec.go): (status, None) or why not."""
+    try:
+        output = json.loads(stdout)
+    except ValueError as exc:
+        return None, f"decoding stdout: not an ExecCredential ({type(exc).__name__}: {str(exc)[:80]})"
+    if not isinstance(output, dict) or output.get("kind") != "ExecCredential":
+        return None, "decoding stdout: not an ExecCredential (no kind ExecCredential)"
+    if output.get("apiVersion") != api_version:
+        return None, (
+            f"exec plugin is configured to use API version {api_version}, "
+            f"plugin returned version {output.get('apiVersion')}"
+        )
+    status = output.get("status")
+    if not isinstance(status, dict):
+        return None, "exec plugin didn't return a status field"
+    token, cert, key = (str(status.get(k) or "") for k in ("token", "clientCertificateData", "clientKeyData"))
+    if not token and not cert and not key:
+        return None, "exec plugin didn't return a token or cert/key pair"
+    if bool(cert) != bool(key):
+        return None, "exec plugin returned only certificate or key, not both"
+    return status, None
+
+
+EXEC_API_VERSIONS = ("client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1")
+
+
+def run_exec_plugin(
+    spec: Mapping[str, Any], kc: Kubeconfig, timeouts: Timeouts, environ: Mapping[str, str]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Run the user entry's exec plugin as client-go does; (status, None) or (None, why it is refused)."""
+    command = str(spec.get("command") or "")
+    api_version = str(spec.get("apiVersion") or "")
+    if api_version not in EXEC_API_VERSIONS:
+        return None, f"exec apiVersion {api_version or '(none)'!r} is not one of {', '.join(EXEC_API_VERSIONS)}"
+    env = dict(environ)
+    for item in spec.get("env") or []:
+        if isinstance(item, dict) and item.get("name"):
+            env[str(item["name"])] = str(item.get("value") or "")
+    info: dict[str, Any] = {"interactive": False}
+    if spec.get("provideClusterInfo"):
+        info["cluster"] = {
+            "server": kc.server,
+            "certificate-authority-data": kc.cluster.get("certificate-authority-data"),
+        }
+    env["KUBERNETES_EXEC_INFO"] = json.dumps({"apiVersion": api_version, "kind": "ExecCredential", "spec": info})
+    argv = [shutil.which(command, path=env.get("PATH")) or command, *(str(a) for a in spec.get("args") or [])]
+    seconds = timeouts.connect + timeouts.request
+    try:
+        done = subprocess.run(  # noqa: S603 - the command the user's kubeconfig names, as kubectl runs it
+            argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=seconds, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise CannotEvaluate(f"the exec plugin {command!r} did not finish within {seconds:g} s") from None
+    except OSError as exc:
+        return None, f"exec: executable {command} not found ({exc.strerror})"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [""])[-1][:200]
+        return None, f"exec: executable {command} failed with exit code {done.returncode}" + (
+            f": {last}" if last else ""
+        )
+    return parse_exec_credential(done.stdout, api_version)
+
+
+def obtain(
+    kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts, environ: Mapping[str, str] | None = None
+) -> Credential:
+    """Get the credential kubectl would send (renew an oidc id-token, run an exec plugin); sets ``entry``.
+
+    Never raises: what stops it is ``found.problem`` (``unavailable`` when nothing answered).
+    """
+    env = os.environ if environ is None else environ
+    if found.problem is not None:
+        return found
+    try:
+        if found.refresh:
+            _obtain_oidc(kc, found, tls, timeouts)
+        if found.problem is None and isinstance(kc.user.get("exec"), dict):
+            status, problem = run_exec_plugin(kc.user["exec"], kc, timeouts, env)
+            if status is None:
+                found.problem = f"getting credentials: {problem}"
+                found.hint = (
+                    f"the exec plugin {found.plugin!r} printed no valid ExecCredential, so kubectl sends nothing: "
+                    "run it by hand, fix or reinstall it (GKE: `gcloud components update`)"
+                )
+                return found
+            if status.get("token"):
+                found.entry = {"token": str(status["token"])}
+            else:
+                found.entry = {
+                    "client-certificate-data": base64.b64encode(str(status["clientCertificateData"]).encode()).decode(),
+                    "client-key-data": base64.b64encode(str(status["clientKeyData"]).encode()).decode(),
+                }
+            found.obtained = "ExecCredential from the exec plugin (client.authentication.k8s.io)"
+            return found
+    except CannotEvaluate as exc:
+        found.problem, found.hint, found.unavailable = exc.reason, exc.hint, True
+        return found
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+        found.problem = f"renewing the oidc login in {kc.user_file()}: {type(exc).__name__}"
+        found.unavailable = True
+        return found
+    if found.problem is None:
+        config = _mapping(_mapping(kc.user.get("auth-provider")).get("config"))
+        token = config.get("id-token")
+        found.entry = {"token": str(token)} if isinstance(token, str) and token else dict(kc.user)
+    return found
+
+
+def obtained_values(found: Credential) -> list[str]:
+    """The secrets :func:`obtain` brought in (renewed tokens, a plugin's token), for redaction."""
+    return [value for value in (found.entry or {}).values() if isinstance(value, str) and value]
 
 
 def access_attributes(entry: str) -> tuple[str, str, str, str]:
@@ -326,8 +641,7 @@ def access_attributes(entry: str) -> tuple[str, str, str, str]:
     return verb, resource, group, subresource
 
 
-def is_private(mode: int | None) -> bool:
-    return mode is not None and not mode & (stat.S_IRWXG | stat.S_IRWXO)
+is_private = kubeconfig_files.is_private
 
 
 # --------------------------------------------------------------------------- API (network)
@@ -552,18 +866,28 @@ def connect(profile: Profile, run_id: str) -> Kube:
     kc = find_kubeconfig(section)
     if not kc.usable:
         raise CannotEvaluate(kc.problem or kc.context_problem or "unusable kubeconfig")
-    found = credential(kc)
+    found = obtain(kc, credential(kc), profile.tls, profile.timeouts)
     if found.problem:
         raise CannotEvaluate(found.problem, found.hint)
     from kubernetes import client, config  # noqa: PLC0415 - heavy SDK, loaded when the component runs
 
     configuration = client.Configuration()
+    # The selected context alone, with the credential kubectl would send (renewed token, plugin output):
+    # the kubernetes package never refreshes, persists or runs a plugin itself.
+    single = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "selected", "cluster": kc.cluster}],
+        "users": [{"name": "selected", "user": found.entry if found.entry is not None else kc.user}],
+        "contexts": [{"name": "selected", "context": {**kc.context, "cluster": "selected", "user": "selected"}}],
+        "current-context": "selected",
+    }
 
     def load() -> None:
         # What new_client_from_config does, split so that retries and trust are set before the
         # connection pool is built from the configuration.
-        config.load_kube_config(  # type: ignore[no-untyped-call] # the kubernetes package leaves it untyped
-            config_file=str(kc.path), context=kc.context_name, client_configuration=configuration, persist_config=False
+        config.load_kube_config_from_dict(  # type: ignore[no-untyped-call] # the kubernetes package leaves it untyped
+            single, context="selected", client_configuration=configuration, persist_config=False
         )
 
     try:

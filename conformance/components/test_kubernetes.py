@@ -1,9 +1,12 @@
 """K8S: can this workspace use the project's Kubernetes namespace the way the guide does?
 
-K8S-001..005 read the kubeconfig only (no network): it exists, parses, has the context, is
-private, verifies TLS, and its credential works from here. K8S-006..011 talk to the API server
-through the ``kubernetes`` client (loaded when these checks run, never at collection): version,
-namespace, the permissions the guide's workflows need, the project's PVC, the platform's
+K8S-001..004 read the kubeconfig only (no network): it exists (every file of ``$KUBECONFIG``,
+merged as kubectl merges them: conformance/kubeconfig.py), parses, has the context, is private,
+verifies TLS. K8S-005 gets the credential as kubectl would: runs the exec plugin and refuses an
+output that is not an ExecCredential, renews an expired OIDC id-token with its refresh-token and
+writes it back as kubectl does (see conformance/clients/kubernetes.py, "obtaining the credential").
+K8S-006..011 talk to the API server through the ``kubernetes`` client (loaded when these checks
+run, never at collection): version, namespace, the permissions the guide's workflows need, the project's PVC, the platform's
 Secrets (by name only), and a tiny Job (``writes``) whose log is read back. ``kubectl`` is not needed.
 """
 
@@ -40,12 +43,15 @@ def kubeconfig(profile: Profile, loaded_profile: LoadedProfile) -> Any:
 
 
 @pytest.fixture(scope="session")
-def kube_credential(kubeconfig: Any) -> Any:
+def kube_credential(kubeconfig: Any, profile: Profile, loaded_profile: LoadedProfile) -> Any:
+    """The user's credential as kubectl would get it: an exec plugin run, an expired oidc id-token renewed."""
     if kubeconfig.problem:
         raise Blocked("K8S-001", kubeconfig.problem)
     if kubeconfig.context_problem:
         raise Blocked("K8S-002", kubeconfig.context_problem)
-    return _client().credential(kubeconfig)
+    found = _client().obtain(kubeconfig, _client().credential(kubeconfig), profile.tls, profile.timeouts)
+    _client().register_credentials(kubeconfig, loaded_profile.secrets, found)  # renewed tokens too
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +102,7 @@ def _unreachable(failure: Any, what: str) -> None:
 )
 def test_kubeconfig_found(kubeconfig: Any, evidence: dict[str, Any]) -> None:
     evidence.update({"kubeconfig": str(kubeconfig.path) if kubeconfig.path else None, "source": kubeconfig.source})
-    evidence["consulted"] = kubeconfig.consulted
+    evidence.update({"consulted": kubeconfig.consulted, "merged": [str(path) for path in kubeconfig.files]})
     expect(
         kubeconfig.problem is None,
         expected="a kubeconfig that parses as YAML with clusters, users and contexts",
@@ -136,10 +142,12 @@ def test_kubeconfig_private(kubeconfig: Any, evidence: dict[str, Any]) -> None:
     if kubeconfig.path is None or kubeconfig.mode is None:
         raise Blocked("K8S-001", kubeconfig.problem or "no kubeconfig")
     evidence.update({"kubeconfig": str(kubeconfig.path), "mode": f"{kubeconfig.mode:04o}"})
+    evidence["modes"] = {str(path): f"{mode:04o}" for path, mode in kubeconfig.modes.items()}
+    exposed = kubeconfig.exposed
     expect(
-        _client().is_private(kubeconfig.mode),
-        expected=f"{kubeconfig.path} has mode 600 (no access for group or others)",
-        actual=f"mode {kubeconfig.mode:04o}: group or others may read the credentials in it",
+        not exposed,
+        expected=f"{', '.join(str(p) for p in kubeconfig.files)}: mode 600 (no access for group or others)",
+        actual=f"group or others may read the credentials in {', '.join(exposed)}",
         hint="copied with a default umask; on a shared PVC everyone in the project could read it",
     )
 
@@ -173,12 +181,17 @@ def test_tls_verified(kubeconfig: Any, profile: Profile, evidence: dict[str, Any
     "K8S-005",
     """
     The kubeconfig's user needs something this machine lacks. exec: install the plugin it names (GKE:
-    `gcloud components install gke-gcloud-auth-plugin`; OIDC: kubelogin) and put it on PATH.
-    auth-provider oidc (Run:ai): run `runai login`; logins last 30 days.
+    `gcloud components install gke-gcloud-auth-plugin`; OIDC: kubelogin) and put it on PATH; a plugin whose
+    output is not an ExecCredential is refused as kubectl refuses it: run it by hand and fix or reinstall it.
+    auth-provider oidc (Run:ai): an expired id-token is renewed with the refresh-token (as kubectl does);
+    when the issuer refuses it, run `runai login` again (or download the kubeconfig again).
     """,
 )
 def test_credential_usable(kube_credential: Any, kubeconfig: Any, evidence: dict[str, Any]) -> None:
     evidence.update({"user": kubeconfig.user_name, "credential": kube_credential.kind})
+    evidence.update({"user_defined_in": str(kubeconfig.user_file()), "obtained": kube_credential.obtained})
+    if kube_credential.unavailable:
+        raise CannotEvaluate(kube_credential.problem, kube_credential.hint)
     if kube_credential.plugin:
         evidence["plugin"] = f"{kube_credential.plugin} ({kube_credential.plugin_path or 'not on PATH'})"
     if kube_credential.expires is not None:
