@@ -633,6 +633,60 @@ def obtained_values(found: Credential) -> list[str]:
     return [value for value in (found.entry or {}).values() if isinstance(value, str) and value]
 
 
+# --------------------------------------------------------------------------- Job admission (parsers)
+
+
+def admission_trace(job: Mapping[str, Any], events: list[Any]) -> str | None:
+    """Why the cluster will not run a Job's pods, in its own words; None when it recorded nothing.
+
+    A ``Failed`` condition on the Job (job controller: BackoffLimitExceeded, DeadlineExceeded, ...),
+    else the newest ``FailedCreate`` event on the Job: the job controller records the admission
+    error of every pod it could not create (ResourceQuota, LimitRange, Pod Security, a webhook).
+    """
+    for condition in _mapping(job.get("status")).get("conditions") or []:
+        if _mapping(condition).get("type") == "Failed" and condition.get("status") == "True":
+            return f"Job condition Failed ({condition.get('reason')}): {condition.get('message')}"
+    uid = _mapping(job.get("metadata")).get("uid")
+    refused = [
+        event
+        for event in events
+        if _mapping(event).get("reason") == "FailedCreate"
+        and _mapping(event.get("involvedObject")).get("kind") == "Job"
+        and (uid is None or _mapping(event.get("involvedObject")).get("uid") in (None, uid))
+    ]
+    if not refused:
+        return None
+    newest = max(refused, key=lambda event: str(event.get("lastTimestamp") or event.get("eventTime") or ""))
+    source = _mapping(newest.get("source")).get("component") or newest.get("reportingComponent") or "the cluster"
+    return f"FailedCreate event from {source}: {newest.get('message')}"
+
+
+def pod_waiting(pod: Mapping[str, Any]) -> str | None:
+    """What a pending pod waits for, as the scheduler or kubelet put it (Unschedulable, ErrImagePull)."""
+    status = _mapping(pod.get("status"))
+    for entry in status.get("conditions") or []:
+        condition = _mapping(entry)
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return f"not scheduled ({condition.get('reason')}): {condition.get('message')}"
+    for container in status.get("containerStatuses") or []:
+        waiting = _mapping(_mapping(_mapping(container).get("state")).get("waiting"))
+        if waiting.get("reason") and waiting.get("reason") != "ContainerCreating":
+            detail = f": {waiting['message']}" if waiting.get("message") else ""
+            return f"container {container.get('name')} waiting ({waiting['reason']}){detail}"
+    return None
+
+
+def admission_hint(trace: str) -> str:
+    """The hint for an admission message (read from the message, never guessed from a count)."""
+    if "exceeded quota" in trace:
+        return "the namespace's ResourceQuota has no room for the Job's pod: free resources or ask for more quota"
+    if "violates PodSecurity" in trace:
+        return "the namespace's Pod Security level refuses the pod: ask the platform team which level applies"
+    if "Unschedulable" in trace:
+        return "no node (or the Run:ai scheduler's quota for the project) has room for the pod right now"
+    return "the cluster refused or stopped the Job's pods: the message above is the cluster's own"
+
+
 def access_attributes(entry: str) -> tuple[str, str, str, str]:
     """``"get pods/log"`` -> (verb, resource, group, subresource), as ``kubectl auth can-i`` reads it."""
     verb, _, target = entry.partition(" ")
@@ -829,6 +883,28 @@ class Kube:
         client = self._apis()
         core = client.CoreV1Api(self.api_client)
         return self.call(core.list_namespaced_pod, self.namespace, label_selector=f"job-name={name}")
+
+    def job_events(self, name: str) -> tuple[list[Any], Failure | None]:
+        """The namespace's events about Job ``name`` (core/v1 Events, as JSON mappings)."""
+        client = self._apis()
+        response, failure = self.call(
+            client.CoreV1Api(self.api_client).list_namespaced_event,
+            self.namespace,
+            field_selector=f"involvedObject.kind=Job,involvedObject.name={name}",
+            _preload_content=False,
+        )
+        if failure is not None or response is None:
+            return [], failure
+        try:
+            items = json.loads(response.data).get("items")
+        except (ValueError, AttributeError):
+            return [], Failure(0, "error", "the events list is not JSON")
+        return [item for item in items or [] if isinstance(item, dict)], None
+
+    def as_mapping(self, obj: Any) -> dict[str, Any]:
+        """A kubernetes model as the JSON mapping the server sent (camelCase keys)."""
+        found = self.api_client.sanitize_for_serialization(obj)
+        return found if isinstance(found, dict) else {}
 
     def pod_log(self, pod: str) -> tuple[str | None, Failure | None]:
         client = self._apis()

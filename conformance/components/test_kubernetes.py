@@ -6,8 +6,10 @@ verifies TLS. K8S-005 gets the credential as kubectl would: runs the exec plugin
 output that is not an ExecCredential, renews an expired OIDC id-token with its refresh-token and
 writes it back as kubectl does (see conformance/clients/kubernetes.py, "obtaining the credential").
 K8S-006..011 talk to the API server through the ``kubernetes`` client (loaded when these checks
-run, never at collection): version, namespace, the permissions the guide's workflows need, the project's PVC, the platform's
-Secrets (by name only), and a tiny Job (``writes``) whose log is read back. ``kubectl`` is not needed.
+run, never at collection): version, namespace, the permissions the guide's workflows need, the
+project's PVC, the platform's Secrets (by name only), and a tiny Job (``writes``) whose log is read
+back, or whose admission message (a FailedCreate event, a Failed condition) is reported.
+``kubectl`` is not needed.
 """
 
 from __future__ import annotations
@@ -365,19 +367,31 @@ def smoke_job(api: Any) -> Iterator[tuple[str, Any]]:
 
 
 def _job_state(api: Any, name: str) -> tuple[bool, str]:
+    """(done, what the cluster says): done when the Job finished or the cluster recorded why it will not run."""
     job, failure = api.read_job(name)
     if failure is not None:
         return failure.status not in (0, 429) and failure.status < 500, f"job: {failure.summary()}"
     status = job.status
     done = bool(status and (status.succeeded or status.failed))
     pods, _ = api.job_pods(name)
-    phases = [f"{p.metadata.name} {p.status.phase}" for p in (pods.items if pods else []) if p.status]
+    items = [api.as_mapping(p) for p in (pods.items if pods else [])]
+    phases = [f"{p['metadata']['name']} {p.get('status', {}).get('phase')}" for p in items]
     counts = (
         f"active={status.active or 0} succeeded={status.succeeded or 0} failed={status.failed or 0}"
         if status
         else "no status"
     )
-    return done, f"Job {name} {counts}; pods: {', '.join(phases) or 'none yet'}"
+    state = f"Job {name} {counts}; pods: {', '.join(phases) or 'none yet'}"
+    if status and status.succeeded:
+        return True, state
+    events: list[Any] = []
+    if not items:  # the job controller could not create a pod: it says why in an event on the Job
+        events, _ = api.job_events(name)
+    trace = _client().admission_trace(api.as_mapping(job), events)
+    if trace is not None:
+        return True, f"{state}; {trace}"
+    waiting = [found for found in (_client().pod_waiting(p) for p in items) if found]
+    return done, f"{state}; {'; '.join(waiting)}" if waiting else state
 
 
 @pytest.mark.writes
@@ -385,8 +399,10 @@ def _job_state(api: Any, name: str) -> tuple[bool, str]:
     "K8S-011",
     """
     A Job in the project namespace did not run to completion: the message names the step. 403: you may not
-    create Jobs (K8S-008). Pending: no node takes it (quota, image pull - the image must be pullable from the
-    cluster). Failed: read the pod's events with `kubectl describe pod` and send them to the platform team.
+    create Jobs (K8S-008). Accepted but no pod: the message quotes the cluster's refusal (a FailedCreate event:
+    ResourceQuota, LimitRange, Pod Security) - send it to the platform team. Pending: no node takes it (the
+    scheduler's message, an image pull error - the image must be pullable from the cluster). Failed: read the
+    pod's events with `kubectl describe pod` and send them to the platform team.
     """,
 )
 def test_smoke_job(api: Any, smoke_job: tuple[str, Any], profile: Profile, evidence: dict[str, Any]) -> None:
@@ -402,11 +418,14 @@ def test_smoke_job(api: Any, smoke_job: tuple[str, Any], profile: Profile, evide
     state = wait_for(lambda: _job_state(api, name), timeout=profile.timeouts.check, describe=f"Job {name} finishes")
     evidence["final_state"] = state
     job, _ = api.read_job(name)
+    refused = any(
+        mark in state for mark in ("FailedCreate event", "Job condition Failed", "waiting (", "not scheduled (")
+    )
     expect(
         job is not None and job.status and job.status.succeeded,
         expected=f"Job {name} succeeds",
         actual=state,
-        hint="the image cannot be pulled, or it has no /bin/sh (F16)",
+        hint=_client().admission_hint(state) if refused else "the image cannot be pulled, or it has no /bin/sh (F16)",
     )
     pods, _ = api.job_pods(name)
     pod = pods.items[0].metadata.name if pods and pods.items else None
