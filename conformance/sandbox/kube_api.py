@@ -11,7 +11,14 @@ validates every response with pydantic):
 * authorisation from a fixed allow-list per identity, answered both by
   ``SelfSubjectAccessReview`` and by ``403 Forbidden`` ``Status`` objects on the resources;
 * namespaces, PersistentVolumeClaims, Secrets (read-only, fixed at start), Pods, ``pods/log``,
-  and ``batch/v1`` Jobs (create, get, list, delete with propagation).
+  Events (list, ``fieldSelector`` on their fields), and ``batch/v1`` Jobs (create, get, list,
+  delete with propagation).
+
+Admission faults, per namespace (:attr:`Cluster.admission`): a Job is accepted (201) but its pod is
+refused, as a ResourceQuota with no room or a Pod Security level refuses it on a real cluster:
+no pod, and the job controller's ``FailedCreate`` Warning event on the Job with the admission
+message, answered from the contract transcripts ``kubernetes.yaml`` (``events-failedcreate-*``).
+A failed pod fails its Job with the controller's ``Failed`` condition (``job-failed-backoff``).
 
 A created Job gets one Pod. Nothing runs: the pod "completes" on the first read of the Job or
 its pods after creation, and its log is what ``/bin/sh -c 'echo WORDS'`` would print. Any other
@@ -38,6 +45,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from conformance.sandbox import contracts
 from conformance.sandbox.web import LoopbackServer
 
 GIT_VERSION = "v1.29.4"
@@ -57,13 +65,21 @@ FULL: frozenset[str] = frozenset({"*"})
 READ_ONLY: frozenset[str] = frozenset(
     f"{verb} {resource}"
     for verb in ("get", "list", "watch")
-    for resource in ("/pods", "/pods/log", "/persistentvolumeclaims", "/secrets", "batch/jobs", "/namespaces")
+    for resource in (
+        "/pods",
+        "/pods/log",
+        "/persistentvolumeclaims",
+        "/secrets",
+        "batch/jobs",
+        "/namespaces",
+        "/events",
+    )
 )
 _RESOURCE_PATH = re.compile(
     r"^/(?:api/v1|apis/(?P<group>[a-z0-9.-]+)/(?P<version>v[0-9a-z]+))"
     r"(?:/namespaces/(?P<ns>[a-z0-9-]+))?/(?P<resource>[a-z]+)(?:/(?P<name>[a-z0-9.-]+))?(?:/(?P<sub>[a-z]+))?$"
 )
-_NAMESPACED = {"pods", "persistentvolumeclaims", "secrets", "jobs"}
+_NAMESPACED = {"pods", "persistentvolumeclaims", "secrets", "jobs", "events"}
 
 
 def now() -> str:
@@ -124,6 +140,7 @@ class Cluster:
     namespaces: dict[str, dict[str, Any]] = field(default_factory=dict)
     objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)  # (resource, ns, name)
     logs: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> log text
+    admission: dict[str, str] = field(default_factory=dict)  # namespace -> transcript of the pods' refusal
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
@@ -248,14 +265,33 @@ def finish(cluster: Cluster, namespace: str, job: dict[str, Any], pod: dict[str,
         ],
     }
     cluster.logs[(namespace, pod["metadata"]["name"])] = log
-    condition = {"type": "Complete" if ok else "Failed", "status": "True", "lastProbeTime": stamp}
-    condition["lastTransitionTime"] = stamp
-    job["status"] = {"startTime": stamp, "active": 0, "conditions": [condition]}
     if ok:
+        condition = {"type": "Complete", "status": "True", "lastProbeTime": stamp, "lastTransitionTime": stamp}
+        job["status"] = {"startTime": stamp, "active": 0, "conditions": [condition]}
         job["status"].update({"succeeded": 1, "completionTime": stamp})
     else:
-        job["status"].update({"failed": 1})
-        condition.update({"reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"})
+        transcript = contracts.get("kubernetes", "job-failed-backoff")
+        job["status"] = json.loads(transcript.render(transcript.http.body, time=stamp))  # type: ignore[union-attr] # an http transcript
+
+
+def refusal_events(transcript_name: str, job: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
+    """The job controller's FailedCreate events for a pod that admission refused, from the transcript."""
+    transcript = contracts.get("kubernetes", transcript_name)
+    body = transcript.render(
+        transcript.http.body,  # type: ignore[union-attr] # an http transcript
+        rv=str(secrets.randbelow(900000) + 100000),
+        job=job["metadata"]["name"],
+        event_id=secrets.token_hex(8),
+        namespace=namespace,
+        event_uid=str(uuid.uuid4()),
+        time=now(),
+        job_uid=job["metadata"]["uid"],
+        job_rv=job["metadata"]["resourceVersion"],
+        pod=f"{job['metadata']['name']}-{secrets.token_hex(3)[:5]}",
+        quota="compute-resources",
+    )
+    items = json.loads(body)["items"]
+    return [item for item in items if isinstance(item, dict)]
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -378,6 +414,7 @@ _KINDS = {
     "secrets": ("Secret", "v1"),
     "jobs": ("Job", "batch/v1"),
     "namespaces": ("Namespace", "v1"),
+    "events": ("Event", "v1"),
 }
 
 
@@ -472,10 +509,16 @@ class Request:
 
     def _matching(self, resource: str) -> list[dict[str, Any]]:
         selector = dict(part.split("=", 1) for part in self.query.get("labelSelector", "").split(",") if "=" in part)
+        fields = dict(part.split("=", 1) for part in self.query.get("fieldSelector", "").split(",") if "=" in part)
         found = []
         for (kind, ns, _), obj in self.cluster.objects.items():
             labels = obj["metadata"].get("labels") or {}
-            if kind == resource and ns == self.namespace and all(labels.get(k) == v for k, v in selector.items()):
+            if (
+                kind == resource
+                and ns == self.namespace
+                and all(labels.get(k) == v for k, v in selector.items())
+                and all(_field(obj, path) == value for path, value in fields.items())
+            ):
                 found.append(obj)
         return found
 
@@ -580,12 +623,27 @@ class Request:
             "spec": spec,
             "status": {},
         }
+        refusal = self.cluster.admission.get(ns)
+        if refusal is not None:  # accepted; the job controller's pod is refused by admission
+            job["status"] = {"startTime": now(), "ready": 0, "uncountedTerminatedPods": {}}
+            self.cluster.objects[("jobs", ns, name)] = job
+            for event in refusal_events(refusal, job, ns):
+                self.cluster.objects[("events", ns, event["metadata"]["name"])] = event
+            return 201, self._public(job)
         pod = make_pod(job, ns)
         job["_pod"] = pod["metadata"]["name"]
         job["status"] = {"active": 1, "startTime": now()}
         self.cluster.objects[("jobs", ns, name)] = job
         self.cluster.objects[("pods", ns, pod["metadata"]["name"])] = pod
         return 201, self._public(job)
+
+
+def _field(obj: dict[str, Any], path: str) -> str | None:
+    """A dotted field of an object as a field selector reads it (``involvedObject.name``)."""
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return None if value is None else str(value)
 
 
 class KubeApiServer(LoopbackServer):

@@ -1,6 +1,9 @@
 """The sandbox's Kubernetes: the simulated API server (``kube_api``) and the kubeconfigs that reach it.
 
-SIMULATED: see ``conformance/sandbox/kube_api.py`` for what the server does and does not do.
+SIMULATED: see ``conformance/sandbox/kube_api.py`` for what the server does and does not do, and
+``conformance/sandbox/oidc.py`` for the OpenID issuer (Keycloak-shaped) the OIDC users name as
+``idp-issuer-url``: it renews an expired id-token for a refresh-token it knows, and refuses
+(``invalid_grant``) one whose login has ended.
 
 Kubeconfigs (each names the server with its CA as ``certificate-authority-data``, the trust the
 platform's kubeconfig gives too):
@@ -14,9 +17,17 @@ platform's kubeconfig gives too):
   ``SANDBOX_KUBECONFIG_READONLY`` (may only read: create pods/jobs denied),
   ``_BADTOKEN`` (a token the server does not know: 401), ``_INSECURE`` (insecure-skip-tls-verify),
   ``_MODE644`` (group/world-readable), ``_EXEC`` (needs ``gke-gcloud-auth-plugin`` on PATH; a fake
-  one is in ``SANDBOX_K8S_PLUGIN_DIR``), ``_EXPIRING`` (id-token valid 1 more day), ``_EXPIRED``
-  (id-token expired yesterday), ``_NOLOGIN`` (oidc user without an id-token: never logged in),
+  one is in ``SANDBOX_K8S_PLUGIN_DIR``; the plugin prints the transcript ``exec-credential-token``),
+  ``_EXEC_GARBAGE`` (an exec plugin, by absolute path, that prints a login prompt instead of an
+  ExecCredential and exits 0: ``exec-credential-not-json``), ``_EXPIRING`` (id-token valid 1 more
+  day), ``_EXPIRED`` (id-token expired yesterday, and the issuer refuses its refresh-token:
+  ``Token is not active``), ``_REFRESHABLE`` (id-token expired yesterday, refresh-token still
+  valid: renewed and written back to the file, as kubectl does; copy it before use, the file
+  changes), ``_NOLOGIN`` (oidc user without an id-token or refresh-token: never logged in),
   ``_OTHER_PROJECT`` (namespace ``runai-other``: ``runai config project other``), ``_MALFORMED``.
+* ``SANDBOX_K8S_QUOTA_NAMESPACE`` (``runai-quota``: a Job is accepted, its pod refused by the
+  ResourceQuota) and ``SANDBOX_K8S_RESTRICTED_NAMESPACE`` (``runai-restricted``: refused by Pod
+  Security ``restricted``); the FailedCreate events come from the contract transcripts.
 
 Namespace ``SANDBOX_K8S_NAMESPACE`` (``runai-conformance``, labelled ``runai/queue=conformance``
 as Run:ai labels project namespaces) holds PVC ``SANDBOX_K8S_PVC`` (Bound, RWX, nfs-client),
@@ -38,7 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from conformance.sandbox import contracts
 from conformance.sandbox.kube_api import FULL, READ_ONLY, Cluster, Identity, KubeApiServer
+from conformance.sandbox.oidc import OidcIssuer
 
 if TYPE_CHECKING:
     from conformance.sandbox import Sandbox
@@ -46,6 +59,9 @@ if TYPE_CHECKING:
 PROJECT = "conformance"
 NAMESPACE = f"runai-{PROJECT}"
 OTHER_NAMESPACE = "runai-other"
+QUOTA_NAMESPACE = "runai-quota"
+RESTRICTED_NAMESPACE = "runai-restricted"
+CLIENT_ID = "runai-cli"
 PVC = "conformance-pvc"
 PVC_PENDING = "pending-pvc"
 PVC_RWO = "rwo-pvc"
@@ -84,18 +100,22 @@ def id_token(issuer: str, subject: str, expires: dt.datetime) -> str:
     return ".".join(parts)
 
 
-def oidc_user(issuer: str, token: str | None) -> dict[str, Any]:
+def oidc_user(
+    issuer: str, token: str | None, refresh: str | None = None, ca_pem: bytes | None = None
+) -> dict[str, Any]:
     """The user entry ``runai login`` (CLI v2) leaves in the kubeconfig; the guide's sample before login."""
     config = {
         "airgapped": "true",
         "auth-flow": "remote-browser",
-        "client-id": "runai-cli",
+        "client-id": CLIENT_ID,
         "idp-issuer-url": issuer,
         "realm": REALM,
         "redirect-uri": f"https://{REALM}.run.ai/oauth-code",
     }
+    if ca_pem is not None:  # a self-hosted control plane's CA, as client-go's idp-certificate-authority-data
+        config["idp-certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     if token is not None:
-        config.update({"id-token": token, "refresh-token": secrets.token_urlsafe(48)})
+        config.update({"id-token": token, "refresh-token": refresh or secrets.token_urlsafe(48)})
     return {"auth-provider": {"name": "oidc", "config": config}}
 
 
@@ -132,17 +152,14 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> Path:
     return path
 
 
-def write_plugin(directory: Path, token: str) -> Path:
-    """A stand-in for ``gke-gcloud-auth-plugin``: prints an ExecCredential for ``token``."""
+def write_plugin(directory: Path, transcript: str, **values: str) -> Path:
+    """A stand-in for ``gke-gcloud-auth-plugin``: prints what the contract transcript says, exits as it does."""
     directory.mkdir(parents=True, exist_ok=True)
-    credential = {
-        "kind": "ExecCredential",
-        "apiVersion": "client.authentication.k8s.io/v1beta1",
-        "spec": {"interactive": False},
-        "status": {"token": token, "expirationTimestamp": "2099-01-01T00:00:00Z"},
-    }
+    found = contracts.get("kubernetes", transcript)
+    assert found.cli is not None  # noqa: S101 - exec plugin transcripts are CLI answers
+    stdout = found.render(found.cli.stdout, **values)
     script = directory / "gke-gcloud-auth-plugin"
-    script.write_text(f"#!{sys.executable}\nprint({json.dumps(json.dumps(credential))})\n")
+    script.write_text(f"#!{sys.executable}\nimport sys\nsys.stdout.write({stdout!r})\nsys.exit({found.cli.exit})\n")
     script.chmod(0o700)
     return script
 
@@ -153,6 +170,10 @@ def build_cluster(tokens: dict[str, Identity]) -> Cluster:
     cluster.add_namespace("kube-system")
     cluster.add_namespace(NAMESPACE, {"runai/queue": PROJECT})
     cluster.add_namespace(OTHER_NAMESPACE, {"runai/queue": "other"})
+    cluster.add_namespace(QUOTA_NAMESPACE, {"runai/queue": "quota"})
+    cluster.add_namespace(RESTRICTED_NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
+    cluster.admission[QUOTA_NAMESPACE] = "events-failedcreate-quota"
+    cluster.admission[RESTRICTED_NAMESPACE] = "events-failedcreate-podsecurity"
     cluster.add_pvc(NAMESPACE, PVC, phase="Bound", modes=["ReadWriteMany"], storage_class="nfs-client")
     cluster.add_pvc(NAMESPACE, PVC_PENDING, phase="Pending", modes=["ReadWriteMany"], storage_class="nfs-client")
     cluster.add_pvc(NAMESPACE, PVC_RWO, phase="Bound", modes=["ReadWriteOnce"], storage_class="local-path")
@@ -163,14 +184,26 @@ def build_cluster(tokens: dict[str, Identity]) -> Cluster:
 
 
 def start(sandbox: Sandbox) -> None:
-    namespaces = frozenset({NAMESPACE, OTHER_NAMESPACE})
+    namespaces = frozenset({NAMESPACE, OTHER_NAMESPACE, QUOTA_NAMESPACE, RESTRICTED_NAMESPACE})
     day = dt.timedelta(days=1)
     at = dt.datetime.now(dt.UTC)
     static = secrets.token_urlsafe(32)
     readonly = secrets.token_urlsafe(32)
     plugin = secrets.token_urlsafe(32)
-    # The issuer URL is never contacted (the suite does not refresh tokens); it only has to look right.
-    issuer = f"https://app.run.ai/auth/realms/{REALM}"
+    holder: list[Cluster] = []
+
+    def mint() -> str:
+        """A renewed id-token (Keycloak's default lifespan here: 1 hour) that the API server accepts."""
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        token = id_token(issuer, "researcher", expires)
+        with holder[0].lock:
+            holder[0].identities[token] = Identity(
+                "researcher@conformance.example", FULL, namespaces, expires.timestamp()
+            )
+        return token
+
+    idp = sandbox.add(OidcIssuer(sandbox.ca.issue(sandbox.pki_dir, "oidc"), REALM, CLIENT_ID, mint).start())
+    issuer = idp.issuer
     oidc = {
         "valid": (id_token(issuer, "researcher", at + 20 * day), at + 20 * day),
         "expiring": (id_token(issuer, "researcher", at + day), at + day),
@@ -184,7 +217,8 @@ def start(sandbox: Sandbox) -> None:
     for token, expires in oidc.values():
         tokens[token] = Identity("researcher@conformance.example", FULL, namespaces, expires.timestamp())
     pki = sandbox.ca.issue(sandbox.pki_dir, "kube-api")
-    server = sandbox.add(KubeApiServer(build_cluster(tokens), pki).start())
+    holder.append(build_cluster(tokens))
+    server = sandbox.add(KubeApiServer(holder[0], pki).start())
     ca = sandbox.ca.pem()
 
     def config(users: dict[str, dict[str, Any]], namespace: str = NAMESPACE, ca_pem: bytes | None = ca) -> str:
@@ -194,14 +228,18 @@ def start(sandbox: Sandbox) -> None:
     main = kubeconfig(
         server.url,
         ca,
-        {"runai-researcher": oidc_user(issuer, oidc["valid"][0]), "researcher-token": {"token": static}},
+        {
+            "runai-researcher": oidc_user(issuer, oidc["valid"][0], idp.refresh_token()),
+            "researcher-token": {"token": static},
+        },
         {PROJECT: ("runai-researcher", NAMESPACE), f"{PROJECT}-token": ("researcher-token", NAMESPACE)},
         PROJECT,
     )
     home_config = write_private(sandbox.home / ".kube" / "config", yaml.safe_dump(main, sort_keys=False))
     kube = sandbox.dir / "kube"
     plugin_dir = sandbox.dir / "kube-plugins"
-    write_plugin(plugin_dir, plugin)
+    write_plugin(plugin_dir, "exec-credential-token", token=plugin, expires="2099-01-01T00:00:00Z")
+    garbage = write_plugin(sandbox.dir / "kube-plugins-garbage", "exec-credential-not-json")
     exec_user = {
         "exec": {
             "apiVersion": "client.authentication.k8s.io/v1beta1",
@@ -218,7 +256,11 @@ def start(sandbox: Sandbox) -> None:
         "INSECURE": config({"researcher-token": {"token": static}}, ca_pem=None),
         "EXEC": config({"gke-user": exec_user}),
         "EXPIRING": config({"runai-researcher": oidc_user(issuer, oidc["expiring"][0])}),
-        "EXPIRED": config({"runai-researcher": oidc_user(issuer, oidc["expired"][0])}),
+        "EXEC_GARBAGE": config({"gke-user": {"exec": {**exec_user["exec"], "command": str(garbage)}}}),
+        "EXPIRED": config(
+            {"runai-researcher": oidc_user(issuer, oidc["expired"][0], idp.refresh_token("token-refresh-inactive"))}
+        ),
+        "REFRESHABLE": config({"runai-researcher": oidc_user(issuer, oidc["expired"][0], idp.refresh_token())}),
         "NOLOGIN": config({"runai-researcher": oidc_user(issuer, None)}),
         "OTHER_PROJECT": config({"runai-researcher": oidc_user(issuer, oidc["valid"][0])}, OTHER_NAMESPACE),
         "MALFORMED": "apiVersion: v1\nkind: Config\nclusters:\n- name: broken\n  cluster: {server: [unclosed\n",
@@ -236,6 +278,9 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_K8S_CONTEXT": PROJECT,
             "SANDBOX_K8S_TOKEN_CONTEXT": f"{PROJECT}-token",
             "SANDBOX_K8S_NAMESPACE": NAMESPACE,
+            "SANDBOX_K8S_QUOTA_NAMESPACE": QUOTA_NAMESPACE,
+            "SANDBOX_K8S_RESTRICTED_NAMESPACE": RESTRICTED_NAMESPACE,
+            "SANDBOX_OIDC_ISSUER": issuer,
             "SANDBOX_K8S_PVC": PVC,
             "SANDBOX_K8S_PVC_PENDING": PVC_PENDING,
             "SANDBOX_K8S_PVC_RWO": PVC_RWO,
@@ -246,4 +291,4 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_K8S_SMOKE_IMAGE": SMOKE_IMAGE,
         }
     )
-    sandbox.simulated.append("kubernetes-api")
+    sandbox.simulated.extend(["kubernetes-api", "oidc-issuer"])
