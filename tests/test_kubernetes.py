@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
 
+from conformance import credentials
 from conformance.clients import kubernetes as kube
+from conformance.profile import Kubernetes
 from conformance.sandbox.kube_api import simulate_run
 from conformance.sandbox.kubernetes import id_token
 from tests.conftest import write_profile
@@ -178,6 +182,85 @@ def test_bad_token_is_401(suite: Any, tmp_path: Path) -> None:
     assert run.check("K8S-007")["blocked_by"] == "K8S-006"
 
 
+def test_expired_oidc_login_is_renewed_and_written_back(
+    suite: Any, tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """An expired id-token with a valid refresh-token: renewed as kubectl does, stored in the same file."""
+    copy = tmp_path / "kubeconfig"
+    shutil.copy(sandbox_env["SANDBOX_KUBECONFIG_REFRESHABLE"], copy)
+    copy.chmod(0o600)
+    before = credentials_of(str(copy))
+    run = suite("-m", "kubernetes", profile=kube_profile(tmp_path, kubeconfig=str(copy)))
+    for check_id in K8S_IDS:
+        assert run.check(check_id)["outcome"] == "passed", (check_id, run.check(check_id)["message"])
+    evidence = run.check("K8S-005")["evidence"]
+    assert evidence["obtained"].startswith(f"renewed with the refresh-token and written back to {copy}")
+    after = credentials_of(str(copy))
+    assert not set(after) & set(before)  # a new id-token and the issuer's new refresh-token, both stored
+    claims = kube.jwt_claims(after[0])
+    assert claims is not None
+    assert claims["exp"] > dt.datetime.now(dt.UTC).timestamp()
+    assert copy.stat().st_mode & 0o777 == 0o600
+    assert not copy.with_name("kubeconfig.lock").exists()
+    texts = [run.output, *run.artifact_texts().values()]
+    for value in after:
+        assert not any(value in text for text in texts)
+
+
+def test_refused_refresh_token_fails_k8s005(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    copy = tmp_path / "kubeconfig"
+    shutil.copy(sandbox_env["SANDBOX_KUBECONFIG_EXPIRED"], copy)
+    before = copy.read_text()
+    run = suite("-m", "kubernetes and not writes", profile=kube_profile(tmp_path, kubeconfig=str(copy)))
+    assert run.check("K8S-005")["outcome"] == "failed"
+    text = message(run, "K8S-005")
+    assert "the id-token expired on" in text
+    assert (
+        f"the issuer {sandbox_env['SANDBOX_OIDC_ISSUER']} refused to renew it: invalid_grant: Token is not active"
+        in text
+    )
+    assert "runai login" in text
+    assert run.check("K8S-006")["blocked_by"] == "K8S-005"
+    assert copy.read_text() == before  # nothing written when the issuer refuses
+
+
+def test_exec_plugin_output_not_an_execcredential(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    """A plugin that prints a prompt and exits 0: refused as client-go refuses it, not blamed on RBAC."""
+    run = suite("-m", "kubernetes", profile=kube_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_EXEC_GARBAGE}"))
+    assert run.check("K8S-005")["outcome"] == "failed"
+    text = message(run, "K8S-005")
+    assert "getting credentials: decoding stdout: not an ExecCredential" in text
+    assert "gke-gcloud-auth-plugin" in text
+    for check_id in ("K8S-006", "K8S-007", "K8S-008", "K8S-010", "K8S-011"):
+        assert run.check(check_id)["blocked_by"] == "K8S-005", check_id
+        assert "RoleBinding" not in message(run, check_id)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        (
+            "SANDBOX_K8S_QUOTA_NAMESPACE",
+            "exceeded quota: compute-resources, requested: limits.cpu=100m",
+            "ResourceQuota",
+        ),
+        ("SANDBOX_K8S_RESTRICTED_NAMESPACE", 'violates PodSecurity "restricted:latest"', "Pod Security level"),
+    ],
+)
+def test_job_accepted_but_pods_refused(suite: Any, tmp_path: Path, fault: tuple[str, str, str]) -> None:
+    namespace, quoted, hint = fault
+    profile = kube_profile(tmp_path, namespace=f"${{{namespace}}}", secrets="[]")
+    run = suite("-m", "kubernetes", "-k", "smoke_job", profile=profile)
+    record = run.check("K8S-011")
+    assert record["outcome"] == "failed"
+    text = str(record["message"])
+    assert "FailedCreate event from job-controller: Error creating: pods" in text
+    assert quoted in text
+    assert hint in text
+    assert "none yet" in text  # no pod: the admission message says why
+    assert "cannot be pulled" not in text
+
+
 # --------------------------------------------------------------------------- units
 
 
@@ -206,12 +289,60 @@ def test_parse_and_lookup_order(tmp_path: Path) -> None:
     (home / ".kube" / "config").write_text(
         json.dumps({"clusters": [{"name": "c", "cluster": {"server": "https://x"}}]})
     )
+    assert kube.find_kubeconfig(None, {}, home).source == "~/.kube/config"
     env_file = tmp_path / "env-kubeconfig"
+    # client-go: with $KUBECONFIG set, only its files count (missing ones skipped); no fallback.
     found = kube.find_kubeconfig(None, {"KUBECONFIG": str(env_file)}, home)
-    assert found.source == "~/.kube/config"
-    assert found.context_problem is not None
+    assert found.source == "$KUBECONFIG"
+    assert found.problem == f"no kubeconfig found ($KUBECONFIG: the file does not exist: {env_file})"
     env_file.write_text((home / ".kube" / "config").read_text())
-    assert kube.find_kubeconfig(None, {"KUBECONFIG": str(env_file)}, home).source == "$KUBECONFIG"
+    assert kube.find_kubeconfig(None, {"KUBECONFIG": str(env_file)}, home).files == [env_file]
+
+
+def _kubeconfig_file(path: Path, users: dict[str, dict[str, Any]], current: str | None, **extra: Any) -> Path:
+    data: dict[str, Any] = {
+        "clusters": [{"name": "c", "cluster": {"server": f"https://{path.stem}", **extra}}],
+        "users": [{"name": name, "user": user} for name, user in users.items()],
+        "contexts": [{"name": f"ctx-{name}", "context": {"cluster": "c", "user": name}} for name in users],
+    }
+    if current:
+        data["current-context"] = current
+    path.write_text(yaml.safe_dump(data))
+    path.chmod(0o600)
+    return path
+
+
+def test_kubeconfig_list_is_merged_as_client_go_merges_it(tmp_path: Path) -> None:
+    """clientcmd/loader.go: first file wins each name whole; current-context from the first that sets one."""
+    (tmp_path / "certs").mkdir()
+    first = _kubeconfig_file(
+        tmp_path / "first", {"alice": {"token": "first-token"}}, None, **{"certificate-authority": "certs/ca.pem"}
+    )
+    second = _kubeconfig_file(
+        tmp_path / "second",
+        {"alice": {"token": "second-token", "username": "x"}, "bob": {"token": "bob-token"}},
+        "ctx-alice",
+    )
+    env = {"KUBECONFIG": f"{first}:{tmp_path / 'missing'}:{second}"}
+    found = kube.find_kubeconfig(None, env, tmp_path)
+    assert found.problem is None
+    assert found.files == [first, second]
+    assert found.context_name == "ctx-alice"  # only the second file sets current-context
+    assert found.user == {"token": "first-token"}  # the first file's alice, whole: no username from the second
+    assert found.server == "https://first"
+    assert found.cluster["certificate-authority"] == str(tmp_path / "certs" / "ca.pem")  # relative to its file
+    assert found.user_file() == first
+    assert kube.find_kubeconfig(Kubernetes(namespace="x", context="ctx-bob"), env, tmp_path).user_file() == second
+    # The secret index reads the same files: the second file's tokens are redacted too.
+    profile = SimpleNamespace(
+        registry=None, object_storage=None, gcp=None, kubernetes=Kubernetes(namespace="x", kubeconfig=None)
+    )
+    values = {secret.reveal() for _, secret, _ in credentials.held_outside(profile, {**env, "HOME": str(tmp_path)})}  # type: ignore[arg-type] # a stand-in profile
+    assert {"first-token", "second-token", "bob-token"} <= values
+    # An explicit kubernetes.kubeconfig is read alone (kubectl --kubeconfig).
+    alone = kube.find_kubeconfig(Kubernetes(namespace="x", kubeconfig=str(second)), env, tmp_path)
+    assert alone.files == [second]
+    assert alone.user == {"token": "second-token", "username": "x"}
 
 
 def test_access_attributes_and_mode() -> None:

@@ -501,7 +501,8 @@ def _obtain_oidc(kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts
         answer = refresh_oidc(config, tls, timeouts)
         if answer.problem is not None or answer.id_token is None:
             issuer = config.get("idp-issuer-url")
-            found.problem = f"the issuer {issuer} refused to renew the expired id-token: {answer.problem}"
+            what = f"the id-token expired on {found.expires:%Y-%m-%d %H:%M} UTC" if found.expires else "no id-token"
+            found.problem = f"{what} and the issuer {issuer} refused to renew it: {answer.problem}"
             found.hint = "the Run:ai login has ended: run `runai login` again (or download the kubeconfig again)"
             found.unavailable = not answer.refused
             return
