@@ -58,7 +58,9 @@ def runai_login(profile: Profile, loaded_profile: LoadedProfile) -> tuple[Any, A
         raise Blocked("K8S-001", kc.problem)
     if kc.context_problem:
         raise Blocked("K8S-002", kc.context_problem)
-    return kc, kube.credential(kc)
+    found = kube.obtain(kc, kube.credential(kc), profile.tls, profile.timeouts)  # renews as runai/kubectl do
+    kube.register_credentials(kc, loaded_profile.secrets, found)
+    return kc, found
 
 
 @pytest.mark.runai
