@@ -245,7 +245,11 @@ def _oidc(config: Mapping[str, Any]) -> Credential:
     credential = Credential("oidc id-token (auth-provider oidc, as `runai login` writes it)")
     token = config.get("id-token")
     refresh = config.get("refresh-token")
+    issuer = config.get("idp-issuer-url")
     can_refresh = isinstance(refresh, str) and bool(refresh)
+    if can_refresh and not (isinstance(issuer, str) and issuer.startswith("https://")):
+        can_refresh = False  # client-go cannot renew without an issuer to ask
+        credential.hint = "the user entry's idp-issuer-url is missing or not https: download the kubeconfig again"
     if isinstance(token, str) and token:
         claims = jwt_claims(token)
         if claims is None or not isinstance(claims.get("exp"), int | float):
@@ -266,14 +270,18 @@ def _oidc(config: Mapping[str, Any]) -> Credential:
             return credential
         credential.problem = (
             f"the id-token expired on {credential.expires:%Y-%m-%d %H:%M} UTC and the user entry has no refresh-token"
+            if credential.hint is None
+            else f"the id-token expired on {credential.expires:%Y-%m-%d %H:%M} UTC and cannot be renewed"
         )
-        credential.hint = "Run:ai logins last 30 days (F5): run `runai login` again"
+        credential.hint = credential.hint or "Run:ai logins last 30 days (F5): run `runai login` again"
         return credential
     if can_refresh:  # client-go refreshes a missing id-token too
         credential.refresh = True
         return credential
     credential.problem = "the oidc user has no id-token: nobody has logged in with this kubeconfig"
-    credential.hint = "run `runai login` (KUBECONFIG pointing at this file) and finish the browser step"
+    credential.hint = (
+        credential.hint or "run `runai login` (KUBECONFIG pointing at this file) and finish the browser step"
+    )
     return credential
 
 
