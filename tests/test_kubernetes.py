@@ -15,7 +15,7 @@ import yaml
 
 from conformance import credentials
 from conformance.clients import kubernetes as kube
-from conformance.profile import Kubernetes
+from conformance.profile import TLS, Kubernetes, Timeouts
 from conformance.sandbox.kube_api import simulate_run
 from conformance.sandbox.kubernetes import id_token
 from tests.conftest import write_profile
@@ -363,3 +363,87 @@ def test_access_attributes_and_mode() -> None:
 )
 def test_simulated_pod(image: str, command: list[str], ok: bool, log: str) -> None:
     assert simulate_run(image, command)[:2] == (ok, log)
+
+
+API_V1 = "client.authentication.k8s.io/v1"
+
+
+def _plugin(directory: Path, body: str) -> Path:
+    script = directory / "plugin"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o700)
+    return script
+
+
+@pytest.mark.parametrize(
+    ("api_version", "body", "refusal"),
+    [
+        (
+            "client.authentication.k8s.io/v1",
+            "echo '"
+            + json.dumps({"kind": "ExecCredential", "apiVersion": API_V1, "status": {"clientCertificateData": "x"}})
+            + "'",
+            "exec plugin returned only certificate or key, not both",
+        ),
+        (
+            "client.authentication.k8s.io/v1",
+            "echo 'token expired' >&2; exit 3",
+            "failed with exit code 3: token expired",
+        ),
+        ("client.authentication.k8s.io/v1alpha1", "echo '{}'", "is not one of client.authentication.k8s.io/v1,"),
+    ],
+)
+def test_exec_plugin_refusals(tmp_path: Path, api_version: str, body: str, refusal: str) -> None:
+    plugin = _plugin(tmp_path, body)
+    kc = kube.Kubeconfig(path=None, source="test")
+    kc.user_name = "u"
+    kc.user = {"exec": {"apiVersion": api_version, "command": str(plugin)}}
+    found = kube.obtain(kc, kube.credential(kc), TLS(), Timeouts(connect=1, request=2))
+    assert found.problem is not None
+    assert found.problem.startswith("getting credentials: ")
+    assert refusal in found.problem
+    assert found.entry is None
+
+
+def test_exec_plugin_gets_client_go_environment(tmp_path: Path) -> None:
+    """KUBERNETES_EXEC_INFO and the entry's env reach the plugin; its token becomes the client's."""
+    plugin = _plugin(
+        tmp_path,
+        'echo "{\\"kind\\":\\"ExecCredential\\",\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",'
+        '\\"status\\":{\\"token\\":\\"$MY_TOKEN\\"}}" ; echo "$KUBERNETES_EXEC_INFO" > ' + str(tmp_path / "info"),
+    )
+    kc = kube.Kubeconfig(path=None, source="test")
+    kc.user_name = "u"
+    kc.cluster = {"server": "https://api.example:6443"}
+    kc.user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(plugin),
+            "env": [{"name": "MY_TOKEN", "value": "from-env"}],
+            "provideClusterInfo": True,
+        }
+    }
+    found = kube.obtain(kc, kube.credential(kc), TLS(), Timeouts(connect=1, request=2))
+    assert found.problem is None
+    assert found.entry == {"token": "from-env"}
+    info = json.loads((tmp_path / "info").read_text())
+    assert info["kind"] == "ExecCredential"
+    assert info["spec"]["interactive"] is False
+    assert info["spec"]["cluster"]["server"] == "https://api.example:6443"
+
+
+def test_kubeconfig_lock_held_by_another_writer(tmp_path: Path) -> None:
+    expired = id_token("https://issuer.example", "me", dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    config = {"id-token": expired, "refresh-token": "r", "idp-issuer-url": "https://issuer.example", "client-id": "c"}
+    path = tmp_path / "config"
+    path.write_text(
+        yaml.safe_dump({"users": [{"name": "u", "user": {"auth-provider": {"name": "oidc", "config": config}}}]})
+    )
+    (tmp_path / "config.lock").write_text("")
+    kc = kube.Kubeconfig(path=path, source="test", files=[path])
+    kc.user_name = "u"
+    kc.user = {"auth-provider": {"name": "oidc", "config": config}}
+    found = kube.obtain(kc, kube.credential(kc), TLS(), Timeouts(connect=1, request=0.3))
+    assert found.unavailable
+    assert found.problem == f"{tmp_path / 'config.lock'} exists: another kubectl or runai is writing the kubeconfig"
+    assert "delete the .lock file" in (found.hint or "")

@@ -500,18 +500,24 @@ def _obtain_oidc(kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts
         raise CannotEvaluate("the oidc user's kubeconfig file is unknown")
     lock = _lock(path, timeouts)
     try:
-        again = credential_of(_current_user(path, kc.user_name), kc.user_name)  # another process may have renewed it
+        current = _current_user(path, kc.user_name)  # read under the lock: another client may have renewed it
+        again = credential_of(current, kc.user_name)
         if again.problem is None and not again.refresh:
-            kc.user = _current_user(path, kc.user_name)
+            kc.user = current
             found.expires, found.obtained = again.expires, f"renewed meanwhile by another client in {path}"
             return
-        config = _mapping(_mapping(kc.user.get("auth-provider")).get("config"))
+        config = _mapping(_mapping((current or kc.user).get("auth-provider")).get("config"))
         answer = refresh_oidc(config, tls, timeouts)
         if answer.problem is not None or answer.id_token is None:
             issuer = config.get("idp-issuer-url")
             what = f"the id-token expired on {found.expires:%Y-%m-%d %H:%M} UTC" if found.expires else "no id-token"
-            found.problem = f"{what} and the issuer {issuer} refused to renew it: {answer.problem}"
-            found.hint = "the Run:ai login has ended: run `runai login` again (or download the kubeconfig again)"
+            verb = "refused to renew it" if answer.refused else "did not renew it"
+            found.problem = f"{what} and the issuer {issuer} {verb}: {answer.problem}"
+            found.hint = (
+                "the Run:ai login has ended: run `runai login` again (or download the kubeconfig again)"
+                if answer.refused
+                else "the issuer answered unexpectedly; try `kubectl get ns` and send both to the platform team"
+            )
             found.unavailable = not answer.refused
             return
         new = {"id-token": answer.id_token}
