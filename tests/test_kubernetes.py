@@ -447,3 +447,10 @@ def test_kubeconfig_lock_held_by_another_writer(tmp_path: Path) -> None:
     assert found.unavailable
     assert found.problem == f"{tmp_path / 'config.lock'} exists: another kubectl or runai is writing the kubeconfig"
     assert "delete the .lock file" in (found.hint or "")
+
+
+def test_child_processes_get_the_same_file_list(tmp_path: Path) -> None:
+    first = _kubeconfig_file(tmp_path / "a", {"u": {"token": "t"}}, "ctx-u")
+    second = _kubeconfig_file(tmp_path / "b", {"v": {"token": "s"}}, None)
+    found = kube.find_kubeconfig(None, {"KUBECONFIG": f"{first}:{tmp_path / 'gone'}:{second}"}, tmp_path)
+    assert found.environment_value == f"{first}:{second}"

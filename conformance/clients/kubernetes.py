@@ -104,6 +104,11 @@ class Kubeconfig:
         """The kubeconfig files group or others may read, with their modes."""
         return [f"{path} (mode {mode:04o})" for path, mode in self.modes.items() if not is_private(mode)]
 
+    @property
+    def environment_value(self) -> str | None:
+        """``KUBECONFIG`` for a child process (runai, kubectl): exactly the files merged here, in order."""
+        return self.loaded.environment_value if self.loaded is not None and self.files else None
+
     def user_file(self) -> Path | None:
         """The file that defines the selected user: where kubectl writes a refreshed token back."""
         if self.loaded is None or self.user_name is None:
