@@ -7,6 +7,7 @@ fails, an old CLI) is reported by its own check with the cause in the message.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from conformance.clients import runai
+from conformance.profile import load_profile
 from conformance.sandbox import runai as simulated
 from tests.conftest import write_profile
 
@@ -186,3 +188,23 @@ def test_parsers() -> None:
     assert runai.outcome("ImagePullBackOff") is None  # not final: RAI-005 waits, then names it
     assert runai.parse_status('{"general": {"status": "Completed"}, "pods": [{"status": "Running"}]}') == "Completed"
     assert runai.parse_status("{}") is None
+
+
+def test_new_cli_cleanup_sweeps_old_jobs(tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    """`conformance cleanup` lists and deletes a run's leftover jobs with the new CLI's own verbs."""
+    from tests.test_cleanup import environ, stamp
+
+    env = environ(sandbox_env)
+    profile = load_profile(runai_profile(tmp_path, cli="${SANDBOX_RUNAI_NEW_CLI}"), env).profile
+    cli = runai.connect(profile, "plant")
+    old = f"conformance-{stamp(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))}-rai"
+    young = f"conformance-{stamp(dt.datetime.now(dt.UTC))}-rai"
+    for name in (old, young):
+        assert cli.submit(name, ["/bin/sh", "-c", "echo planted"]).ok
+    swept = runai.sweep(profile, dt.datetime.now(dt.UTC) - dt.timedelta(days=1), dry_run=False)
+    assert swept.items == [f"job {old} (project conformance)"]
+    assert not swept.failures
+    remaining = cli.list_jobs()[1]
+    assert young in remaining
+    assert old not in remaining
+    assert cli.delete(young).ok
