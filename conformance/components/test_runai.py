@@ -130,9 +130,9 @@ def _generation(cli: Any) -> Any:
 @check(
     "RAI-003",
     """
-    Log in again. The guide's CLI: `export KUBECONFIG=<your kubeconfig>; runai login`, open the link, paste the
-    code (a login lasts 30 days on the platform; the suite warns 3 days before it expires). The new CLI:
-    `runai login`, then `runai whoami` shows who you are.
+    Log in again with `runai login`: the guide's CLI after `export KUBECONFIG=<your kubeconfig>` (open the link,
+    paste the code; a login lasts 30 days on the platform and the suite warns 3 days before it expires), the new
+    CLI as it is (`runai whoami` then shows who you are).
     """,
 )
 def test_logged_in(cli: Any, request: pytest.FixtureRequest, evidence: dict[str, Any]) -> None:
