@@ -225,6 +225,23 @@ def detect(run: Any) -> Detected:
     return Detected(result, version, NEW if probe.ok else KUBECONFIG, probe)
 
 
+def version_problem(detected: Detected) -> tuple[str, str] | None:
+    """(what is wrong, the likely cause) with the CLI ``detect`` found; None for a CLI the suite can drive."""
+    numbers = version_tuple(detected.version)
+    if numbers is None:
+        return "no version number in its output", "this is not the Run:ai CLI, or it cannot start on this OS"
+    if detected.generation == NEW:
+        return None  # any version of the new CLI (2.18 and up): its verbs do not depend on the number
+    if numbers[0] < 2:
+        return f"runai version {detected.version}", "an old CLI left on PATH from an earlier cluster"
+    if numbers[0] > 2:
+        return (
+            f"runai version {detected.version} has no `runai workload` command",
+            "neither the guide's kubeconfig CLI (2.x) nor Run:ai's new CLI: check what is on PATH",
+        )
+    return None
+
+
 @dataclass
 class RunaiCli:
     cli: Cli

@@ -126,6 +126,22 @@ def test_the_new_cli_is_recognised(version: str) -> None:
     assert (detected.version, detected.generation) == (version, runai.NEW)
 
 
+@pytest.mark.parametrize(
+    ("names", "version", "problem"),
+    [
+        (KUBECONFIG_ALL, "2.13.49", None),
+        (KUBECONFIG_ALL, "2.17.0", None),
+        (NEW_ALL, "2.18.0", None),
+        (NEW_ALL, "3.0.1", None),  # a later new CLI is not "old" (RAI-002 used to say so)
+        (KUBECONFIG_ALL, "1.4.2", "runai version 1.4.2"),
+        (KUBECONFIG_ALL, "3.0.1", "runai version 3.0.1 has no `runai workload` command"),
+    ],
+)
+def test_which_versions_rai_002_accepts(names: tuple[str, ...], version: str, problem: str | None) -> None:
+    found = runai.version_problem(runai.detect(Replay(*names, **COMMON, version=version)))
+    assert (found[0] if found else None) == problem
+
+
 def test_the_new_cli_uses_its_own_verbs() -> None:
     replay = Replay(*NEW_ALL, **COMMON, version="2.19.31", phase="Completed", pod_phase="Succeeded", rows="")
     cli = client(replay)
