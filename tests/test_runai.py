@@ -102,6 +102,7 @@ def test_login_expiring_warns_and_a_failed_job(suite: Any, tmp_path: Path) -> No
     assert record["evidence"]["warning"].startswith("the Run:ai login expires in 1.0 days")
     assert run.check("RAI-005")["outcome"] == "failed"
     assert "the job ended with status Failed" in message(run, "RAI-005")
+    assert "-rai -p conformance` and the job's log" in message(run, "RAI-005")  # runai describe job NAME -p P
 
 
 def test_not_logged_in(suite: Any, tmp_path: Path) -> None:
@@ -153,6 +154,7 @@ def test_new_cli_other_project_and_a_failed_job(suite: Any, tmp_path: Path) -> N
     assert "runai project set conformance" in message(run, "RAI-004")
     assert run.check("RAI-005")["outcome"] == "failed"
     assert "the job ended with status Failed" in message(run, "RAI-005")
+    assert "-rai --project conformance` and the job's log" in message(run, "RAI-005")  # runai training describe
 
 
 def test_sandbox_chooses_the_generation(tmp_path: Path, sandbox_env: dict[str, str], monkeypatch: Any) -> None:

@@ -251,12 +251,13 @@ class RunaiCli:
     run_id: str
     _detected: Detected | None = field(default=None, repr=False)
 
-    def run(self, *args: str) -> Result:
+    def run(self, *args: str, limit: float | None = None) -> Result:
+        """Run the CLI, bounded by ``limit`` seconds (default: the profile's connect + request timeouts)."""
         argv = [str(self.cli.path), *args]
         env = dict(os.environ)
         if self.kubeconfig.path is not None:
             env["KUBECONFIG"] = str(self.kubeconfig.path)
-        limit = self.timeouts.connect + self.timeouts.request
+        limit = limit or self.timeouts.connect + self.timeouts.request
         started = time.monotonic()
         try:
             proc = subprocess.run(  # noqa: S603 - the profile's runai executable with fixed arguments
@@ -313,15 +314,20 @@ class RunaiCli:
         return listed, parse_project_list_json(listed.stdout) or [], default
 
     def submit(self, name: str, command: list[str]) -> Result:
+        """Submit the smoke job; bounded by the check's timeout (the new CLI waits up to a minute by default
+        for the workload to be created in the cluster: ``--wait-for-submit``)."""
+        limit = max(self.timeouts.check, self.timeouts.connect + self.timeouts.request)
         if self.generation == NEW:
             return self.run(
                 "training", "submit", name, "--project", self.project, "-i", self.section.smoke_image,
                 "--cpu-core-request", "0.1", "--cpu-memory-request", "64M", "--command", "--", *command,
+                limit=limit,
             )  # fmt: skip
         # As the guide submits (06c-job-orchestration), with the smallest resources and /bin/sh (F16).
         return self.run(
             "submit", name, "-p", self.project, "-i", self.section.smoke_image,
             "--cpu", "0.1", "--memory", "64M", "--command", "--", *command,
+            limit=limit,
         )  # fmt: skip
 
     def describe(self, name: str) -> tuple[Result, str | None]:
@@ -336,6 +342,12 @@ class RunaiCli:
             if text.ok or not result.ok:
                 result = text
         return result, parse_status(result.stdout) if result.ok else None
+
+    def describe_command(self, name: str) -> str:
+        """The command a user runs to see the job's details and events."""
+        if self.generation == NEW:
+            return f"runai training describe {name} --project {self.project}"
+        return f"runai describe job {name} -p {self.project}"
 
     def logs(self, name: str) -> Result:
         if self.generation == NEW:

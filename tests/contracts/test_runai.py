@@ -52,7 +52,7 @@ class Replay:
 class ReplayedCli(runai.RunaiCli):
     replay: Replay
 
-    def run(self, *args: str) -> runai.Result:
+    def run(self, *args: str, limit: float | None = None) -> runai.Result:
         return self.replay(*args)
 
 
