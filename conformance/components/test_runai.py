@@ -1,8 +1,10 @@
-"""RAI: can this workspace drive Run:ai the way the guide does (CLI v2, its login, its project)?
+"""RAI: can this workspace drive Run:ai the way the guide does (the CLI, its login, its project)?
 
-The ``runai`` executable runs with ``KUBECONFIG`` set to the kubernetes section's kubeconfig,
-where ``runai login`` keeps its OIDC id-token (read, never printed; its expiry is decoded from
-the JWT without verification). Only on Run:ai profiles (``runai`` marker).
+Both generations of the CLI are supported (``conformance.clients.runai``): the guide's
+kubeconfig-based CLI, run with ``KUBECONFIG`` set to the kubernetes section's kubeconfig where
+``runai login`` keeps its OIDC id-token (read, never printed); and Run:ai's new CLI (clusters
+2.18+), whose login and default project live under ``~/.runai/`` and are asked of the CLI itself
+(``runai whoami``, ``runai config describe``). Only on Run:ai profiles (``runai`` marker).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from conformance.profile import LoadedProfile, Profile, Runai
 
 LOGIN_WARN_DAYS = 3
 LOGIN_HINT = "Run:ai logins last 30 days on the platform (F5): run `runai login` with KUBECONFIG set to this file"
+NEW_LOGIN_HINT = "run `runai login` (the new CLI keeps its login under ~/.runai/, or RUNAI_CLI_CONFIG_PATH)"
 
 
 def _client() -> Any:
@@ -86,55 +89,88 @@ def test_cli_found(runai_cli: Any, evidence: dict[str, Any]) -> None:
 @check(
     "RAI-002",
     """
-    The guide's commands are for the Run:ai CLI v2 (`runai submit`, `runai config project`). Download the CLI
-    matching the cluster from the Run:ai dashboard and replace the old one.
+    Use a Run:ai CLI that matches the cluster: the guide's kubeconfig-based CLI 2.x, or Run:ai's new CLI for
+    clusters 2.18 and up. Download it from the Run:ai dashboard (? > Researcher Command Line Interface) and
+    replace the one on PATH.
     """,
 )
 def test_cli_version(cli: Any, evidence: dict[str, Any]) -> None:
-    result = cli.run("version")
-    version = _client().parse_version(result.stdout) if result.ok else None
-    evidence.update({"cli": cli.cli.path, "version": version, "seconds": round(result.seconds, 3)})
-    expect(
-        version is not None,
-        expected="`runai version` prints Version: 2.x",
-        actual=result.summary() if not result.ok else "no Version: line in its output",
-        hint="this is not the Run:ai CLI, or it cannot start on this OS",
+    detected = cli.detected
+    result = detected.result
+    evidence.update(
+        {
+            "cli": cli.cli.path,
+            "version": detected.version,
+            "generation": detected.generation,
+            "seconds": round(result.seconds, 3),
+        }
     )
+    problem = _client().version_problem(detected)
     expect(
-        str(version).split(".")[0] == "2",
-        expected="the Run:ai CLI is major version 2, as the guide uses",
-        actual=f"runai version {version}",
-        hint="an old CLI left on PATH from an earlier cluster",
+        problem is None,
+        expected="a Run:ai CLI the suite can drive: the guide's kubeconfig CLI 2.x, or the new CLI (clusters 2.18+)",
+        actual=(result.summary() if not result.ok else problem[0]) if problem else "",
+        hint=problem[1] if problem else "",
     )
+
+
+def _generation(cli: Any) -> Any:
+    """The CLI's generation; a CLI whose version cannot be read blocks the checks that depend on it."""
+    if cli.detected.generation is None:
+        raise Blocked(
+            "RAI-002", f"`runai version` does not say which Run:ai CLI this is: {cli.detected.result.summary()}"
+        )
+    return cli.detected.generation
 
 
 @pytest.mark.runai
 @check(
     "RAI-003",
     """
-    Log in again: `export KUBECONFIG=<your kubeconfig>; runai login`, open the link, paste the code. A login
-    lasts 30 days on the platform; the suite warns 3 days before it expires.
+    Log in again with `runai login`: the guide's CLI after `export KUBECONFIG=<your kubeconfig>` (open the link,
+    paste the code; a login lasts 30 days on the platform and the suite warns 3 days before it expires), the new
+    CLI as it is (`runai whoami` then shows who you are).
     """,
 )
-def test_logged_in(runai_login: tuple[Any, Any], evidence: dict[str, Any]) -> None:
-    kc, credential = runai_login
+def test_logged_in(cli: Any, request: pytest.FixtureRequest, evidence: dict[str, Any]) -> None:
+    generation = _generation(cli)
+    evidence["generation"] = generation
+    if generation == _client().NEW:
+        # The new CLI keeps its login under ~/.runai/; only the CLI itself can say whether it still holds.
+        result = cli.whoami()
+        lines = (result.stdout.strip() or result.stderr.strip()).splitlines()
+        evidence.update(
+            {"whoami": lines[0][:120] if result.ok and lines else None, "seconds": round(result.seconds, 3)}
+        )
+        expect(
+            result.ok,
+            expected="`runai whoami` names the logged-in user",
+            actual=result.summary(),
+            hint=NEW_LOGIN_HINT,
+        )
+        return
+    # Ask the CLI first: a read with the login, which refreshes an expired id-token (and writes it back) the
+    # way client-go's oidc auth-provider does for kubectl and runai. Only then is the kubeconfig read.
+    listed = cli.run("list", "projects")
+    kc, credential = request.getfixturevalue("runai_login")
     provider = (kc.user.get("auth-provider") or {}).get("name")
     evidence.update({"kubeconfig": str(kc.path), "user": kc.user_name, "credential": credential.kind})
+    evidence["cli_read"] = "ok" if listed.ok else listed.summary()
     expect(
         provider == "oidc",
         expected=f"user {kc.user_name!r} carries a Run:ai login (auth-provider oidc, as in the provided kubeconfig)",
         actual=f"user {kc.user_name!r} authenticates with {credential.kind}",
         hint="the kubeconfig is not the one the MLOps team provided for Run:ai",
     )
+    expect(
+        listed.ok,
+        expected="the CLI reads with this login (`runai list projects`)",
+        actual="; ".join(part for part in (credential.problem, f"`runai list projects`: {listed.summary()}") if part),
+        hint=LOGIN_HINT,
+    )
     days = credential.days_left()
     if credential.expires is not None:
         evidence.update({"expires": f"{credential.expires:%Y-%m-%d %H:%M} UTC", "days_left": round(days, 1)})
-    expect(
-        credential.problem is None,
-        expected="a Run:ai login that has not expired",
-        actual=credential.problem or "",
-        hint=LOGIN_HINT,
-    )
     if days is not None and days < LOGIN_WARN_DAYS:
         evidence["warning"] = f"the Run:ai login expires in {days:.1f} days"
         warnings.warn(ConformanceWarning(f"RAI-003: {evidence['warning']}; run `runai login` soon"), stacklevel=1)
@@ -142,46 +178,53 @@ def test_logged_in(runai_login: tuple[Any, Any], evidence: dict[str, Any]) -> No
 
 @pytest.fixture(scope="session")
 def project_listing(cli: Any) -> tuple[list[str], str | None]:
-    """``runai list projects``: (names, the default); an error (not a failure) when the CLI cannot list."""
-    result = cli.run("list", "projects")
+    """Your projects and the default one, as the CLI lists them; an error (not a failure) when it cannot list."""
+    generation = _generation(cli)
+    result, names, default = cli.projects()
     if not result.ok:
-        raise CannotEvaluate(f"`runai list projects` failed: {result.summary()}", LOGIN_HINT)
-    found: tuple[list[str], str | None] = _client().parse_projects(result.stdout)
-    return found
+        command = "runai project list" if generation == _client().NEW else "runai list projects"
+        hint = NEW_LOGIN_HINT if generation == _client().NEW else LOGIN_HINT
+        raise CannotEvaluate(f"`{command}` failed: {result.summary()}", hint)
+    return names, default
 
 
 @pytest.mark.runai
 @check(
     "RAI-004",
     """
-    Set the default project as the guide does: `runai config project <project>` (the project from the
-    profile, runai.project). Check the spelling with `runai list projects`.
+    Set the default project as the guide does: `runai config project <project>` (the guide's CLI) or
+    `runai project set <project>` (the new CLI), with the project from the profile, runai.project. Check the
+    spelling with `runai list projects` / `runai project list`.
     """,
 )
 def test_project_configured(cli: Any, project_listing: tuple[list[str], str | None], evidence: dict[str, Any]) -> None:
     names, default = project_listing
-    evidence.update({"projects": names, "default_project": default, "context_namespace": cli.kubeconfig.namespace})
+    evidence.update({"projects": names, "default_project": default, "generation": cli.generation})
+    if cli.generation == _client().KUBECONFIG:
+        evidence["context_namespace"] = cli.kubeconfig.namespace
     expect(
         cli.project in names,
         expected=f"project {cli.project} is one of yours",
         actual=f"your projects: {', '.join(names) or 'none'}",
         hint="you are not a member of the project, or runai.project is misspelt",
     )
+    where = "with this kubeconfig (F5)" if cli.generation == _client().KUBECONFIG else "for this user's ~/.runai/"
     expect(
         default == cli.project,
         expected=f"the default project is {cli.project}",
-        actual=f"the default project is {default}" if default else "no project is marked (default)",
-        hint=f"`runai config project {cli.project}` was not run with this kubeconfig (F5)",
+        actual=f"the default project is {default}" if default else "no default project is set",
+        hint=f"`{cli.set_project_command()}` was not run {where}",
     )
 
 
 @pytest.fixture(scope="session")
 def runai_job(cli: Any) -> Iterator[tuple[str, Any]]:
     """The run's Run:ai job, submitted once and deleted in teardown."""
+    _generation(cli)
     name = cli.job_name()
     submitted = cli.submit(name, ["/bin/sh", "-c", f"echo {name}"])
     yield name, submitted
-    if submitted.ok:
+    if submitted.ok or submitted.rc is None:  # a submission cut off by the timeout may still have created it
         cli.delete(name)
 
 
@@ -197,31 +240,42 @@ def runai_job(cli: Any) -> Iterator[tuple[str, Any]]:
 )
 def test_smoke_job(cli: Any, runai_job: tuple[str, Any], profile: Profile, evidence: dict[str, Any]) -> None:
     name, submitted = runai_job
-    evidence.update({"job": name, "project": cli.project, "image": cli.section.smoke_image})
+    evidence.update(
+        {"job": name, "project": cli.project, "image": cli.section.smoke_image, "generation": cli.generation}
+    )
     expect(
         submitted.ok,
-        expected=f"`runai submit {name} -p {cli.project} -i {cli.section.smoke_image} --command -- /bin/sh -c` works",
+        expected=f"submitting job {name} to project {cli.project} with image {cli.section.smoke_image} works",
         actual=submitted.summary(),
         hint="not logged in, or no permission in the project",
     )
 
+    described: list[Any] = []
+
     def probe() -> tuple[bool, str]:
         result, status = cli.describe(name)
-        return status in _client().FINAL or not result.ok, status or result.summary()
+        described[:] = [result]
+        return _client().outcome(status) is not None or not result.ok, status or result.summary()
 
     status = wait_for(probe, timeout=profile.timeouts.check, describe=f"Run:ai job {name} finishes")
     evidence["status"] = status
     expect(
-        status == "Succeeded",
-        expected=f"job {name} succeeds",
-        actual=f"Status: {status}",
-        hint="read `runai describe job` and the pod events",
+        described[-1].ok,
+        expected=f"the CLI describes job {name}",
+        actual=f"`{' '.join(described[-1].argv[1:4])}` failed: {status}",
+        hint="the job was deleted while it ran, or the CLI lost its login",
+    )
+    expect(
+        _client().outcome(status) == "succeeded",
+        expected=f"job {name} runs to completion (Succeeded / Completed)",
+        actual=f"the job ended with status {status}",
+        hint=f"the job's container failed: read the events of `{cli.describe_command(name)}` and the job's log",
     )
     logs = cli.logs(name)
     evidence["log"] = logs.stdout.strip()[:200]
     expect(
         logs.ok and logs.stdout.strip() == name,
-        expected=f"`runai logs {name}` prints {name!r}",
+        expected=f"the job's log is {name!r}",
         actual=logs.summary() if not logs.ok else f"log {logs.stdout.strip()[:80]!r}",
         hint="the job ran another command, or its logs cannot be read",
     )

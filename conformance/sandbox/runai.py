@@ -1,23 +1,28 @@
-"""The sandbox's ``runai``: a SIMULATED Run:ai CLI v2 (the kubeconfig-based one the guide uses).
+"""The sandbox's ``runai``: a SIMULATED Run:ai CLI, in both generations, answering from the contract.
 
-The report lists it as ``runai-cli``. The real CLI is a Go binary downloaded from a Run:ai
-tenant; none can be had here. This stand-in keeps the real CLI's behaviour where the suite
-relies on it, and its output shapes (from Run:ai's docs and the open-source runai-cli):
+The report lists it as ``runai-cli``. The real CLIs are Go binaries downloaded from a Run:ai
+tenant; none can be had here. Every line this stand-in prints comes from a transcript in
+``contracts/runai.yaml`` (each naming the real CLI's source and version), so the simulator and
+``tests/contracts/test_runai.py`` cannot drift apart. Two generations (``--generation``, baked
+into each installed executable):
 
-* it reads the kubeconfig from ``KUBECONFIG`` (else ``~/.kube/config``), uses its
-  current-context and authenticates with the user's OIDC ``id-token`` (or a token);
-* ``runai version`` prints ``Version:``, ``BuildDate:``, ``GitCommit:``, ``GoVersion:``, ``Compiler:``;
-* ``runai config project P`` sets the current context's namespace to ``runai-P`` (as the real
-  CLI does) and prints ``Project P has been set as default project``;
-* ``runai list projects`` lists namespaces labelled ``runai/queue`` and marks the default one
-  ``(default)``;
-* ``runai submit NAME -p P -i IMAGE [--cpu C] [--memory M] [--command] -- CMD...``,
-  ``runai describe job NAME -p P`` (``Status: ...``), ``runai logs NAME -p P``, ``runai delete job NAME -p P``,
-  ``runai list jobs -p P`` (``Showing jobs for project P``, then a ``NAME STATUS AGE ...`` table).
+* ``kubeconfig`` (the guide's CLI, 2.x before 2.18): reads the kubeconfig from ``KUBECONFIG``
+  (else ``~/.kube/config``), uses its current-context and the user's OIDC ``id-token`` (or a
+  token); ``runai config project P`` sets the context's namespace to ``runai-P``; ``list
+  projects`` marks the default ``(default)``; ``submit``, ``describe job [-o json]`` (upper-case
+  ``STATUS:`` lines, or JobInfo JSON), ``logs``, ``delete job``, ``list jobs``; it has no
+  ``workload`` command.
+* ``new`` (clusters 2.18+): its login and default project live in ``config.json`` and
+  ``auth.json`` under ``RUNAI_CLI_CONFIG_PATH`` (default ``~/.runai/``); ``whoami``, ``project
+  list --json``, ``project set``, ``config describe --json``, ``training submit/describe -o
+  json/logs/delete/list --json``, ``workload --help``. Job states are control-plane phases
+  (``Completed``, ``Failed``, ...).
 
-Simplification: the real CLI submits a Run:ai workload that Run:ai's controllers turn into pods;
-this one creates a plain ``batch/v1`` Job in the simulated API server, which "runs" it (see
-``kube_api``). A 401 prints kubectl's ``error: You must be logged in to the server (Unauthorized)``.
+Simplifications: the real CLIs submit a Run:ai workload that Run:ai's controllers turn into pods
+(the new one through the control plane); this one creates a plain ``batch/v1`` Job in the
+simulated API server (``kube_api``), which "runs" it; the new generation reaches that server with
+a kubeconfig the sandbox keeps beside its login (``auth.json``). The image
+``SANDBOX_RUNAI_FAILING_IMAGE`` stands for a container that exits 1 (the job ends ``Failed``).
 """
 
 from __future__ import annotations
@@ -35,27 +40,54 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from conformance.sandbox import contracts
+
 if TYPE_CHECKING:
     from conformance.sandbox import Sandbox
 
-VERSION = "2.13.49"
+VERSION = "2.13.49"  # the guide's kubeconfig CLI
+NEW_VERSION = "2.19.31"  # the new CLI (clusters 2.18+)
 V1_VERSION = "1.4.2"
+GENERATIONS = ("kubeconfig", "new")
+GENERATION_VAR = "SANDBOX_RUNAI_CLI_GENERATION"
+FAILING_IMAGE = "sandbox.invalid/conformance/exit-1:1"
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 10
+CLUSTER_UUID = "5f1c0d3e-2a9b-4c8e-9d71-3b6f0e4a2c18"
 
 
 class CliError(Exception):
     """Printed on stderr; exit status 1."""
 
 
-# --------------------------------------------------------------------------- the CLI (child process)
+class Answer(Exception):
+    """A transcript's full answer (stdout, stderr, exit status), raised to end the command with it."""
+
+    def __init__(self, which: str, /, **values: object) -> None:
+        transcript = contracts.get("runai", which)
+        assert transcript.cli is not None  # noqa: S101 - runai.yaml holds only cli transcripts
+        super().__init__(which)
+        self.stdout = transcript.render(transcript.cli.stdout, **values)
+        self.stderr = transcript.render(transcript.cli.stderr, **values)
+        self.exit = transcript.cli.exit
+
+
+def say(which: str, /, **values: object) -> None:
+    """Print a successful transcript's output (and carry on)."""
+    answer = Answer(which, **values)
+    sys.stdout.write(answer.stdout)
+    sys.stderr.write(answer.stderr)
+
+
+# --------------------------------------------------------------------------- the cluster (child process)
 
 
 class Cluster:
-    """The current context of the kubeconfig, as client-go would load it."""
+    """The current context of a kubeconfig, as client-go would load it."""
 
-    def __init__(self) -> None:
-        self.path = Path((os.environ.get("KUBECONFIG") or "~/.kube/config").split(os.pathsep)[0]).expanduser()
+    def __init__(self, path: Path | None = None, unauthorized: str = "kubeconfig-unauthorized") -> None:
+        self.path = path or Path((os.environ.get("KUBECONFIG") or "~/.kube/config").split(os.pathsep)[0]).expanduser()
+        self.unauthorized = unauthorized
         try:
             self.config: dict[str, Any] = yaml.safe_load(self.path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
@@ -93,9 +125,7 @@ class Cluster:
     def request(self, method: str, path: str, body: dict[str, Any] | None = None, *, raw: bool = False) -> Any:
         token = self._token()
         if token is None:
-            raise CliError(
-                "error: You must be logged in to the server (the kubeconfig has no token: run `runai login`)"
-            )
+            raise Answer(self.unauthorized)
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.server + path, data=data, method=method)  # noqa: S310 - https URL from the kubeconfig
         request.add_header("Authorization", f"Bearer {token}")
@@ -105,7 +135,7 @@ class Cluster:
                 text = response.read().decode()
         except urllib.error.HTTPError as exc:
             if exc.code == 401:
-                raise CliError("error: You must be logged in to the server (Unauthorized)") from None
+                raise Answer(self.unauthorized) from None
             try:
                 message = json.loads(exc.read()).get("message", exc.reason)
             except ValueError:
@@ -120,11 +150,66 @@ class Cluster:
         for entry in self.config.get("contexts") or []:
             if entry.get("name") == self.context_entry["name"]:
                 entry["context"]["namespace"] = namespace
-        handle, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".runai-")
-        with os.fdopen(handle, "w") as out:
-            yaml.safe_dump(self.config, out, sort_keys=False)
-        os.chmod(temp, 0o600)
-        os.replace(temp, self.path)
+        _write_private(self.path, yaml.safe_dump(self.config, sort_keys=False))
+
+    def projects(self) -> list[str]:
+        found = []
+        for namespace in self.request("GET", "/api/v1/namespaces")["items"]:
+            queue = (namespace["metadata"].get("labels") or {}).get("runai/queue")
+            if queue:
+                found.append(str(queue))
+        return found
+
+    def job(self, namespace: str, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        job = self.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
+        pods = self.request("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=job-name%3D{name}")["items"]
+        return job, pods
+
+    def jobs(self, namespace: str) -> list[dict[str, Any]]:
+        path = f"/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector=app%3Drunai"
+        return list(self.request("GET", path)["items"])
+
+    def create_job(
+        self, namespace: str, project: str, name: str, image: str, *, flags: list[str], command: list[str]
+    ) -> None:
+        if image == FAILING_IMAGE:
+            command = ["/bin/sh", "-c", "exit 1"]  # the stand-in for a container that exits 1
+        resources = {
+            "cpu": _option(flags, "--cpu", "--cpu-core-request") or "100m",
+            "memory": (_option(flags, "--memory", "--cpu-memory-request") or "64M")
+            .replace("G", "Gi")
+            .replace("M", "Mi"),
+        }
+        container: dict[str, Any] = {"name": name, "image": image, "resources": {"requests": resources}}
+        if command:
+            container["command" if "--command" in flags else "args"] = command
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "labels": {"app": "runai", "release": name, "project": project}},
+            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+        }
+        self.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
+
+    def log(self, namespace: str, name: str) -> str:
+        pods = self.request("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=job-name%3D{name}")["items"]
+        if not pods:
+            raise CliError(f"Failed to find pods of job {name}")
+        path = f"/api/v1/namespaces/{namespace}/pods/{pods[0]['metadata']['name']}/log"
+        return str(self.request("GET", path, raw=True))
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        body = {"propagationPolicy": "Background"}
+        self.request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", body)
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(handle, "w") as out:
+        out.write(text)
+    os.chmod(temp, 0o600)
+    os.replace(temp, path)
 
 
 def _option(args: list[str], *names: str) -> str | None:
@@ -137,86 +222,24 @@ def _option(args: list[str], *names: str) -> str | None:
     return None
 
 
-def _namespace(cluster: Cluster, args: list[str]) -> tuple[str, str]:
-    project = _option(args, "-p", "--project")
-    if project is None:
-        namespace = cluster.default_namespace or ""
-        if not namespace.startswith("runai-"):
-            raise CliError("Error: no default project is set: run `runai config project <project>` or use -p")
-        project = namespace.removeprefix("runai-")
-    return project, f"runai-{project}"
+def _positional(args: list[str]) -> str | None:
+    """The first argument that is neither a flag nor a flag's value."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--":
+            return None
+        if arg.startswith("-"):
+            skip = "=" not in arg and arg not in ("--command", "-y", "--yes", "--json")
+            continue
+        return arg
+    return None
 
 
-def cmd_version(version: str) -> None:
-    print(f"Version: {version}")
-    print("BuildDate: 2023-10-16T12:28:50Z")
-    print("GitCommit: 4e32f1c9b")
-    print("GoVersion: go1.20.10")
-    print("Compiler: gc")
-
-
-def cmd_config_project(cluster: Cluster, project: str) -> None:
-    namespaces = cluster.request("GET", "/api/v1/namespaces")["items"]
-    if not any((n["metadata"].get("labels") or {}).get("runai/queue") == project for n in namespaces):
-        raise CliError(
-            f"project {project} was not found. Please run 'runai list projects' to view all available projects"
-        )
-    cluster.set_namespace(f"runai-{project}")
-    print(f"Project {project} has been set as default project")
-
-
-def cmd_list_projects(cluster: Cluster) -> None:
-    rows = [("PROJECT", "DEPARTMENT", "DESERVED GPUs", "INT LIMIT", "INT AFFINITY", "TRAIN AFFINITY")]
-    for namespace in cluster.request("GET", "/api/v1/namespaces")["items"]:
-        queue = (namespace["metadata"].get("labels") or {}).get("runai/queue")
-        if queue:
-            name = f"{queue} (default)" if namespace["metadata"]["name"] == cluster.default_namespace else queue
-            rows.append((name, "default", "1", "-", "", ""))
-    widths = [max(len(row[i]) for row in rows) + 2 for i in range(len(rows[0]))]
-    for row in rows:
-        print("".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-
-
-def cmd_list_jobs(cluster: Cluster, args: list[str]) -> None:
-    project, namespace = _namespace(cluster, args)
-    jobs = cluster.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs?labelSelector=app%3Drunai")["items"]
-    print(f"Showing jobs for project {project}")
-    print("NAME                                 STATUS     AGE  NODE  IMAGE  TYPE   PROJECT")
-    for job in jobs:
-        image = job["spec"]["template"]["spec"]["containers"][0].get("image", "")
-        print(f"{job['metadata']['name']:<36} {_status(job, []):<10} 1s   -     {image}  Train  {project}")
-
-
-def cmd_submit(cluster: Cluster, args: list[str]) -> None:
-    command = args[args.index("--") + 1 :] if "--" in args else []
-    flags = args[: args.index("--")] if "--" in args else args
-    name = _option(flags, "--name") or next((a for a in flags[:1] if not a.startswith("-")), None)
-    prefix = _option(flags, "--job-name-prefix")
-    if name is None and prefix:
-        name = f"{prefix}-{os.urandom(3).hex()[:5]}"
-    image = _option(flags, "-i", "--image")
-    if not name or not image:
-        raise CliError("Error: a job name (or --job-name-prefix) and --image are required")
-    project, namespace = _namespace(cluster, flags)
-    resources = {
-        "cpu": _option(flags, "--cpu") or "100m",
-        "memory": (_option(flags, "--memory") or "64M").replace("G", "Gi").replace("M", "Mi"),
-    }
-    container: dict[str, Any] = {"name": name, "image": image, "resources": {"requests": resources}}
-    if command:
-        container["command" if "--command" in flags else "args"] = command
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": name, "labels": {"app": "runai", "release": name, "project": project}},
-        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
-    }
-    cluster.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
-    print(f"The job '{name}' has been submitted successfully")
-    print(f"You can run `runai describe job {name} -p {project}` to check the job status")
-
-
-def _status(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
+def _job_status(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
+    """The kubeconfig CLI's status names (runai-cli cmd/constants/const.go)."""
     status = job.get("status") or {}
     if status.get("succeeded"):
         return "Succeeded"
@@ -226,68 +249,222 @@ def _status(job: dict[str, Any], pods: list[dict[str, Any]]) -> str:
     return "Running" if "Running" in phases else "Pending"
 
 
-def cmd_describe(cluster: Cluster, name: str, args: list[str]) -> None:
-    _, namespace = _namespace(cluster, args)
-    job = cluster.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
-    pods = cluster.request("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=job-name%3D{name}")["items"]
-    container = job["spec"]["template"]["spec"]["containers"][0]
-    status = job.get("status") or {}
-    print(f"Name: {name}\nNamespace: {namespace}\nType: Train\nStatus: {_status(job, pods)}")
-    print("Duration: -\nGPUs: 0.00\nTotal Requested GPUs: 0.00\nAllocated GPUs: 0.00\nAllocated GPUs memory: 0")
-    print(f"Running PODs: 0\nPending PODs: {status.get('active', 0)}\nParallelism: 1\nCompletions: 1")
-    print(f"Succeeded PODs: {status.get('succeeded', 0)}\nFailed PODs: {status.get('failed', 0)}")
-    print(
-        f"Is Distributed Workload: false\nService URLs:\nCommand: {container.get('command') or container.get('args')}\n"
-    )
-    print("Pods:\nPOD                                  STATUS      TYPE   AGE  NODE")
-    for pod in pods:
-        print(f"{pod['metadata']['name']:<37}{pod['status'].get('phase', ''):<12}TRAIN  1s   sandbox-node-1")
+PHASES = {"Succeeded": "Completed", "Failed": "Failed", "Running": "Running", "Pending": "Pending"}
 
 
-def cmd_logs(cluster: Cluster, name: str, args: list[str]) -> None:
-    _, namespace = _namespace(cluster, args)
-    pods = cluster.request("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=job-name%3D{name}")["items"]
-    if not pods:
-        raise CliError(f"Failed to find pods of job {name}")
-    sys.stdout.write(
-        cluster.request("GET", f"/api/v1/namespaces/{namespace}/pods/{pods[0]['metadata']['name']}/log", raw=True)
-    )
+def _pod_phase(pods: list[dict[str, Any]]) -> str:
+    return str(pods[0].get("status", {}).get("phase", "Pending")) if pods else "Pending"
 
 
-def cmd_delete(cluster: Cluster, name: str, args: list[str]) -> None:
-    _, namespace = _namespace(cluster, args)
-    cluster.request("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}", {"propagationPolicy": "Background"})
-    print(f"The job '{name}' has been deleted")
+def _command_and_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    if "--" in args:
+        return args[: args.index("--")], args[args.index("--") + 1 :]
+    return args, []
 
 
-def dispatch(args: list[str], version: str) -> None:
+# --------------------------------------------------------------------------- kubeconfig generation
+
+
+def _project_namespace(cluster: Cluster, args: list[str]) -> tuple[str, str]:
+    project = _option(args, "-p", "--project")
+    if project is None:
+        namespace = cluster.default_namespace or ""
+        if not namespace.startswith("runai-"):
+            raise CliError("Error: no default project is set: run `runai config project <project>` or use -p")
+        project = namespace.removeprefix("runai-")
+    return project, f"runai-{project}"
+
+
+def kubeconfig_cli(args: list[str], version: str) -> None:
     words = [a for a in args if not a.startswith("-")][:2]
     if words[:1] == ["version"]:
-        cmd_version(version)
+        say("kubeconfig-version", version=version)
         return
+    if words[:1] == ["workload"]:
+        raise Answer("kubeconfig-no-workload-command")
     cluster = Cluster()
-    rest = args[2:] if len(args) >= 2 else []
+    rest = args[2:]
     if words == ["config", "project"] and rest:
-        cmd_config_project(cluster, rest[0])
+        if rest[0] not in cluster.projects():
+            raise CliError(
+                f"project {rest[0]} was not found. Please run 'runai list projects' to view all available projects"
+            )
+        cluster.set_namespace(f"runai-{rest[0]}")
+        say("kubeconfig-config-project", project=rest[0])
     elif words == ["list", "projects"]:
-        cmd_list_projects(cluster)
+        rows = ""
+        for project in cluster.projects():
+            label = f"{project} (default)" if f"runai-{project}" == cluster.default_namespace else project
+            rows += f"{label:<23}{'-':<12}{'-':<15}{'-':<11}".rstrip() + "\n"
+        say("kubeconfig-list-projects", rows=rows)
     elif words == ["list", "jobs"]:
-        cmd_list_jobs(cluster, args[2:])
+        project, namespace = _project_namespace(cluster, rest)
+        rows = ""
+        for job in cluster.jobs(namespace):
+            image = job["spec"]["template"]["spec"]["containers"][0].get("image", "")
+            name = job["metadata"]["name"]
+            status = _job_status(job, [])
+            rows += f"{name:<36} {status:<10} 1s   -     {image}  Train  {project}  researcher  0 (0)  0 (0)\n"
+        say("kubeconfig-list-jobs", project=project, rows=rows)
     elif words[:1] == ["submit"]:
-        cmd_submit(cluster, args[1:])
-    elif words[:2] in (["describe", "job"], ["delete", "job"]) and rest:
-        (cmd_describe if words[0] == "describe" else cmd_delete)(cluster, rest[0], rest[1:])
+        flags, command = _command_and_flags(args[1:])
+        name = _option(flags, "--name") or _positional(flags)
+        image = _option(flags, "-i", "--image")
+        if not name or not image:
+            raise CliError("Error: a job name and --image are required")
+        project, namespace = _project_namespace(cluster, flags)
+        cluster.create_job(namespace, project, name, image, flags=flags, command=command)
+        say("kubeconfig-submit", name=name, project=project)
+    elif words == ["describe", "job"] and rest:
+        name = rest[0]
+        project, namespace = _project_namespace(cluster, rest[1:])
+        try:
+            job, pods = cluster.job(namespace, name)
+        except CliError:
+            raise Answer("kubeconfig-describe-not-found", name=name, project=project) from None
+        phase = _pod_phase(pods)
+        values = {"name": name, "project": project, "status": _job_status(job, pods), "pod_phase": phase}
+        if _option(rest, "-o", "--output") == "json":
+            say("kubeconfig-describe-json", **values)
+        else:
+            say("kubeconfig-describe-text", **values, pod_phase_upper=phase.upper())
+    elif words == ["delete", "job"] and rest:
+        project, namespace = _project_namespace(cluster, rest[1:])
+        cluster.delete_job(namespace, rest[0])
+        say("kubeconfig-delete", name=rest[0], project=project)
     elif words[:1] == ["logs"] and len(args) >= 2:
-        cmd_logs(cluster, args[1], args[2:])
+        project, namespace = _project_namespace(cluster, args[2:])
+        say("kubeconfig-logs", name=args[1], project=project, log=cluster.log(namespace, args[1]))
     else:
-        raise CliError(
-            f'Error: unknown command {" ".join(words)!r} for "runai" (this is the sandbox\'s simulated runai)'
+        raise CliError(f'Error: unknown command "{" ".join(words)}" for "runai" (the sandbox\'s simulated runai)')
+
+
+# --------------------------------------------------------------------------- new generation
+
+
+class NewConfig:
+    """The new CLI's ``config.json`` (default project) and ``auth.json`` (login) under its config path."""
+
+    def __init__(self) -> None:
+        self.dir = Path(os.environ.get("RUNAI_CLI_CONFIG_PATH") or "~/.runai/").expanduser()
+        self.config = self._read("config.json") or {"cluster": {"name": "sandbox", "uuid": CLUSTER_UUID}}
+        self.auth = self._read("auth.json")
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        try:
+            value = json.loads((self.dir / name).read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    @property
+    def project(self) -> str | None:
+        project = (self.config.get("cluster") or {}).get("project") or {}
+        return str(project["name"]) if project.get("name") else None
+
+    def set_project(self, name: str) -> None:
+        self.config.setdefault("cluster", {})["project"] = {"name": name, "id": "1"}
+        _write_private(self.dir / "config.json", json.dumps(self.config, indent=2) + "\n")
+
+    def cluster(self) -> Cluster:
+        if not self.auth or not self.auth.get("kubeconfig"):
+            raise Answer("new-whoami-logged-out")
+        return Cluster(Path(self.auth["kubeconfig"]), unauthorized="new-whoami-logged-out")
+
+
+def new_cli(args: list[str], version: str) -> None:
+    words = [a for a in args if not a.startswith("-")]
+    config = NewConfig()
+    if words[:1] == ["version"]:
+        say("new-version", version=version)
+        return
+    if words[:1] == ["workload"] and "--help" in args:
+        say("new-workload-help")
+        return
+    cluster = config.cluster()  # every other command needs the login
+
+    def project_of(flags: list[str]) -> tuple[str, str]:
+        project = _option(flags, "-p", "--project") or config.project
+        if not project:
+            raise CliError("Error: no project was specified: use --project or `runai project set <project>`")
+        return project, f"runai-{project}"
+
+    if words[:1] == ["whoami"]:
+        cluster.projects()  # the login must still be accepted
+        say("new-whoami", user=str((config.auth or {}).get("user", "")))
+    elif words[:2] == ["project", "list"]:
+        rows = ", ".join(
+            json.dumps({"name": p, "id": str(i + 1), "clusterId": CLUSTER_UUID})
+            for i, p in enumerate(cluster.projects())
         )
+        say("new-project-list-json", rows=rows)
+    elif words[:2] == ["project", "set"] and len(words) > 2:
+        if words[2] not in cluster.projects():
+            raise CliError(f"Error: project {words[2]} was not found")
+        config.set_project(words[2])
+        say("new-project-set", project=words[2])
+    elif words[:2] == ["config", "describe"]:
+        project = config.project
+        project_json = json.dumps({"name": project, "id": "1"}) if project else "null"
+        say(
+            "new-config-describe-json",
+            cluster="sandbox",
+            cluster_uuid=CLUSTER_UUID,
+            project_json=project_json,
+            control_plane="https://sandbox.invalid",
+        )
+    elif words[:2] == ["training", "submit"]:
+        flags, command = _command_and_flags(args[2:])
+        name = _positional(flags)
+        image = _option(flags, "-i", "--image")
+        if not name or not image:
+            raise CliError("Error: a workload name and --image are required")
+        project, namespace = project_of(flags)
+        cluster.create_job(namespace, project, name, image, flags=flags, command=command)
+        say("new-training-submit", name=name)
+    elif words[:2] == ["training", "describe"] and len(words) > 2:
+        name = words[2]
+        project, namespace = project_of(args)
+        try:
+            job, pods = cluster.job(namespace, name)
+        except CliError:
+            raise CliError(f"Error: training workload {name} was not found in project {project}") from None
+        phase = PHASES[_job_status(job, pods)]
+        say(
+            "new-training-describe-json",
+            name=name,
+            project=project,
+            cluster_uuid=CLUSTER_UUID,
+            phase=phase,
+            pod_phase=_pod_phase(pods),
+        )
+    elif words[:2] == ["training", "logs"] and len(words) > 2:
+        _, namespace = project_of(args)
+        say("new-training-logs", log=cluster.log(namespace, words[2]))
+    elif words[:2] == ["training", "delete"] and len(words) > 2:
+        if not ({"-y", "--yes"} & set(args)):
+            raise CliError("Error: could not open a new TTY: open /dev/tty: no such device or address")
+        _, namespace = project_of(args)
+        cluster.delete_job(namespace, words[2])
+        say("new-training-delete", name=words[2])
+    elif words[:2] == ["training", "list"]:
+        _, namespace = project_of(args)
+        rows = ", ".join(
+            json.dumps({"name": job["metadata"]["name"], "phase": PHASES[_job_status(job, [])]})
+            for job in cluster.jobs(namespace)
+        )
+        say("new-training-list-json", rows=rows)
+    else:
+        raise CliError(f'Error: unknown command "{" ".join(words[:2])}" for "runai" (the sandbox\'s simulated runai)')
 
 
-def main(argv: list[str], version: str = VERSION) -> int:
+def main(argv: list[str], version: str = VERSION, generation: str = "kubeconfig") -> int:
     try:
-        dispatch(argv, version)
+        (new_cli if generation == "new" else kubeconfig_cli)(argv, version)
+    except Answer as answer:
+        sys.stdout.write(answer.stdout)
+        sys.stderr.write(answer.stderr)
+        return answer.exit
     except CliError as exc:
         print(str(exc), file=sys.stderr)
         return 1
@@ -297,25 +474,65 @@ def main(argv: list[str], version: str = VERSION) -> int:
 # --------------------------------------------------------------------------- sandbox service
 
 
-def install(directory: Path, version: str) -> Path:
-    """Write an executable ``runai`` into ``directory`` that runs :func:`main` with ``version``."""
+def install(directory: Path, version: str, generation: str = "kubeconfig", config_path: Path | None = None) -> Path:
+    """Write an executable ``runai`` into ``directory`` that runs :func:`main` as the given CLI."""
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / "runai"
+    config = f"os.environ['RUNAI_CLI_CONFIG_PATH'] = {str(config_path)!r}\n" if config_path else ""
     script.write_text(
         f"#!{sys.executable}\n"
         "# Simulated Run:ai CLI (conformance sandbox); see conformance/sandbox/runai.py\n"
+        "import os\n"
         "import sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
+        f"{config}"
         "from conformance.sandbox.runai import main\n"
-        f"sys.exit(main(sys.argv[1:], {version!r}))\n"
+        f"sys.exit(main(sys.argv[1:], {version!r}, {generation!r}))\n"
     )
     script.chmod(0o755)
     return script
 
 
+def install_new(directory: Path, kubeconfig: Path, *, project: str | None, logged_in: bool = True) -> Path:
+    """A new-generation CLI whose own config path (its ``~/.runai/``) holds ``project`` and, if asked, a login."""
+    config_path = directory / "config"
+    cluster: dict[str, Any] = {"name": "sandbox", "uuid": CLUSTER_UUID}
+    if project:
+        cluster["project"] = {"name": project, "id": "1"}
+    _write_private(config_path / "config.json", json.dumps({"cluster": cluster}, indent=2) + "\n")
+    if logged_in:
+        own = config_path / "sandbox-cluster.yaml"  # the sandbox's way to the simulated API (see module doc)
+        _write_private(own, kubeconfig.read_text())
+        auth = {"user": "researcher@conformance.example", "kubeconfig": str(own)}
+        _write_private(config_path / "auth.json", json.dumps(auth, indent=2) + "\n")
+    return install(directory, NEW_VERSION, "new", config_path)
+
+
 def start(sandbox: Sandbox) -> None:
-    """Install the simulated CLI (v2, and a v1 for the version fault); needs the kubernetes sandbox."""
-    sandbox.env["SANDBOX_RUNAI_CLI"] = str(install(sandbox.dir / "runai" / "v2", VERSION))
-    sandbox.env["SANDBOX_RUNAI_V1_CLI"] = str(install(sandbox.dir / "runai" / "v1", V1_VERSION))
-    sandbox.env["SANDBOX_RUNAI_PROJECT"] = "conformance"
+    """Install the simulated CLIs (each generation, each fault); needs the kubernetes sandbox.
+
+    ``SANDBOX_RUNAI_CLI`` (what the sandbox profiles use) is the generation named by
+    ``SANDBOX_RUNAI_CLI_GENERATION`` (``kubeconfig``, the default, or ``new``).
+    """
+    generation = os.environ.get(GENERATION_VAR) or "kubeconfig"
+    if generation not in GENERATIONS:
+        raise ValueError(f"{GENERATION_VAR}={generation!r}: one of {', '.join(GENERATIONS)}")
+    base = sandbox.dir / "runai"
+    kubeconfig = Path(sandbox.env["SANDBOX_KUBECONFIG"])
+    project = "conformance"
+    clis = {
+        "SANDBOX_RUNAI_KUBECONFIG_CLI": install(base / "v2", VERSION),
+        "SANDBOX_RUNAI_V1_CLI": install(base / "v1", V1_VERSION),
+        "SANDBOX_RUNAI_NEW_CLI": install_new(base / "new", kubeconfig, project=project),
+        "SANDBOX_RUNAI_NEW_CLI_NOLOGIN": install_new(
+            base / "new-nologin", kubeconfig, project=project, logged_in=False
+        ),
+        "SANDBOX_RUNAI_NEW_CLI_OTHER_PROJECT": install_new(base / "new-other", kubeconfig, project="other"),
+    }
+    sandbox.env.update({name: str(path) for name, path in clis.items()})
+    chosen = "SANDBOX_RUNAI_NEW_CLI" if generation == "new" else "SANDBOX_RUNAI_KUBECONFIG_CLI"
+    sandbox.env["SANDBOX_RUNAI_CLI"] = sandbox.env[chosen]
+    sandbox.env[GENERATION_VAR] = generation
+    sandbox.env["SANDBOX_RUNAI_PROJECT"] = project
+    sandbox.env["SANDBOX_RUNAI_FAILING_IMAGE"] = FAILING_IMAGE
     sandbox.simulated.append("runai-cli")
