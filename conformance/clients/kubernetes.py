@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from conformance import files
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, Kubernetes, Profile, Timeouts
@@ -219,7 +220,7 @@ def find_kubeconfig(
     kc = Kubeconfig(path=chosen[1], source=chosen[0], consulted=consulted)
     try:
         kc.mode = stat.S_IMODE(chosen[1].stat().st_mode)
-        text = chosen[1].read_text(encoding="utf-8")
+        text = files.read_utf8(chosen[1])
     except OSError as exc:
         kc.problem = f"{chosen[1]} is not readable ({exc.strerror})"
         return kc
