@@ -66,18 +66,24 @@ def _os_problem(exc: OSError) -> str:
     return f"is not readable ({exc.strerror or type(exc).__name__})"
 
 
-def regular_file_problem(path: Path) -> str | None:
-    """Why ``path`` is not a readable regular file (``does not exist``, ``is a FIFO...``), or None."""
+def regular_file_problem(path: Path, *, max_bytes: int = MAX_BYTES) -> str | None:
+    """Why ``path`` is not a regular file the reader would read (``does not exist``, ``is a FIFO...``), or None."""
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except OSError as exc:
         return _os_problem(exc)
     except ValueError:  # a NUL byte in the name
         return "is not a valid file name"
-    kind = _kind(mode)
+    kind = _kind(info.st_mode)
     if kind is not None:
         return f"is {kind}, not a regular file" if kind != "not a regular file" else "is not a regular file"
+    if info.st_size > max_bytes:
+        return _too_large(info.st_size, max_bytes)
     return None
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"is {size} bytes; at most {max_bytes} are read (is it the right file?)"
 
 
 def _read_regular(path: Path, max_bytes: int) -> bytes | str:
@@ -95,7 +101,7 @@ def _read_regular(path: Path, max_bytes: int) -> bytes | str:
         if kind is not None:
             return f"is {kind}, not a regular file" if kind != "not a regular file" else "is not a regular file"
         if info.st_size > max_bytes:
-            return f"is {info.st_size} bytes; at most {max_bytes} are read (is it the right file?)"
+            return _too_large(info.st_size, max_bytes)
         os.set_blocking(fd, True)
         chunks, size = [], 0
         while size <= max_bytes:

@@ -23,8 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from conformance import files
 from conformance.checks import CannotEvaluate
-from conformance.profile import TLS, ProfileError, display, load_profile
+from conformance.profile import TLS, ProfileError, display, load_profile, resolve_profile_path
+from conformance.secrets import encodings
+from conformance.waivers import load_waivers
 from tests import reliability_inputs as inputs
 from tests.conftest import REPO, SuiteRun, run_suite, write_profile
 
@@ -267,12 +270,43 @@ def test_canary_search_finds_a_planted_secret(tmp_path: Path, sandbox_env: dict[
 
 
 def _write_case(path: Path, content: bytes) -> Path:
+    """``content`` at ``path``, or the special file it names (see ``inputs.SPECIAL_FILES``)."""
     if content == inputs.DIRECTORY:
         path.mkdir()
+    elif content == inputs.FIFO:
+        os.mkfifo(path, 0o600)
+    elif content == inputs.SYMLINK_LOOP:
+        path.symlink_to(path.name)
+    elif content == inputs.SPARSE_HUGE:
+        with path.open("wb") as handle:
+            handle.truncate(files.MAX_BYTES + 1)
+        path.chmod(0o600)
+    elif content.startswith(b"<symlink:"):
+        path.symlink_to(content[len(b"<symlink:") : -1].decode())
     else:
         path.write_bytes(content)
         path.chmod(0o600)
     return path
+
+
+def within_deadline(work: Callable[[], Any], seconds: float = files.READ_DEADLINE + 5) -> Any:
+    """``work()``'s result; fails (instead of hanging the test run) if it takes longer than ``seconds``."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(work)
+        try:
+            return future.result(timeout=seconds)
+        except TimeoutError:
+            pytest.fail(f"no answer within {seconds} s: a read that blocks (a FIFO?) or never ends (/dev/zero?)")
+
+
+# Values no message may hold: a password in a URL, secrets that cannot go into a header, the profile's.
+CANARIES = [inputs.URL_CANARY, *inputs.HEADER_UNSAFE.values(), inputs.PROFILE_ENV["REL_PW"]]
+
+
+def assert_no_canary(text: str) -> None:
+    for canary in CANARIES:
+        leaked = sorted(form for form in encodings(canary) if len(form) >= MIN_NEEDLE and form in text)
+        assert not leaked, f"a canary appears in: {text[:300]}"
 
 
 def assert_one_line(message: str, names: str | None = None) -> None:
@@ -306,15 +340,62 @@ def _environ(tmp_path: Path) -> dict[str, str]:
     return {**inputs.PROFILE_ENV, "HOME": str(home), "PATH": os.environ.get("PATH", "")}
 
 
+def _refusal(work: Callable[[], object]) -> ProfileError:
+    def run() -> ProfileError:
+        with pytest.raises(ProfileError) as caught:
+            work()
+        return caught.value
+
+    error: ProfileError = within_deadline(run)
+    return error
+
+
 @pytest.mark.parametrize("content", _cases(inputs.profile_cases()))
 def test_malformed_profile_is_refused_in_one_line_per_problem(tmp_path: Path, content: bytes) -> None:
     path = _write_case(tmp_path / "case.yaml", content)
-    with pytest.raises(ProfileError) as caught:
-        load_profile(path, _environ(tmp_path))
-    assert caught.value.lines
-    for line in caught.value.lines:
+    error = _refusal(lambda: load_profile(path, _environ(tmp_path)))
+    assert error.lines
+    for line in error.lines:
         assert_one_line(line)
         assert line.startswith(f"{display(path)}: "), line[:300]
+        assert_no_canary(line)
+
+
+@pytest.mark.parametrize("content", _cases(inputs.waivers_cases()))
+def test_malformed_waivers_file_is_refused_in_one_line_per_problem(tmp_path: Path, content: bytes) -> None:
+    path = _write_case(tmp_path / "waivers.yaml", content)
+    error = _refusal(lambda: load_waivers(path))
+    assert error.lines
+    for line in error.lines:
+        assert_one_line(line)
+        assert line.startswith(f"{display(path)}: "), line[:300]
+
+
+# A special file named by each field of a profile that names a file: refused in one line, at once.
+FILE_FIELDS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "secret-file": lambda p: {"mlflow": {**inputs.BASE_PROFILE["mlflow"], "password": f"file:{p}"}},
+    "ca-bundle": lambda p: {"tls": {"ca_bundle": p}},
+    "waivers": lambda p: {"waivers": p},
+    "extends": lambda p: {"extends": p},
+}
+
+
+@pytest.mark.parametrize("special", inputs.SPECIAL_FILES)
+@pytest.mark.parametrize("field", FILE_FIELDS)
+def test_special_file_named_by_a_profile_field_is_refused_in_one_line(tmp_path: Path, field: str, special: str) -> None:
+    target = _write_case(tmp_path / f"target-{special}.yaml", inputs.SPECIAL_FILES[special])
+    path = write_profile(tmp_path, yaml.safe_dump({**inputs.BASE_PROFILE, **FILE_FIELDS[field](str(target))}))
+    error = _refusal(lambda: load_profile(path, _environ(tmp_path)))
+    (line,) = error.lines
+    assert_one_line(line, names=str(target))
+
+
+@pytest.mark.parametrize("special", inputs.SPECIAL_FILES)
+def test_special_file_as_the_profile_itself_is_refused_in_one_line(tmp_path: Path, special: str) -> None:
+    path = _write_case(tmp_path / "case.yaml", inputs.SPECIAL_FILES[special])
+    error = _refusal(lambda: resolve_profile_path(str(path), tmp_path) and load_profile(path, _environ(tmp_path)))
+    (line,) = error.lines
+    assert_one_line(line, names=str(path))
 
 
 CLI_SAMPLE = [
@@ -322,6 +403,13 @@ CLI_SAMPLE = [
     "profile-non-utf8-0",
     "profile-type-timeouts.connect-0",
     "profile-value-3-mlflow.password",
+    "profile-url-mlflow.tracking_uri-userinfo-password",  # issue 10 case 1
+    "profile-url-registry.url-port-70000",  # case 5
+    "profile-url-object_storage.endpoint_url-unclosed-ipv6",
+    "profile-integer-5001-digits",  # case 6
+    "profile-fifo",
+    "profile-duplicate-top-key",  # case 13
+    "profile-bool-timeouts.connect-True",
 ]
 
 
@@ -329,7 +417,7 @@ CLI_SAMPLE = [
 def test_profile_check_command_exits_4_with_file_field_problem_lines(tmp_path: Path, name: str) -> None:
     content = dict(inputs.profile_cases())[name]
     path = _write_case(tmp_path / "case.yaml", content)
-    env = {**os.environ, **_environ(tmp_path)}
+    env = {k: v for k, v in {**os.environ, **_environ(tmp_path)}.items() if "\x00" not in v}
     proc = subprocess.run(
         [sys.executable, "-m", "conformance", "profile", "check", str(path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -340,6 +428,30 @@ def test_profile_check_command_exits_4_with_file_field_problem_lines(tmp_path: P
     lines = [line for line in output.splitlines() if line.strip()]
     assert lines
     assert all(re.match(rf"(ERROR: )?{re.escape(str(path))}: \S", line) for line in lines), lines
+    assert_no_canary(output)
+
+
+# Waivers that once ended pytest in INTERNALERROR and passed `profile check` (issue 10 cases 11, 12).
+WAIVER_SAMPLE = ["waivers-expires-2030-02-31", "waivers-non-utf8-0", "waivers-fifo", "waivers-duplicate-top-key"]
+
+
+@pytest.mark.parametrize("name", [n for n in WAIVER_SAMPLE if n in dict(inputs.waivers_cases())])
+@pytest.mark.parametrize("command", ["profile check", "pytest"])
+def test_bad_waivers_file_exits_4_in_one_line(tmp_path: Path, name: str, command: str) -> None:
+    waivers = _write_case(tmp_path / "waivers.yaml", dict(inputs.waivers_cases())[name])
+    path = write_profile(tmp_path, f"platform: onprem\norchestrator: runai\nwaivers: {waivers}\n")
+    argv = ["-m", "conformance", "profile", "check", str(path)]
+    if command == "pytest":
+        argv = ["-m", "pytest", "-p", "no:cacheprovider", f"--profile={path}", "--collect-only", "-q"]
+    proc = subprocess.run(
+        [sys.executable, *argv], cwd=REPO, env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 4, output[-2000:]
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    assert str(waivers) in output, output[-2000:]
 
 
 def _profile_for(kind: str, file: Path, directory: Path) -> Path:
@@ -431,12 +543,23 @@ FILE_CASES = [
 def test_malformed_credential_file_is_reported_in_one_line(tmp_path: Path, kind: str, content: bytes) -> None:
     file = _write_case(tmp_path / f"{kind}-file", content)
     environ = _environ(tmp_path)
-    problem = PROBLEM_OF[kind](_profile_for(kind, file, tmp_path), environ)
+    problem = within_deadline(lambda: PROBLEM_OF[kind](_profile_for(kind, file, tmp_path), environ))
     assert_one_line(problem)
 
 
+def test_credential_file_past_the_cap_is_refused_not_used(tmp_path: Path) -> None:
+    """Too large for the secret index to scan, so the check refuses it: botocore never sends its token."""
+    file = _write_case(tmp_path / "aws-file", dict(inputs.aws_credentials_cases())["aws-valid-but-past-cap"])
+    profile = _profile_for("aws", file, tmp_path)
+    loaded = load_profile(profile, _environ(tmp_path))
+    assert loaded.secrets.find(inputs.AWS_SESSION_TOKEN) == []  # the index could not read it...
+    problem = aws_problem(profile, _environ(tmp_path))
+    assert f"{file} is not readable" in problem  # ...so OBJ-001 reports it and the S3 client is never built
+    assert str(files.MAX_BYTES) in problem
+
+
 def test_at_least_200_malformed_inputs() -> None:
-    assert len(inputs.profile_cases()) + len(FILE_CASES) >= 200
+    assert len(inputs.profile_cases()) + len(FILE_CASES) + len(inputs.waivers_cases()) >= 200
     assert inputs.profile_cases() == inputs.profile_cases()  # seeded: the same cases every run
 
 
