@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from conformance import files
+
 PLACEHOLDER = "change-me"
 
 
@@ -40,8 +42,8 @@ class Draft:
 def _kubeconfig(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
     path = Path(environ.get("KUBECONFIG", "").split(os.pathsep)[0] or home / ".kube" / "config")
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(files.read_utf8(path))
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):  # ValueError: not UTF-8, a huge integer
         return
     if not isinstance(data, dict):
         return
@@ -63,8 +65,8 @@ def _aws(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
     path = Path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials")
     parser = configparser.RawConfigParser()
     try:
-        parser.read_string(path.read_text())
-    except (OSError, configparser.Error):
+        parser.read_string(files.read_utf8(path))
+    except (OSError, ValueError, configparser.Error):  # ValueError: not UTF-8
         return
     sections = parser.sections()
     if not sections:
@@ -85,8 +87,8 @@ def _aws(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
 def _docker(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
     path = Path(environ.get("DOCKER_CONFIG") or home / ".docker") / "config.json"
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(files.read_utf8(path))
+    except (OSError, ValueError, RecursionError):
         return
     if not isinstance(data, dict):
         return
@@ -154,8 +156,8 @@ def _gcp(environ: Mapping[str, str], draft: Draft) -> None:
     if not key:
         return
     try:
-        project = json.loads(Path(key).read_text()).get("project_id")
-    except (OSError, ValueError, AttributeError):
+        project = json.loads(files.read_utf8(Path(key))).get("project_id")
+    except (OSError, ValueError, AttributeError, RecursionError):
         project = None
     draft.sections["platform"] = "gcp"
     draft.sections["gcp"] = {"project": project or PLACEHOLDER, "key_file": key}
