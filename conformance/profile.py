@@ -285,7 +285,8 @@ class Registry(Model):
     def _project_path(cls, value: str) -> str:
         # cookiecutter's registry_project_path: host[:port]/seg/.../seg, lower-case path, no trailing slash
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+", value):
-            raise ValueError(f"{value!r} is not host[:port]/segment/.../segment (lower-case, no scheme, no tag)")
+            # Not quoted: a value pasted here by mistake may be a URL with user:password@ in it.
+            raise ValueError("is not host[:port]/segment/.../segment (lower-case, no scheme, no credentials, no tag)")
         return value
 
     @property
@@ -698,6 +699,22 @@ def format_error(err: Mapping[str, Any]) -> str:
     return f"{loc}: {message[0].lower()}{message[1:]}" if message else loc
 
 
+def _plain_values(value: object) -> Iterator[str]:
+    """Every text of a profile that is not a secret (the report may show any of them)."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _plain_values(getattr(value, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _plain_values(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _plain_values(item)
+    elif isinstance(value, str | Path):
+        yield str(value)
+
+
 def collect_secrets(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Secret, str | None]]:
     """(field path, secret, username of the same section) for every secret in ``model``."""
     for name in type(model).model_fields:
@@ -732,10 +749,16 @@ def load_profile(path: Path, environ: Mapping[str, str] | None = None) -> Loaded
     if errors:
         raise ProfileError([f"{where}: {line}" for line in errors])
     index = SecretIndex()
+    shown = "\n".join(_plain_values(profile))  # what the report prints of the profile: user names, URLs...
     for field_path, secret, username in collect_secrets(profile):
+        # The leak scan could not tell the secret from these values, and would withhold every report.
         if username is not None and username == secret.reveal():
-            # The user name is in the evidence; the leak scan could not tell it from the password.
             errors.append(f"{field_path}: the value of {secret.source} equals the user name; use a real password")
+        elif secret.reveal() in shown:
+            errors.append(
+                f"{field_path}: the value of {secret.source} appears in another value of the profile"
+                " (a user name, a URL, a path), which the report shows; use a real password"
+            )
         index.add(field_path, secret, username=username)
     for found_in, secret, username in credentials.held_outside(profile, env):  # the guide keeps most there
         index.add(found_in, secret, username=username)

@@ -304,3 +304,19 @@ def test_ambient_token_that_cannot_go_into_a_header_is_refused_before_any_reques
         " fix or unset it"
     )
     assert "def-123" not in line
+
+
+def test_secret_that_appears_in_another_value_of_the_profile_is_refused(tmp_path: Path) -> None:
+    section = "mlflow: {tracking_uri: 'https://m.example/team-pw-77889', username: alice, password: env:PW}\n"
+    (line,) = problems(write_profile(tmp_path, MINIMAL + section), {"PW": "team-pw-77889"})
+    assert line.endswith(
+        "mlflow.password: the value of env:PW appears in another value of the profile (a user name, a URL, a path),"
+        " which the report shows; use a real password"
+    )
+
+
+def test_project_path_error_never_quotes_the_value(tmp_path: Path) -> None:
+    section = "registry: {url: 'https://r.example', project_path: 'u:Canary-pw-1@r.example/a/b'}\n"
+    (line,) = problems(write_profile(tmp_path, MINIMAL + section))
+    assert "registry.project_path: is not host[:port]/segment" in line
+    assert "Canary" not in line
