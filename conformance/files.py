@@ -47,6 +47,14 @@ _KINDS = (
 )
 
 
+def shown(path: Path | str) -> str:
+    """``path`` for a one-line message: a line break or other control character in a name is escaped."""
+    text = str(path)
+    if all(ch.isprintable() for ch in text):
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _kind(mode: int) -> str | None:
     """What a non-regular file is, or None for a regular file."""
     return next((name for test, name in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
@@ -134,7 +142,7 @@ def read_bytes(path: Path, what: str, error: type[Exception] = FileProblem, *, m
     """The content of the regular file ``path``; else ``error('<path>: <what> <problem>')``."""
     content = read_or_problem(path, max_bytes=max_bytes)
     if isinstance(content, str):
-        raise error(f"{path}: {what} {content}")
+        raise error(f"{shown(path)}: {what} {content}")
     return content
 
 
@@ -143,7 +151,7 @@ def decode(content: bytes, path: Path, what: str, error: type[Exception] = FileP
         return content.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = content.count(b"\n", 0, exc.start) + 1
-        raise error(f"{path}: {what} is not UTF-8 text (line {line}, byte {exc.start + 1})") from None
+        raise error(f"{shown(path)}: {what} is not UTF-8 text (line {line}, byte {exc.start + 1})") from None
 
 
 def read_text(path: Path, what: str, error: type[Exception] = FileProblem, *, max_bytes: int = MAX_BYTES) -> str:
@@ -172,13 +180,15 @@ def read_json_object(path: Path, what: str, error: type[Exception] = FileProblem
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise error(f"{path}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise error(
+            f"{shown(path)}: {what} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
     except RecursionError:
-        raise error(f"{path}: {what} is nested too deeply to be one") from None
+        raise error(f"{shown(path)}: {what} is nested too deeply to be one") from None
     except ValueError as exc:  # an integer too long to convert
-        raise error(f"{path}: {what} is not usable JSON ({str(exc).splitlines()[0][:120]})") from None
+        raise error(f"{shown(path)}: {what} is not usable JSON ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(data, dict):
-        raise error(f"{path}: {what} must be a JSON object, not {type(data).__name__}")
+        raise error(f"{shown(path)}: {what} must be a JSON object, not {type(data).__name__}")
     return data
 
 

@@ -103,7 +103,7 @@ def _existing_file(value: object, info: ValidationInfo) -> Path:
         path = (info.context or {}).get("base_dir", Path.cwd()) / path
     problem = files.regular_file_problem(path)  # a FIFO or /dev/zero would hang or fill memory later
     if problem:
-        raise ValueError(f"file {path} {problem}")
+        raise ValueError(f"file {files.shown(path)} {problem}")
     if not os.access(path, os.R_OK):
         raise ValueError(f"file {path} is not readable")
     return path
@@ -573,9 +573,9 @@ def _resolved(path: Path) -> Path:
 
 def display(path: Path) -> str:
     try:
-        return str(_resolved(path).relative_to(_resolved(Path.cwd())))
+        return files.shown(_resolved(path).relative_to(_resolved(Path.cwd())))
     except (ValueError, OSError):
-        return str(path)
+        return files.shown(path)
 
 
 def available_profiles(directory: Path) -> list[str]:
@@ -591,7 +591,7 @@ def resolve_profile_path(ref: str, profiles_dir: Path) -> Path:
         problem = files.regular_file_problem(candidate)
         if problem is None:
             return candidate
-        raise ProfileError([f"{ref}: profile file {problem}"])
+        raise ProfileError([f"{files.shown(ref)}: profile file {problem}"])
     for suffix in PROFILE_SUFFIXES:
         path = profiles_dir / f"{ref}{suffix}"
         if path.is_file():
@@ -611,7 +611,7 @@ def read_yaml(path: Path, what: str = "profile") -> Any:
         return files.parse_yaml(text, where)
     except files.FileProblem as exc:
         # The reader names the path as given; the line names it as the user sees it.
-        raise ProfileError([str(exc).replace(f"{path}: ", f"{where}: ", 1)]) from None
+        raise ProfileError([str(exc).replace(f"{files.shown(path)}: ", f"{where}: ", 1)]) from None
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:

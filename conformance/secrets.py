@@ -85,7 +85,7 @@ def resolve_ref(ref: str, *, base_dir: Path, environ: Mapping[str, str]) -> Secr
         # The one reader: a FIFO, /dev/zero or a folder is refused at once, a huge file is not read.
         content = files.read_or_problem(path, max_bytes=MAX_SECRET_BYTES)
         if isinstance(content, str):
-            raise SecretRefError(f"file {path} {content}")
+            raise SecretRefError(f"file {files.shown(path)} {content}")
         value = files.decode(content, path, "file", SecretRefError).strip()
         if not value:
             raise SecretRefError(f"file {path} is empty")

@@ -320,3 +320,15 @@ def test_project_path_error_never_quotes_the_value(tmp_path: Path) -> None:
     (line,) = problems(write_profile(tmp_path, MINIMAL + section))
     assert "registry.project_path: is not host[:port]/segment" in line
     assert "Canary" not in line
+
+
+def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, MINIMAL + "platform: gcp\n", "odd\nname.yaml")
+    (line,) = problems(path)
+    assert "\n" not in line
+    assert line.startswith(f"{tmp_path}/odd\\nname.yaml: line 3")
+    secret_dir = tmp_path / "a\rb"
+    secret_dir.mkdir()
+    section = "mlflow: {tracking_uri: 'https://m.example', password: 'file:${SECRET_PATH}'}\n"
+    (line,) = problems(write_profile(tmp_path, MINIMAL + section), {"SECRET_PATH": f"{secret_dir}/none"})
+    assert line.endswith(f"file {tmp_path}/a\\rb/none does not exist")

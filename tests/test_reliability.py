@@ -570,7 +570,19 @@ E2E_SAMPLES = [
     ("kubeconfig-users-entries-wrong", "aws-missing-secret", "docker-auth-not-base64"),
     ("kubeconfig-directory", "aws-directory", "docker-directory"),
     ("kubeconfig-oidc-id-token-not-jwt", "aws-other-section", "docker-other-host-only"),
+    # Issue 10: a FIFO blocked the registry fixture forever; /dev/zero filled memory; a credential file
+    # too large for the secret index was still used (its session token in botocore's DEBUG log).
+    ("kubeconfig-fifo", "aws-valid-but-past-cap", "docker-fifo"),
+    ("kubeconfig-past-size-cap", "aws-dev-zero", "docker-dev-zero"),
 ]
+# The credentials these files hold: none may be printed, whatever the file's fault.
+FILE_CANARIES = {
+    inputs.AWS_SECRET: "AWS secret",
+    inputs.AWS_SESSION_TOKEN: "AWS session token",
+    "rel-docker-password": "docker password",
+    inputs.DOCKER_AUTH: "docker auth",
+    "rel-kube-token-value": "kubeconfig token",
+}
 COMPONENT_CHECKS = {"kubeconfig": ("K8S-", "RAI-"), "aws": ("OBJ-",), "docker": ("REG-",)}
 
 
@@ -589,10 +601,12 @@ def test_malformed_files_end_to_end(suite: Suite, tmp_path: Path, names: tuple[s
         sections.update(yaml.safe_load(_profile_for(kind, files[kind], tmp_path).read_text()))
     sections["timeouts"] = {"connect": 2, "request": 5, "check": 60}
     run = suite(
+        *LOUD,
         "-m",
         "kubernetes or runai or object_storage or registry",
         profile=write_profile(tmp_path, yaml.safe_dump(sections)),
     )
+    assert leaks(run, FILE_CANARIES) == []
     assert "Traceback" not in run.output
     assert "INTERNALERROR" not in run.output
     assert run.rc == 1, run.output[-3000:]
