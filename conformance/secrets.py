@@ -28,6 +28,7 @@ MASK = "********"
 # Values shorter than this are not scanned for: a 2-character "secret" would
 # match half the report. Profiles are validated to reject them (see profile.py).
 MIN_SCAN_LENGTH = 6
+TRUNCATED_WINDOW = 20  # characters of each end of a long token looked for on their own
 MAX_SECRET_BYTES = 64 * 1024  # a password, token or key; a bigger "secret" file is the wrong file
 
 
@@ -102,6 +103,8 @@ def header_problem(value: str) -> str | None:
     header (and so the value) in the exception, which ``-l`` prints in Python's escaped form.
     Refused here, before any request, with a message that never holds the value.
     """
+    if value != value.strip(" "):  # requests refuses a leading space; servers strip both ends
+        return "starts or ends with a space; it cannot be sent in an HTTP header as it is"
     for index, char in enumerate(value):
         code = ord(char)
         if code < 0x20 or code == 0x7F:
@@ -142,6 +145,10 @@ def encodings(value: str) -> set[str]:
         found |= {html.escape(form), html.escape(form, quote=False), html.escape(form).replace("&#x27;", "&#39;")}
         found |= {urllib.parse.quote(form, safe=""), urllib.parse.quote_plus(form), urllib.parse.quote(form)}
     found.add(base64.b64encode(value.encode("utf-8", errors="surrogatepass")).decode())
+    if len(value) >= 2 * TRUNCATED_WINDOW and not any(ch.isspace() for ch in value):
+        # A long token in a local shown by `-l`, or a shortened exception text, prints as
+        # 'head...tail': each end alone must still be found and masked.
+        found |= {value[:TRUNCATED_WINDOW], value[-TRUNCATED_WINDOW:]}
     return found
 
 

@@ -227,3 +227,20 @@ def test_kubeconfig_exec_plugin_secrets_are_indexed(tmp_path: Path) -> None:
     assert set(found) == {f"rel-exec-{kind}-secret-{i}" for kind, i in (("arg", 1), ("arg", 2), ("env", 3), ("env", 4))}
     assert found["rel-exec-env-secret-3"].endswith("users[u] exec env OIDC_CLIENT_SECRET")
     assert all("rel-exec" not in where for where in found.values())
+
+
+def test_a_long_token_shortened_the_way_pytest_prints_locals_is_still_found() -> None:
+    from _pytest._io.saferepr import saferepr
+
+    token = "ya29." + "Ab3dEf9hIj" * 40  # a 405-character access token
+    index = SecretIndex()
+    index.add("GCP access token", Secret(token, "gcloud"))
+    shown = saferepr({"Authorization": f"Bearer {token}", "other": 1})  # as `-l` prints a local
+    assert token not in shown  # shortened: 'head...tail'
+    assert index.find(shown) == ["GCP access token"]
+    assert index.find(index.redact(shown)) == []
+
+
+@pytest.mark.parametrize("value", [" leading-space-token", "trailing-space-token "])
+def test_a_secret_with_spaces_at_its_ends_is_refused(value: str) -> None:
+    assert header_problem(value) == "starts or ends with a space; it cannot be sent in an HTTP header as it is"
