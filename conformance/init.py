@@ -111,6 +111,13 @@ def _mlflow(environ: Mapping[str, str], draft: Draft) -> None:
     uri = environ.get("MLFLOW_TRACKING_URI")
     if not uri or not uri.startswith(("http://", "https://")):
         return
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:  # an unclosed [: not a URL to draft from
+        return
+    if "@" in parts.netloc:  # https://user:password@host: the profile gets the URL without them, never the password
+        uri = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        draft.notes.append("mlflow: MLFLOW_TRACKING_URI holds user:password@; left out (use MLFLOW_TRACKING_PASSWORD)")
     section: dict[str, Any] = {"tracking_uri": uri, "experiment": "conformance"}
     if environ.get("MLFLOW_TRACKING_USERNAME"):
         section["username"] = environ["MLFLOW_TRACKING_USERNAME"]
@@ -133,11 +140,15 @@ def _git(cwd: Path, draft: Draft) -> None:
         return
     if not remote:
         return
-    parts = urllib.parse.urlsplit(remote)
+    try:
+        parts = urllib.parse.urlsplit(remote)
+        port_given = parts.port
+    except ValueError:  # an unclosed [ or a port out of range: nothing to draft from
+        return
     if parts.scheme in ("https", "http") and parts.hostname:
         host, path, port = parts.hostname, parts.path, None
     elif parts.scheme == "ssh" and parts.hostname:
-        host, path, port = parts.hostname, parts.path, parts.port
+        host, path, port = parts.hostname, parts.path, port_given
     elif (scp := _SCP.match(remote)) is not None:
         host, path, port = scp["host"], scp["path"], None
     else:
@@ -147,7 +158,8 @@ def _git(cwd: Path, draft: Draft) -> None:
     if port:
         section["ssh_port"] = port
     draft.sections["gitlab"] = section
-    shown = f"https://{host}/{project}" if parts.scheme.startswith("http") else remote
+    # Never the remote as it is: https://oauth2:<token>@host/... is how many clone with a token.
+    shown = f"{parts.scheme or 'ssh'}://{host}{f':{port}' if port else ''}/{project}"
     draft.notes.append(f"gitlab: git remote origin {shown}")
 
 
