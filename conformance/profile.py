@@ -124,6 +124,8 @@ def _local_path(value: str, info: ValidationInfo) -> str:
 LocalPath = Annotated[str, AfterValidator(_local_path)]
 
 
+_SECRET_WORDS = {"token", "secret", "password", "passwd", "pwd", "key", "apikey", "sig", "signature", "credential"}
+_SECRET_WORDS |= {"credentials", "auth", "authorization"}
 _HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
 
 
@@ -144,6 +146,9 @@ def url_problem(value: str, schemes: tuple[str, ...]) -> str | None:
         return f"must start with {wanted}"
     if "@" in parts.netloc:
         return "must not hold credentials (user:password@); use the section's username and password or token fields"
+    for name, _value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_WORDS & set(re.split(r"[-_.]", name.lower())):
+            return "must not hold credentials in its query string (a token, key or signature parameter)"
     host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.endswith("]") else parts.netloc
     if not parts.hostname:
         return "has no host"

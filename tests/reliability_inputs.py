@@ -311,6 +311,9 @@ BAD_URLS = {
     "single-slash": "https:/host.example",
     "bad-host-chars": "https://ho$t!.example",
     "unicode-host-space": "https://host\u3000.example",
+    "token-in-query": f"https://host.example/api?private_token={URL_CANARY}",
+    "signature-in-query": f"https://host.example/o?X-Amz-Signature={URL_CANARY}&X-Amz-Credential=a",
+    "key-in-query": f"https://host.example/?key={URL_CANARY}",
 }
 # Secrets that cannot go into an HTTP header (set in PROFILE_ENV under REL_UNSAFE_<NAME>).
 HEADER_UNSAFE = {
