@@ -113,7 +113,8 @@ def _read_regular(path: Path, max_bytes: int) -> bytes | str:
         os.set_blocking(fd, True)
         chunks, size = [], 0
         while size <= max_bytes:
-            chunk = os.read(fd, max_bytes + 1 - size)
+            # What the file holds (plus one, to see it end), not the whole cap: no needless big buffers.
+            chunk = os.read(fd, min(max_bytes + 1 - size, max(info.st_size + 1 - size, 64 * 1024)))
             if not chunk:
                 break
             chunks.append(chunk)

@@ -289,8 +289,11 @@ def _write_case(path: Path, content: bytes) -> Path:
     return path
 
 
-def within_deadline(work: Callable[[], Any], seconds: float = files.READ_DEADLINE + 5) -> Any:
-    """``work()``'s result; fails (instead of hanging the test run) if it takes longer than ``seconds``."""
+def within_deadline(work: Callable[[], Any], seconds: float = 60) -> Any:
+    """``work()``'s result; fails (instead of hanging the test run) if it takes longer than ``seconds``.
+
+    Generous: parsing a 5,000-level nesting on a loaded machine takes seconds; a FIFO would take forever.
+    """
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(work)
         try:
