@@ -145,10 +145,11 @@ def encodings(value: str) -> set[str]:
         found |= {html.escape(form), html.escape(form, quote=False), html.escape(form).replace("&#x27;", "&#39;")}
         found |= {urllib.parse.quote(form, safe=""), urllib.parse.quote_plus(form), urllib.parse.quote(form)}
     found.add(base64.b64encode(value.encode("utf-8", errors="surrogatepass")).decode())
-    if len(value) >= 2 * TRUNCATED_WINDOW and not any(ch.isspace() for ch in value):
-        # A long token in a local shown by `-l`, or a shortened exception text, prints as
-        # 'head...tail': each end alone must still be found and masked.
-        found |= {value[:TRUNCATED_WINDOW], value[-TRUNCATED_WINDOW:]}
+    if len(value) >= 2 * TRUNCATED_WINDOW and not any(ch.isspace() for ch in value) and not value.startswith("LS0t"):
+        # A long token in a local shown by `-l`, or a shortened exception text, prints as 'head...tail':
+        # the tail alone must still be found and masked. Not the head: heads are shared (a JWT's header,
+        # base64 of "user:..." whose start encodes the user name, base64 of a PEM's "-----BEGIN" ("LS0t").
+        found.add(value[-TRUNCATED_WINDOW:])
     return found
 
 
