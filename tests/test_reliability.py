@@ -251,6 +251,31 @@ def test_no_credential_leaks_under_faults(
     assert_no_leak(run, sandbox_env)
 
 
+# Header-safe secrets whose printed forms differ from the value (issue 10, leak 3: quotes, a backslash).
+AWKWARD_TOKENS = {
+    "REL_QUOTE_TOKEN": 'glpat-"quoted"-token-1',
+    "REL_BOTH_QUOTES_PW": "rel-both'quotes\"-pw-2",
+    "REL_BACKSLASH_PW": "rel-back\\slash-pw-3",
+}
+
+
+def test_no_leak_of_secrets_whose_repr_differs_from_their_value(suite: Suite, tmp_path: Path) -> None:
+    """Sent and refused by the servers, printed with -l and DEBUG logs: no form of them anywhere."""
+    sections = {
+        "extends": str(REPO / "profiles" / "sandbox.yaml"),
+        "gitlab": {"token": "env:REL_QUOTE_TOKEN"},
+        "mlflow": {"password": "env:REL_BOTH_QUOTES_PW"},
+        "registry": {"username": "${SANDBOX_REGISTRY_USER}", "password": "env:REL_BACKSLASH_PW"},
+    }
+    run = suite(*LOUD, "-m", "gitlab or mlflow or registry", profile=write_profile(tmp_path, yaml.safe_dump(sections)),
+                env=AWKWARD_TOKENS)  # fmt: skip
+    assert "INTERNALERROR" not in run.output, run.output[-3000:]
+    assert run.rc == 1, run.output[-3000:]  # the wrong secrets show
+    found = {form: name for name, value in AWKWARD_TOKENS.items() for form in encodings(value) if len(form) >= 8}
+    assert leaks(run, found) == []
+    assert "LEAK" not in run.output
+
+
 def test_canary_search_finds_a_planted_secret(tmp_path: Path, sandbox_env: dict[str, str]) -> None:
     """The search itself works: each encoding of a canary is found where it was planted."""
     password = sandbox_env["SANDBOX_MLFLOW_PASSWORD"]
@@ -431,6 +456,32 @@ def test_profile_check_command_exits_4_with_file_field_problem_lines(tmp_path: P
     lines = [line for line in output.splitlines() if line.strip()]
     assert lines
     assert all(re.match(rf"(ERROR: )?{re.escape(str(path))}: \S", line) for line in lines), lines
+    assert_no_canary(output)
+
+
+# Profiles that once ended pytest in INTERNALERROR, exit 3, no reports (issue 10 cases 1, 5, 6, 13).
+PYTEST_SAMPLE = [
+    "profile-url-mlflow.tracking_uri-userinfo-password",
+    "profile-url-object_storage.endpoint_url-port-70000",
+    "profile-url-registry.url-space-in-host",
+    "profile-integer-5001-digits",
+    "profile-duplicate-top-key",
+]
+
+
+@pytest.mark.parametrize("name", PYTEST_SAMPLE)
+def test_pytest_exits_4_with_one_line_per_problem_on_a_bad_profile(tmp_path: Path, name: str) -> None:
+    path = _write_case(tmp_path / "case.yaml", dict(inputs.profile_cases())[name])
+    env = {k: v for k, v in {**os.environ, **_environ(tmp_path)}.items() if "\x00" not in v}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--profile={path}", "--collect-only", "-q"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 4, output[-2000:]
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    assert f"{path}: " in output
     assert_no_canary(output)
 
 
