@@ -38,14 +38,19 @@ def _fail(exc: ProfileError) -> int:
 
 
 def _profile_check(args: argparse.Namespace) -> int:
+    from conformance.waivers import load_waivers  # noqa: PLC0415 - only this command needs it
+
     try:
         loaded = load(args.profile)
+        waivers = load_waivers(loaded.profile.waivers) if loaded.profile.waivers is not None else None
     except ProfileError as exc:
         return _fail(exc)
     profile = loaded.profile
     print(f"{display(loaded.path)}: OK ({profile.platform} + {profile.orchestrator}, guide {profile.guide_version})")
     for endpoint in profile.endpoints():
         print(f"  endpoint {endpoint.name}: {endpoint.url}")
+    if waivers is not None:
+        print(f"  waivers: {len(waivers)} in {display(Path(str(profile.waivers)))}")
     secret_fields = sorted(set(loaded.secrets.needles.values()))
     print(f"  secrets resolved: {', '.join(secret_fields) if secret_fields else 'none'}")
     return 0

@@ -25,11 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from conformance import credentials
+from conformance import credentials, files
 from conformance.components import COMPONENTS
-from conformance.fleet import PROBLEMS, Check, ResultsError, Run, headline, parse_run, plain, read_document
+from conformance.fleet import (
+    MAX_RESULTS_BYTES,
+    PROBLEMS,
+    Check,
+    ResultsError,
+    Run,
+    headline,
+    parse_run,
+    plain,
+    read_document,
+)
 from conformance.profile import LoadedProfile, display
 from conformance.report import CLIENT_LIBRARIES, Leak
 from conformance.secrets import SecretIndex
@@ -57,14 +65,7 @@ def load_owners(path: Path | None) -> dict[str, str]:
     owners = {name: component.owner for name, component in COMPONENTS.items()}
     if path is None:
         return owners
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise BundleError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise BundleError(f"{path}: YAML syntax error: {getattr(exc, 'problem', None) or 'invalid YAML'}") from None
+    data = files.parse_yaml(files.read_text(path, "owners file", BundleError), str(path), BundleError)
     if isinstance(data, dict) and set(data) == {"owners"}:
         data = data["owners"]
     if not isinstance(data, dict):
@@ -272,12 +273,13 @@ def read_members(json_path: Path) -> tuple[dict[str, bytes], list[str]]:
     missing = []
     for suffix in (".json", *SIBLINGS):
         path = json_path.with_suffix(suffix)
-        try:
-            members[path.name] = path.read_bytes()
-        except FileNotFoundError:
+        content = files.read_or_problem(path, max_bytes=MAX_RESULTS_BYTES)  # never a FIFO's endless wait
+        if content == "does not exist":
             missing.append(path.name)
-        except OSError as exc:
-            raise BundleError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        elif isinstance(content, str):
+            raise BundleError(f"{path}: cannot read ({content.removeprefix('is ')})")
+        else:
+            members[path.name] = content
     return members, missing
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from conformance import files
 from conformance.components import COMPONENTS, component_of_check
 from conformance.report import OUTCOMES, SCHEMA
 
@@ -145,14 +146,16 @@ def _check(record: Any, number: int, path: str) -> Check:
     )
 
 
+MAX_RESULTS_BYTES = 256 * 1024 * 1024  # a results file of thousands of checks is a few MB
+
+
 def read_document(path: Path) -> dict[str, Any]:
     """The results document in ``path``, checked for the schema; ResultsError otherwise."""
-    try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise ResultsError(f"{path}: is a directory, not a results file") from None
-    except OSError as exc:
-        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    raw = files.read_or_problem(path, max_bytes=MAX_RESULTS_BYTES)  # a FIFO or /dev/zero: refused at once
+    if raw == "is a directory, not a regular file":
+        raise ResultsError(f"{path}: is a directory, not a results file")
+    if isinstance(raw, str):
+        raise ResultsError(f"{path}: cannot read ({raw.removeprefix('is ')})")
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from conformance import files
+
 PLACEHOLDER = "change-me"
 
 
@@ -40,8 +42,8 @@ class Draft:
 def _kubeconfig(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
     path = Path(environ.get("KUBECONFIG", "").split(os.pathsep)[0] or home / ".kube" / "config")
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(files.read_utf8(path))
+    except (OSError, ValueError, yaml.YAMLError, RecursionError):  # ValueError: not UTF-8, a huge integer
         return
     if not isinstance(data, dict):
         return
@@ -63,8 +65,8 @@ def _aws(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
     path = Path(environ.get("AWS_SHARED_CREDENTIALS_FILE") or home / ".aws" / "credentials")
     parser = configparser.RawConfigParser()
     try:
-        parser.read_string(path.read_text())
-    except (OSError, configparser.Error):
+        parser.read_string(files.read_utf8(path))
+    except (OSError, ValueError, configparser.Error):  # ValueError: not UTF-8
         return
     sections = parser.sections()
     if not sections:
@@ -85,8 +87,8 @@ def _aws(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
 def _docker(home: Path, environ: Mapping[str, str], draft: Draft) -> None:
     path = Path(environ.get("DOCKER_CONFIG") or home / ".docker") / "config.json"
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(files.read_utf8(path))
+    except (OSError, ValueError, RecursionError):
         return
     if not isinstance(data, dict):
         return
@@ -109,6 +111,13 @@ def _mlflow(environ: Mapping[str, str], draft: Draft) -> None:
     uri = environ.get("MLFLOW_TRACKING_URI")
     if not uri or not uri.startswith(("http://", "https://")):
         return
+    try:
+        parts = urllib.parse.urlsplit(uri)
+    except ValueError:  # an unclosed [: not a URL to draft from
+        return
+    if "@" in parts.netloc:  # https://user:password@host: the profile gets the URL without them, never the password
+        uri = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        draft.notes.append("mlflow: MLFLOW_TRACKING_URI holds user:password@; left out (use MLFLOW_TRACKING_PASSWORD)")
     section: dict[str, Any] = {"tracking_uri": uri, "experiment": "conformance"}
     if environ.get("MLFLOW_TRACKING_USERNAME"):
         section["username"] = environ["MLFLOW_TRACKING_USERNAME"]
@@ -131,11 +140,15 @@ def _git(cwd: Path, draft: Draft) -> None:
         return
     if not remote:
         return
-    parts = urllib.parse.urlsplit(remote)
+    try:
+        parts = urllib.parse.urlsplit(remote)
+        port_given = parts.port
+    except ValueError:  # an unclosed [ or a port out of range: nothing to draft from
+        return
     if parts.scheme in ("https", "http") and parts.hostname:
         host, path, port = parts.hostname, parts.path, None
     elif parts.scheme == "ssh" and parts.hostname:
-        host, path, port = parts.hostname, parts.path, parts.port
+        host, path, port = parts.hostname, parts.path, port_given
     elif (scp := _SCP.match(remote)) is not None:
         host, path, port = scp["host"], scp["path"], None
     else:
@@ -145,7 +158,8 @@ def _git(cwd: Path, draft: Draft) -> None:
     if port:
         section["ssh_port"] = port
     draft.sections["gitlab"] = section
-    shown = f"https://{host}/{project}" if parts.scheme.startswith("http") else remote
+    # Never the remote as it is: https://oauth2:<token>@host/... is how many clone with a token.
+    shown = f"{parts.scheme or 'ssh'}://{host}{f':{port}' if port else ''}/{project}"
     draft.notes.append(f"gitlab: git remote origin {shown}")
 
 
@@ -154,8 +168,8 @@ def _gcp(environ: Mapping[str, str], draft: Draft) -> None:
     if not key:
         return
     try:
-        project = json.loads(Path(key).read_text()).get("project_id")
-    except (OSError, ValueError, AttributeError):
+        project = json.loads(files.read_utf8(Path(key))).get("project_id")
+    except (OSError, ValueError, AttributeError, RecursionError):
         project = None
     draft.sections["platform"] = "gcp"
     draft.sections["gcp"] = {"project": project or PLACEHOLDER, "key_file": key}

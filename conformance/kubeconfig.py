@@ -38,8 +38,9 @@ from typing import Any
 
 import yaml
 
+from conformance import files
+
 CODER_KUBECONFIG = "/home/coder/.runai_config/runai-sso.yaml"  # Coder workspaces (kapitan-hull-admin)
-MAX_BYTES = 4_000_000  # a kubeconfig is small: refuse to parse anything else by mistake
 NAMED = ("clusters", "users", "contexts")
 _CLUSTER_FILES = ("certificate-authority",)
 _USER_FILES = ("client-certificate", "client-key", "tokenFile")
@@ -160,20 +161,17 @@ def load(explicit: str | Path | None, environ: Mapping[str, str] | None = None, 
     loaded = Loaded(source=source, consulted=[f"{source}: {path}" for path in paths])
     parsed: list[tuple[Path, dict[str, Any]]] = []
     for path in paths:
+        if not path.exists() and not path.is_symlink():
+            continue  # client-go skips a listed file that does not exist
         try:
-            if not path.is_file():
-                continue
             loaded.modes[path] = stat.S_IMODE(path.stat().st_mode)
             loaded.files.append(path)
-            if path.stat().st_size > MAX_BYTES:
-                loaded.problem = f"{path}: {path.stat().st_size} bytes is not a kubeconfig"
-                return loaded
-            text = path.read_text(encoding="utf-8")
+            text = files.read_utf8(path)  # regular files only, size cap, read deadline
         except OSError as exc:
-            loaded.problem = f"{path} is not readable ({exc.strerror})"
+            loaded.problem = f"{files.shown(path)} is not readable ({exc.strerror})"
             return loaded
         except UnicodeDecodeError:
-            loaded.problem = f"{path} is not UTF-8 text"
+            loaded.problem = f"{files.shown(path)} is not UTF-8 text"
             return loaded
         data, problem = parse_file(text)
         if problem or data is None:

@@ -13,15 +13,17 @@ No pytest import here: ``python -m conformance profile check`` uses it too.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import re
+import typing
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -35,8 +37,15 @@ from pydantic import (
     model_validator,
 )
 
-from conformance import credentials
-from conformance.secrets import MIN_SCAN_LENGTH, Secret, SecretIndex, SecretRefError, resolve_ref
+from conformance import credentials, files
+from conformance.secrets import (
+    MIN_SCAN_LENGTH,
+    Secret,
+    SecretIndex,
+    SecretRefError,
+    header_problem,
+    resolve_ref,
+)
 
 PROFILE_SUFFIXES = (".yaml", ".yml")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -68,7 +77,19 @@ def _secret(value: object, info: ValidationInfo) -> Secret:
             f"the value of {value} is shorter than {MIN_SCAN_LENGTH} characters;"
             " the report's leak scan could not look for it"
         )
+    if secret.reveal() in _suite_text():
+        raise ValueError(
+            f"the value of {value} is a word of the suite's own messages;"
+            " the report's leak scan could not tell it from a leak (use a real password)"
+        )
     return secret
+
+
+@functools.cache
+def _suite_text() -> str:
+    """Everything the suite itself can print: its source (messages, titles, remediations)."""
+    package = Path(__file__).resolve().parent
+    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(package.rglob("*.py")))
 
 
 SecretRef = Annotated[Secret, PlainValidator(_secret)]
@@ -80,8 +101,9 @@ def _existing_file(value: object, info: ValidationInfo) -> Path:
     path = Path(os.path.expanduser(str(value)))
     if not path.is_absolute():
         path = (info.context or {}).get("base_dir", Path.cwd()) / path
-    if not path.is_file():
-        raise ValueError(f"file {path} does not exist")
+    problem = files.regular_file_problem(path)  # a FIFO or /dev/zero would hang or fill memory later
+    if problem:
+        raise ValueError(f"file {files.shown(path)} {problem}")
     if not os.access(path, os.R_OK):
         raise ValueError(f"file {path} is not readable")
     return path
@@ -102,8 +124,80 @@ def _local_path(value: str, info: ValidationInfo) -> str:
 LocalPath = Annotated[str, AfterValidator(_local_path)]
 
 
+_SECRET_WORDS = {"token", "secret", "password", "passwd", "pwd", "key", "apikey", "sig", "signature", "credential"}
+_SECRET_WORDS |= {"credentials", "auth", "authorization"}
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_.])?")
+
+
+def url_problem(value: str, schemes: tuple[str, ...]) -> str | None:
+    """What is wrong with ``value`` as a URL of one of ``schemes``, or None.
+
+    The message never quotes the URL or a part of it: a URL may carry a password (``user:pw@``),
+    or a password pasted where the port goes.
+    """
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return "holds a space or a control character"
+    try:
+        parts = urllib.parse.urlsplit(value)
+    except ValueError:  # "Invalid IPv6 URL": an unclosed [
+        return "has an unclosed '[' or ']' around its host"
+    wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+    if parts.scheme not in schemes or not value.lower().startswith(f"{parts.scheme}://"):
+        return f"must start with {wanted}"
+    if "@" in parts.netloc:
+        return "must not hold credentials (user:password@); use the section's username and password or token fields"
+    for name, _value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_WORDS & set(re.split(r"[-_.]", name.lower())):
+            return "must not hold credentials in its query string (a token, key or signature parameter)"
+    host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.endswith("]") else parts.netloc
+    if not parts.hostname:
+        return "has no host"
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(parts.hostname.split("%", 1)[0])
+        except ValueError:
+            return "has an invalid IPv6 address between [ and ]"
+    elif not _HOST_NAME.fullmatch(host):
+        return "has an invalid host name (letters, digits, '.', '-' and '_' only)"
+    try:
+        port = parts.port
+    except ValueError:
+        return "has an invalid port (a number from 1 to 65535)"
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        return "has an invalid port (a number from 1 to 65535)"
+    return None
+
+
+def _http_url(value: str) -> str:
+    problem = url_problem(value, ("https", "http"))
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# An http(s) URL of a component: checked whole (host, port, no credentials) where the profile is validated.
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _is_number_type(annotation: object) -> bool:
+    """Whether a field's type takes a number (``int``, ``float``, ``int | None``...) and not a bool."""
+    args = typing.get_args(annotation)
+    if args:
+        return bool not in args and any(_is_number_type(arg) for arg in args)
+    return annotation in (int, float)
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: object, info: ValidationInfo) -> object:
+        # pydantic reads true as 1 for a number; a profile saying `connect: true` is a mistake, not 1 s.
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _is_number_type(field.annotation):
+            raise ValueError("must be a number, not true or false")
+        return value
 
 
 # A timeout is finite: .inf would make a network call unbounded, which the suite promises never happens.
@@ -135,18 +229,11 @@ class Endpoint(Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        problem = url_problem(value, ("https", "http", "tcp", "ssh"))
+        if problem:
+            raise ValueError(problem)
         parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("https", "http", "tcp", "ssh"):
-            raise ValueError(f"scheme must be https, http, tcp or ssh, not {parts.scheme or 'none'!r}")
-        if not parts.hostname:
-            raise ValueError("has no host")
-        if parts.username or parts.password:
-            raise ValueError("must not hold credentials; use the component's username and password fields")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError("has an invalid port") from None
-        if parts.scheme in ("tcp", "ssh") and port is None:
+        if parts.scheme in ("tcp", "ssh") and parts.port is None:
             raise ValueError(f"{parts.scheme}:// needs a port")
         return value
 
@@ -191,7 +278,7 @@ class Network(Model):
 class Registry(Model):
     """Harbor (onprem) or Artifact Registry (gcp)."""
 
-    url: str
+    url: HttpUrl
     project_path: str  # host[:port]/seg/.../seg, as cookiecutter's registry_project_path
     username: str | None = None
     password: SecretRef | None = None
@@ -203,7 +290,8 @@ class Registry(Model):
     def _project_path(cls, value: str) -> str:
         # cookiecutter's registry_project_path: host[:port]/seg/.../seg, lower-case path, no trailing slash
         if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d+)?(/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+", value):
-            raise ValueError(f"{value!r} is not host[:port]/segment/.../segment (lower-case, no scheme, no tag)")
+            # Not quoted: a value pasted here by mistake may be a URL with user:password@ in it.
+            raise ValueError("is not host[:port]/segment/.../segment (lower-case, no scheme, no credentials, no tag)")
         return value
 
     @property
@@ -232,7 +320,7 @@ class ObjectStorage(Model):
     kind: Literal["s3", "gcs"]
     bucket: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")]
     prefix: str = ""  # probe objects go under <prefix>/conformance-<run id>
-    endpoint_url: str | None = None  # S3: required (the guide passes --endpoint-url); GCS: an emulator only
+    endpoint_url: HttpUrl | None = None  # S3: required (the guide passes --endpoint-url); GCS: an emulator only
     credentials_file: LocalPath | None = None  # S3: default ~/.aws/credentials; GCS: service-account key JSON
     aws_profile: str | None = None  # S3: section of credentials_file; default "default"
     region: str = "us-east-1"
@@ -269,7 +357,7 @@ class ObjectStorage(Model):
 class MLflow(Model):
     """The MLflow tracking server."""
 
-    tracking_uri: str
+    tracking_uri: HttpUrl
     username: str | None = None
     password: SecretRef | None = None
     experiment: str = "conformance"
@@ -306,11 +394,10 @@ class GitLab(Model):
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urllib.parse.urlsplit(value)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ValueError("must be an https:// (or http://) URL with a host")
-        if parts.username or parts.password:
-            raise ValueError("must not hold credentials; use gitlab.username and gitlab.token")
+        problem = url_problem(value, ("https", "http"))
+        if problem:
+            own = "gitlab.username and gitlab.token"
+            raise ValueError(problem.replace("the section's username and password or token", own))
         return value.rstrip("/")
 
     @property
@@ -429,7 +516,7 @@ class Gcp(Model):
     key_file: LocalPath | None = None  # service-account key JSON; default: GOOGLE_APPLICATION_CREDENTIALS
     config_dir: LocalPath | None = None  # gcloud's config folder; default: $CLOUDSDK_CONFIG, else ~/.config/gcloud
     gcloud: str = "gcloud"  # name or path of the gcloud executable (absent is fine when a key is present)
-    resource_manager_url: str = GCP_RESOURCE_MANAGER  # Cloud Resource Manager API base (a sandbox simulates it)
+    resource_manager_url: HttpUrl = GCP_RESOURCE_MANAGER  # Cloud Resource Manager API base (a sandbox simulates it)
 
     def endpoints(self) -> list[Endpoint]:
         # Not named "gcp": GCP-001/002 look at local files and must not be blocked when Google is unreachable.
@@ -482,11 +569,18 @@ class LoadedProfile:
 # --------------------------------------------------------------------------- loading
 
 
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+        return Path(os.path.abspath(path))
+
+
 def display(path: Path) -> str:
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+        return files.shown(_resolved(path).relative_to(_resolved(Path.cwd())))
+    except (ValueError, OSError):
+        return files.shown(path)
 
 
 def available_profiles(directory: Path) -> list[str]:
@@ -499,9 +593,10 @@ def resolve_profile_path(ref: str, profiles_dir: Path) -> Path:
     """``NAME`` means ``profiles/NAME.yaml``; anything with a slash or suffix is a path."""
     candidate = Path(os.path.expanduser(ref))
     if candidate.suffix in PROFILE_SUFFIXES or "/" in ref:
-        if candidate.is_file():
+        problem = files.regular_file_problem(candidate)
+        if problem is None:
             return candidate
-        raise ProfileError([f"{ref}: profile file does not exist"])
+        raise ProfileError([f"{files.shown(ref)}: profile file {problem}"])
     for suffix in PROFILE_SUFFIXES:
         path = profiles_dir / f"{ref}{suffix}"
         if path.is_file():
@@ -510,48 +605,23 @@ def resolve_profile_path(ref: str, profiles_dir: Path) -> Path:
     raise ProfileError([f"profile {ref!r} not found in {display(profiles_dir)}/ (available: {names})"])
 
 
-MAX_VALUES = 100_000  # a real profile has a few hundred
+MAX_VALUES = files.MAX_VALUES  # a real profile has a few hundred
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
-    """How many values ``node`` becomes once every alias is expanded (shared nodes counted once each use)."""
-    if id(node) in memo:
-        return memo[id(node)]
-    memo[id(node)] = 1  # a recursive alias counts once instead of forever
-    total = 1
-    if isinstance(node, yaml.MappingNode):
-        total += sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
-    elif isinstance(node, yaml.SequenceNode):
-        total += sum(_expanded_size(item, memo) for item in node.value)
-    memo[id(node)] = total
-    return total
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, what: str = "profile") -> Any:
+    """The YAML document of ``path`` through the one reader (regular file, size cap, deadline, UTF-8)."""
     where = display(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProfileError([f"{where}: cannot read file ({exc.strerror})"]) from None
-    except UnicodeDecodeError:
-        raise ProfileError([f"{where}: not UTF-8 text"]) from None
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            size = _expanded_size(node, {}) if node is not None else 0
-            if size > MAX_VALUES:  # YAML aliases can expand a small file without bound ("billion laughs")
-                raise ProfileError([f"{where}: expands to {size} values through YAML aliases (at most {MAX_VALUES})"])
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except RecursionError:
-        raise ProfileError([f"{where}: YAML nested too deeply to be a profile"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ProfileError([f"{where}: {at}YAML syntax error: {problem}"]) from None
+        text = files.decode(files.read_bytes(path, what), path, what)
+        return files.parse_yaml(text, where)
+    except files.FileProblem as exc:
+        # The reader names the path as given; the line names it as the user sees it.
+        raise ProfileError([str(exc).replace(f"{files.shown(path)}: ", f"{where}: ", 1)]) from None
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    where = display(path)
+    data = read_yaml(path)
     if data is None:
         raise ProfileError([f"{where}: file is empty"])
     if not isinstance(data, dict):
@@ -571,7 +641,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """The profile's mapping with ``extends:`` chains merged (child wins)."""
-    data = _read_yaml(path)
+    data = _read_mapping(path)
     parent = data.pop("extends", None)
     if parent is None:
         return data
@@ -581,16 +651,17 @@ def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if "/" in parent or parent.endswith(PROFILE_SUFFIXES):
         parent_path = Path(os.path.expanduser(parent))
         parent_path = parent_path if parent_path.is_absolute() else path.parent / parent_path
-        if not parent_path.is_file():
-            raise ProfileError([f"{where}: extends: {display(parent_path)} does not exist"])
+        problem = files.regular_file_problem(parent_path)
+        if problem:
+            raise ProfileError([f"{where}: extends: {display(parent_path)} {problem}"])
     else:
         try:
             parent_path = resolve_profile_path(parent, path.parent)
         except ProfileError as exc:
             raise ProfileError([f"{where}: extends: {line}" for line in exc.lines]) from None
-    if parent_path.resolve() in _seen or parent_path.resolve() == path.resolve():
+    if _resolved(parent_path) in _seen or _resolved(parent_path) == _resolved(path):
         raise ProfileError([f"{where}: extends: cycle through {display(parent_path)}"])
-    return _merge(read_raw(parent_path, (*_seen, path.resolve())), data)
+    return _merge(read_raw(parent_path, (*_seen, _resolved(path))), data)
 
 
 def _interpolate(value: Any, environ: Mapping[str, str], loc: str, errors: list[str]) -> Any:
@@ -633,6 +704,22 @@ def format_error(err: Mapping[str, Any]) -> str:
     return f"{loc}: {message[0].lower()}{message[1:]}" if message else loc
 
 
+def _plain_values(value: object) -> Iterator[str]:
+    """Every text of a profile that is not a secret (the report may show any of them)."""
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _plain_values(getattr(value, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from _plain_values(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _plain_values(item)
+    elif isinstance(value, str | Path):
+        yield str(value)
+
+
 def collect_secrets(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, Secret, str | None]]:
     """(field path, secret, username of the same section) for every secret in ``model``."""
     for name in type(model).model_fields:
@@ -667,13 +754,33 @@ def load_profile(path: Path, environ: Mapping[str, str] | None = None) -> Loaded
     if errors:
         raise ProfileError([f"{where}: {line}" for line in errors])
     index = SecretIndex()
+    shown = "\n".join(_plain_values(profile))  # what the report prints of the profile: user names, URLs...
     for field_path, secret, username in collect_secrets(profile):
+        # The leak scan could not tell the secret from these values, and would withhold every report.
+        if username is not None and username == secret.reveal():
+            errors.append(f"{field_path}: the value of {secret.source} equals the user name; use a real password")
+        elif secret.reveal() in shown:
+            errors.append(
+                f"{field_path}: the value of {secret.source} appears in another value of the profile"
+                " (a user name, a URL, a path), which the report shows; use a real password"
+            )
         index.add(field_path, secret, username=username)
-    for where, secret, username in credentials.held_outside(profile, env):  # the guide keeps most there
-        index.add(where, secret, username=username)
+    for found_in, secret, username in credentials.held_outside(profile, env):  # the guide keeps most there
+        index.add(found_in, secret, username=username)
+    for variable, secret, _user in credentials.ambient(env):  # sent by the checks as they are
+        problem = header_problem(secret.reveal())
+        if problem:
+            errors.append(f"{variable} {problem}; fix or unset it")
+    try:
+        endpoints = profile.endpoints()
+    except ValidationError as exc:  # a URL built from the sections; never its value in the line
+        errors += [format_error(err) for err in exc.errors(include_input=False, include_url=False)]
+        endpoints = []
     seen: set[str] = set()
-    for endpoint in profile.endpoints():
+    for endpoint in endpoints:
         if endpoint.name in seen:
-            raise ProfileError([f"{where}: network.endpoints: endpoint name {endpoint.name!r} is used twice"])
+            errors.append(f"network.endpoints: endpoint name {endpoint.name!r} is used twice")
         seen.add(endpoint.name)
+    if errors:
+        raise ProfileError([f"{where}: {line}" for line in errors])
     return LoadedProfile(profile=profile, name=path.stem, path=path, secrets=index)

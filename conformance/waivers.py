@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from conformance.profile import ProfileError, display, format_error
+from conformance.profile import ProfileError, display, format_error, read_yaml
 
 
 class Waiver(BaseModel):
@@ -51,13 +50,9 @@ _WAIVERS = TypeAdapter(list[Waiver])
 
 
 def load_waivers(path: Path) -> list[Waiver]:
+    """The waivers of ``path``, read like a profile (one reader, strict YAML); problems one line each."""
     where = display(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ProfileError([f"{where}: cannot read waivers file ({exc.strerror})"]) from None
-    except yaml.YAMLError as exc:
-        raise ProfileError([f"{where}: YAML syntax error: {getattr(exc, 'problem', None) or exc}"]) from None
+    data = read_yaml(path, "waivers file")
     if data is None:
         return []
     try:

@@ -1,10 +1,17 @@
 """Malformed inputs for the reliability tests: seeded random mutations plus hand-written nasty cases.
 
-Every case is built to be wrong (never "maybe valid"): a profile that ``load_profile`` must refuse,
-or a kubeconfig, AWS credentials file or docker config.json that the component's checks must
-report. A case is ``(id, content)`` where content is bytes to write, or ``DIRECTORY`` to create a
-folder in the file's place. The generator is deterministic (one seed), so a failing id is
-reproducible.
+Every case is built to be wrong (never "maybe valid"): a profile or waivers file that the loader
+must refuse, or a kubeconfig, AWS credentials file or docker config.json that the component's checks
+must report. A case is ``(id, content)`` where content is bytes to write, or one of
+:data:`SPECIAL_FILES` to put something other than a regular file in its place (a folder, a FIFO,
+``/dev/zero``, a symlink loop, a sparse file past the size cap...). The generator is deterministic
+(one seed), so a failing id is reproducible.
+
+Classes covered, for every file kind: broken syntax, not UTF-8, empty, NUL bytes, deep nesting,
+binary noise, special files, too large; for YAML kinds also duplicate keys, integers too long to
+convert, impossible dates. For profiles also: wrong types (booleans for every number field, found
+by walking the models), missing fields, bad values, malformed URL parts of every URL field (with a
+canary password that must never be echoed), secrets that cannot go into an HTTP header.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import typing
 from collections.abc import Callable, Iterator
 from copy import deepcopy
 from typing import Any
@@ -20,6 +28,23 @@ import yaml
 
 SEED = 20261128
 DIRECTORY = b"<directory>"  # create a folder where the file should be
+# Not a regular file: each is made by tests/test_reliability.py's _write_case in the file's place.
+FIFO = b"<fifo>"  # a named pipe no one writes: reading it would block forever
+DEV_ZERO = b"<symlink:/dev/zero>"  # an endless character device: reading it would fill memory
+DEV_NULL = b"<symlink:/dev/null>"  # a character device that reads as empty
+SYMLINK_LOOP = b"<symlink-loop>"  # a link to itself
+DANGLING = b"<symlink:/nonexistent/target>"
+SPARSE_HUGE = b"<sparse>"  # a regular file one byte past the size cap (sparse: costs no disk)
+SPECIAL_FILES = {
+    "directory": DIRECTORY,
+    "fifo": FIFO,
+    "dev-zero": DEV_ZERO,
+    "dev-null": DEV_NULL,
+    "symlink-loop": SYMLINK_LOOP,
+    "dangling-symlink": DANGLING,
+    "past-size-cap": SPARSE_HUGE,
+}
+URL_CANARY = "rel-url-canary-Pw9"  # a password put in URLs: no error line may hold it
 DEEP = 5000  # nesting levels: far past any parser's recursion limit
 
 Case = tuple[str, bytes]
@@ -63,8 +88,32 @@ def _common(prefix: str, rng: random.Random, valid: bytes, json_format: bool) ->
     yield f"{prefix}-whitespace", b"  \n\n   \n"
     yield f"{prefix}-nul-bytes", b"\x00" * 64
     yield f"{prefix}-deep-nesting", b"[" * DEEP + b"]" * DEEP if json_format else b"a: " + b"[" * DEEP + b"]" * DEEP
-    yield f"{prefix}-directory", DIRECTORY
+    for name, special in SPECIAL_FILES.items():
+        yield f"{prefix}-{name}", special
     yield f"{prefix}-binary-noise", bytes(rng.randrange(256) for _ in range(512))
+    yield f"{prefix}-utf16", valid.decode().encode("utf-16")  # another encoding, with its BOM
+    yield f"{prefix}-latin1", valid.replace(b"e", b"\xe9", 1)  # one latin-1 letter
+
+
+def yaml_classes(prefix: str, valid: bytes, indent: bytes = b"") -> Iterator[Case]:
+    """What PyYAML accepts silently or crashes on: duplicate keys, endless integers, impossible dates.
+
+    Extra keys are appended at ``indent`` (into the last mapping of the document).
+    """
+    lines = valid.splitlines(keepends=True)
+    top = [line for line in lines if line[:1].isalpha()]
+    if top:
+        yield f"{prefix}-duplicate-top-key", valid + top[0]  # the first key again, last line
+    nested = next((line for line in lines if line.startswith(b"  ") and b":" in line), None)
+    if nested is not None:  # the same key twice in one nested mapping
+        at = lines.index(nested)
+        yield f"{prefix}-duplicate-nested-key", b"".join([*lines[: at + 1], nested, *lines[at + 1 :]])
+    yield f"{prefix}-duplicate-in-flow", valid + indent + b"extra_flow: {a: 1, a: 2}\n"
+    for digits in (5001, 101):
+        yield f"{prefix}-integer-{digits}-digits", valid + indent + b"extra_int: " + b"9" * digits + b"\n"
+    yield f"{prefix}-integer-hex-huge", valid + indent + b"extra_int: 0x" + b"f" * 4000 + b"\n"
+    for date in (b"2030-02-31", b"2030-13-01", b"2030-00-10", b"0000-01-01"):
+        yield f"{prefix}-date-{date.decode()}", valid + indent + b"extra_date: " + date + b"\n"
 
 
 # --------------------------------------------------------------------------- profiles
@@ -201,6 +250,16 @@ def profile_cases() -> list[Case]:
         name = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(rng.randint(3, 12)))
         where: tuple[str, ...] = (rng.choice(sections), name) if i % 2 else (name,)
         cases.append((f"profile-unknown-key-{i}", _profile_text(_set(BASE_PROFILE, where, rng.randint(0, 9)))))
+    cases += list(yaml_classes("profile", valid))
+    for path in number_fields():  # booleans are not numbers, in every number field the models have
+        for flag in (True, False):
+            cases.append((f"profile-bool-{'.'.join(path)}-{flag}", _profile_text(_set(BASE_PROFILE, path, flag))))
+    for path in URL_FIELDS:
+        for name, url in BAD_URLS.items():
+            cases.append((f"profile-url-{'.'.join(path)}-{name}", _profile_text(_set(BASE_PROFILE, path, url))))
+    for name in HEADER_UNSAFE:  # through env:
+        env = {**BASE_PROFILE["mlflow"], "password": f"env:REL_UNSAFE_{name.upper().replace('-', '_')}"}
+        cases.append((f"profile-unsafe-secret-{name}", _profile_text(_set(BASE_PROFILE, ("mlflow",), env))))
     cases += [
         ("profile-top-list", b"- platform: onprem\n- orchestrator: runai\n"),
         ("profile-top-scalar", b"just a string\n"),
@@ -216,6 +275,85 @@ def profile_cases() -> list[Case]:
         ("profile-sections-null-everywhere", b"platform:\norchestrator:\nmlflow:\n  tracking_uri:\n"),
     ]
     return cases
+
+
+# Every field holding a URL, and URLs wrong in one part each (the canary password must never be echoed).
+URL_FIELDS = [
+    ("mlflow", "tracking_uri"),
+    ("registry", "url"),
+    ("object_storage", "endpoint_url"),
+    ("gitlab", "url"),
+    ("gcp", "resource_manager_url"),
+]
+BAD_URLS = {
+    "userinfo-password": f"https://user:{URL_CANARY}@host.example",
+    "userinfo-password-only": f"https://:{URL_CANARY}@host.example",
+    "userinfo-password-with-port": f"https://user:{URL_CANARY}@host.example:8443/path",
+    "userinfo-user-only": "https://user@host.example",
+    "password-as-port": f"https://host.example:{URL_CANARY}",
+    "port-70000": "https://host.example:70000",
+    "port-0": "https://host.example:0",
+    "port-negative": "https://host.example:-1",
+    "port-huge": "https://host.example:" + "9" * 30,
+    "port-empty": "https://host.example:",
+    "space-in-host": "https://host .example",
+    "tab-in-host": "https://host\t.example",
+    "newline-in-url": "https://host.example/\nX-Injected: 1",
+    "control-char": "https://host.example/\x07",
+    "unclosed-ipv6": "https://[::1",
+    "unclosed-ipv6-port": "https://[::1:8080/",
+    "bad-ipv6": "https://[zz::1]/",
+    "closing-bracket-only": "https://::1]/",
+    "no-host": "https:///path",
+    "no-scheme": "host.example",
+    "scheme-only": "https://",
+    "ftp": "ftp://host.example",
+    "single-slash": "https:/host.example",
+    "bad-host-chars": "https://ho$t!.example",
+    "unicode-host-space": "https://host\u3000.example",
+    "token-in-query": f"https://host.example/api?private_token={URL_CANARY}",
+    "signature-in-query": f"https://host.example/o?X-Amz-Signature={URL_CANARY}&X-Amz-Credential=a",
+    "key-in-query": f"https://host.example/?key={URL_CANARY}",
+}
+# Secrets that cannot go into an HTTP header (set in PROFILE_ENV under REL_UNSAFE_<NAME>).
+HEADER_UNSAFE = {
+    "newline": "rel-token\nsecond-line",
+    "carriage-return": "rel-token\rX-Injected: 1",
+    "tab": "rel-token\tvalue",
+    "nul": "rel-token\x00value",
+    "escape": "rel-token\x1b[31mred",
+    "delete": "rel-token\x7fvalue",
+    "latin1-letter": "rel-t\u00f6ken-value",
+    "euro": "rel-token-\u20ac-value",
+    "emoji": "rel-token-\U0001f511-value",
+    "line-separator": "rel-token\u2028value",
+    "c1-control": "rel-token\x85value",
+}
+PROFILE_ENV.update({f"REL_UNSAFE_{name.upper().replace('-', '_')}": value for name, value in HEADER_UNSAFE.items()})
+
+
+def number_fields() -> list[tuple[str, ...]]:
+    """Every number field of the profile models under BASE_PROFILE's sections, found by walking them."""
+    from pydantic import BaseModel
+
+    from conformance.profile import Profile, _is_number_type
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(model: type[BaseModel], path: tuple[str, ...]) -> None:
+        for name, info in model.model_fields.items():
+            annotation = info.annotation
+            if _is_number_type(annotation):
+                found.append((*path, name))
+            elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, (*path, name))
+            else:
+                inner = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+                if inner:  # an optional section
+                    walk(inner[0], (*path, name))
+
+    walk(Profile, ())
+    return [path for path in found if path[0] in BASE_PROFILE]
 
 
 def _anchor_fanout() -> bytes:
@@ -304,6 +442,8 @@ def kubeconfig_cases() -> list[Case]:
 AWS_SECTION = "conformance"
 AWS_KEY_ID = "AKIARELIABILITYTEST0"
 AWS_SECRET = "rel-aws-secret-access-key-value"  # noqa: S105 - a made-up test value
+AWS_SESSION_TOKEN = "rel-aws-session-token-value-0123456789"  # noqa: S105 - a made-up test value
+PAD_PAST_CAP = b"# " + b"x" * 1_000_001 + b"\n"  # comments: still a valid file, just too large
 
 
 def aws_credentials_cases() -> list[Case]:
@@ -315,7 +455,8 @@ def aws_credentials_cases() -> list[Case]:
     cases += [
         ("aws-empty", b""),
         ("aws-whitespace", b"   \n\n"),
-        ("aws-directory", DIRECTORY),
+        *((f"aws-{name}", special) for name, special in SPECIAL_FILES.items()),
+        ("aws-utf16", valid.decode().encode("utf-16")),
         ("aws-binary-noise", bytes(rng.randrange(256) for _ in range(512))),
         ("aws-no-section-header", b"aws_access_key_id = a\naws_secret_access_key = b\n"),
         ("aws-unclosed-section", f"[{AWS_SECTION}\naws_access_key_id = a\n".encode()),
@@ -331,6 +472,9 @@ def aws_credentials_cases() -> list[Case]:
         ("aws-line-continuation-only", f"[{AWS_SECTION}]\n    continued line\n".encode()),
         ("aws-nul-bytes", b"\x00" * 64),
         ("aws-huge", b"[x]\n" + b"k = " + b"v" * 2_000_000 + b"\n"),
+        # A valid file with a session token, padded past the cap: too large for the secret index to scan,
+        # so the check must refuse it rather than let botocore send the token (issue 10, leak 2).
+        ("aws-valid-but-past-cap", valid + f"aws_session_token = {AWS_SESSION_TOKEN}\n".encode() + PAD_PAST_CAP),
         ("aws-only-default", b"[DEFAULT]\naws_access_key_id = a\naws_secret_access_key = b\n"),
     ]
     for i in range(8):  # random junk lines spliced into a valid file
@@ -383,4 +527,33 @@ def docker_config_cases() -> list[Case]:
         )
         cases.append((f"docker-random-{i}", json.dumps(mutate(data)).encode()))
     cases.append(("docker-huge", b'{"auths": {}, "pad": "' + b"x" * 2_000_000 + b'"}'))
+    cases.append(("docker-huge-integer", b'{"auths": {}, "n": ' + b"9" * 5001 + b"}"))
+    return cases
+
+
+# --------------------------------------------------------------------------- waivers
+
+VALID_WAIVERS = (
+    b"- check: REG-004\n  justification: Harbor forbids deletion here\n"
+    b"  owner: platform-team <ops@example.org>\n  expires: 2030-12-31\n"
+)
+
+
+def waivers_cases() -> list[Case]:
+    rng = _rng(SEED + 4)
+    # An empty waivers file is valid: no waivers.
+    cases = [c for c in _common("waivers", rng, VALID_WAIVERS, json_format=False) if c[1].strip()]
+    cases += list(yaml_classes("waivers", VALID_WAIVERS, indent=b"  "))
+    for date in (b"2030-02-31", b"2030-02-30", b"2029-02-29", b"2030-04-31", b"not-a-date", b"31/12/2030"):
+        cases.append((f"waivers-expires-{date.decode().replace('/', '-')}", VALID_WAIVERS.replace(b"2030-12-31", date)))
+    cases += [
+        ("waivers-top-mapping", b"check: REG-004\n"),
+        ("waivers-entry-string", b"- REG-004\n"),
+        ("waivers-bad-check-id", VALID_WAIVERS.replace(b"REG-004", b"reg_4")),
+        ("waivers-short-justification", VALID_WAIVERS.replace(b"Harbor forbids deletion here", b"ok")),
+        ("waivers-unknown-key", VALID_WAIVERS + b"  colour: blue\n"),
+        ("waivers-missing-owner", VALID_WAIVERS.replace(b"  owner: platform-team <ops@example.org>\n", b"")),
+        ("waivers-expires-bool", VALID_WAIVERS.replace(b"2030-12-31", b"true")),
+        ("waivers-duplicate-entry-key", VALID_WAIVERS + b"  check: REG-005\n"),
+    ]
     return cases

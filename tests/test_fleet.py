@@ -177,7 +177,7 @@ def test_diff_without_differences_exits_0_and_strips_terminal_escapes(
 
 
 BAD_INPUTS: dict[str, tuple[str | None, str]] = {
-    "missing": (None, "cannot read (No such file or directory)"),
+    "missing": (None, "cannot read (does not exist)"),
     "not-json": ("<html>nope</html>", "not a results file (not JSON"),
     "list": ("[1, 2]", "not a results file (JSON list, not an object)"),
     "no-schema": ('{"checks": []}', "not a results file (no 'schema' key)"),

@@ -107,3 +107,33 @@ def test_empty_workspace_still_gives_a_loadable_draft(tmp_path: Path) -> None:
     path.write_text(draft.render())
     assert load_profile(path, {}).profile.orchestrator == "noorch"
     assert "found nothing to draft from" in draft.render()
+
+
+def test_init_survives_hostile_files_and_never_prints_a_token(tmp_path: Path) -> None:
+    """A FIFO, /dev/zero, non-UTF-8 and huge integers where the guide's files are; a token in the remote."""
+    home = tmp_path / "home"
+    (home / ".kube").mkdir(parents=True)
+    (home / ".kube" / "config").write_bytes(b"current-context: \xff\xfe\n")
+    (home / ".aws").mkdir()
+    os.mkfifo(home / ".aws" / "credentials")
+    (home / ".docker").mkdir()
+    (home / ".docker" / "config.json").symlink_to("/dev/zero")
+    key = tmp_path / "key.json"
+    key.write_text('{"project_id": ' + "9" * 5001 + "}")
+    repo = tmp_path / "project"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    for remote in (f"https://oauth2:{CANARY}@gitlab.example/mlops/proj.git", "ssh://git@gitlab.example:99999/a/b.git"):
+        subprocess.run(["git", "-C", str(repo), "remote", "remove", "origin"], check=False, capture_output=True)
+        subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", remote], check=True)
+        environ = {
+            "HOME": str(home),
+            "GOOGLE_APPLICATION_CREDENTIALS": str(key),
+            "MLFLOW_TRACKING_URI": f"https://alice:{CANARY}@mlflow.example",
+        }
+        draft = draft_profile(home, environ, repo)
+        text = draft.render()
+        assert CANARY not in text
+        assert CANARY not in "\n".join(draft.notes)
+        path = tmp_path / "draft.yaml"
+        path.write_text(text)
+        load_profile(path, {})  # the draft loads: nothing hostile was copied into it

@@ -210,3 +210,125 @@ def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
 def test_ordinary_yaml_anchors_still_work(tmp_path: Path) -> None:
     text = MINIMAL + "timeouts: &t {connect: 2, request: 3}\nnetwork: {endpoints: []}\n"
     assert load_profile(write_profile(tmp_path, text), {}).profile.timeouts.connect == 2
+
+
+# --------------------------------------------------------------------------- issue 10: hardening
+
+
+@pytest.mark.parametrize("field", ["mlflow: {tracking_uri: URL}", "registry: {url: URL, project_path: r.example/p}"])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("https://u:Pw-canary-77@host.example", "must not hold credentials (user:password@)"),
+        ("https://host.example:70000", "has an invalid port (a number from 1 to 65535)"),
+        ("https://host.example:Pw-canary-77", "has an invalid port"),
+        ("'https://ho st.example'", "holds a space or a control character"),
+        ("'https://[::1'", "has an unclosed '[' or ']' around its host"),
+        ("ftp://host.example", "must start with https:// or http://"),
+    ],
+)
+def test_component_url_is_checked_with_the_other_fields_never_quoted(
+    tmp_path: Path, field: str, url: str, message: str
+) -> None:
+    path = write_profile(tmp_path, MINIMAL + "timeouts: {connect: fast}\n" + field.replace("URL", url) + "\n")
+    lines = problems(path)  # one collection: the URL's line comes with the other field's
+    section = field.split(":", maxsplit=1)[0]
+    key = "tracking_uri" if section == "mlflow" else "url"
+    assert any(line.startswith(f"{path}: {section}.{key}: {message}") for line in lines), lines
+    assert any(line.startswith(f"{path}: timeouts.connect: input should be a valid number") for line in lines)
+    assert not any("canary" in line for line in lines), lines
+
+
+def test_ipv6_and_ports_that_are_fine_still_load(tmp_path: Path) -> None:
+    text = (
+        MINIMAL
+        + "mlflow: {tracking_uri: 'http://[::1]:5000'}\n"
+        + "registry: {url: 'https://r.example:8443/', project_path: r.example/p}\n"
+    )
+    profile = load_profile(write_profile(tmp_path, text), {}).profile
+    assert [e.port for e in profile.endpoints()] == [5000, 8443]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL + "platform: gcp\n", "line 3, column 1: YAML error: duplicate key 'platform' (first at line 1)"),
+        (MINIMAL + "timeouts: {connect: 1, connect: 2}\n", "duplicate key 'connect'"),
+        (MINIMAL + "timeouts: {connect: " + "9" * 5001 + "}\n", "YAML error: an integer of 5001 digits (at most 100)"),
+        (MINIMAL + "description: 2030-02-31\n", "'2030-02-31' is not a valid date (day is out of range for month)"),
+    ],
+    ids=["duplicate-top", "duplicate-nested", "huge-integer", "bad-date"],
+)
+def test_strict_yaml(tmp_path: Path, text: str, message: str) -> None:
+    (line,) = problems(write_profile(tmp_path, text))
+    assert message in line
+
+
+NUMBER_FIELDS = ["timeouts: {connect: V}", "gitlab: {url: 'https://g.example', project: p, ssh_port: V}"]
+
+
+@pytest.mark.parametrize("value", ["true", "false", "yes"])
+@pytest.mark.parametrize("field", NUMBER_FIELDS)
+def test_booleans_are_not_numbers(tmp_path: Path, field: str, value: str) -> None:
+    (line,) = problems(write_profile(tmp_path, MINIMAL + field.replace("V", value) + "\n"))
+    assert line.endswith("must be a number, not true or false") or "valid integer" in line, line
+
+
+def test_extends_through_a_symlink_loop_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").symlink_to("b.yaml")
+    (tmp_path / "b.yaml").symlink_to("a.yaml")
+    (line,) = problems(write_profile(tmp_path, "extends: ./a.yaml\n" + MINIMAL))
+    assert line.endswith(f"extends: {tmp_path / 'a.yaml'} is a symbolic link loop")
+
+
+def test_password_equal_to_the_user_name_is_refused(tmp_path: Path) -> None:
+    path = write_profile(
+        tmp_path, MINIMAL + "mlflow: {tracking_uri: 'https://m.example', username: alice-dev, password: env:PW}\n"
+    )
+    (line,) = problems(path, {"PW": "alice-dev"})
+    assert line.endswith("mlflow.password: the value of env:PW equals the user name; use a real password")
+
+
+@pytest.mark.parametrize("word", ["password", "connection", "timeouts", "conformance"])
+def test_secret_that_is_a_word_of_the_suites_messages_is_refused(tmp_path: Path, word: str) -> None:
+    path = write_profile(tmp_path, MINIMAL + "mlflow: {tracking_uri: 'https://m.example', password: env:PW}\n")
+    (line,) = problems(path, {"PW": word})
+    assert "is a word of the suite's own messages" in line
+    assert word not in line.split("mlflow.password:", 1)[1].replace("password)", "")
+
+
+def test_ambient_token_that_cannot_go_into_a_header_is_refused_before_any_request(tmp_path: Path) -> None:
+    (line,) = problems(write_profile(tmp_path, MINIMAL), {"GITLAB_TOKEN": "glpat-abc\ndef-123"})
+    assert line.endswith(
+        "environment variable GITLAB_TOKEN holds a line break (character 10); it cannot be sent in an HTTP header;"
+        " fix or unset it"
+    )
+    assert "def-123" not in line
+
+
+def test_secret_that_appears_in_another_value_of_the_profile_is_refused(tmp_path: Path) -> None:
+    section = "mlflow: {tracking_uri: 'https://m.example/team-pw-77889', username: alice, password: env:PW}\n"
+    (line,) = problems(write_profile(tmp_path, MINIMAL + section), {"PW": "team-pw-77889"})
+    assert line.endswith(
+        "mlflow.password: the value of env:PW appears in another value of the profile (a user name, a URL, a path),"
+        " which the report shows; use a real password"
+    )
+
+
+def test_project_path_error_never_quotes_the_value(tmp_path: Path) -> None:
+    section = "registry: {url: 'https://r.example', project_path: 'u:Canary-pw-1@r.example/a/b'}\n"
+    (line,) = problems(write_profile(tmp_path, MINIMAL + section))
+    assert "registry.project_path: is not host[:port]/segment" in line
+    assert "Canary" not in line
+
+
+def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(tmp_path: Path) -> None:
+    path = write_profile(tmp_path, MINIMAL + "platform: gcp\n", "odd\nname.yaml")
+    (line,) = problems(path)
+    assert "\n" not in line
+    assert line.startswith(f"{tmp_path}/odd\\nname.yaml: line 3")
+    secret_dir = tmp_path / "a\rb"
+    secret_dir.mkdir()
+    section = "mlflow: {tracking_uri: 'https://m.example', password: 'file:${SECRET_PATH}'}\n"
+    (line,) = problems(write_profile(tmp_path, MINIMAL + section), {"SECRET_PATH": f"{secret_dir}/none"})
+    assert line.endswith(f"file {tmp_path}/a\\rb/none does not exist")

@@ -23,8 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from conformance import files
 from conformance.checks import CannotEvaluate
-from conformance.profile import TLS, ProfileError, display, load_profile
+from conformance.profile import TLS, ProfileError, display, load_profile, resolve_profile_path
+from conformance.secrets import encodings
+from conformance.waivers import load_waivers
 from tests import reliability_inputs as inputs
 from tests.conftest import REPO, SuiteRun, run_suite, write_profile
 
@@ -248,6 +251,31 @@ def test_no_credential_leaks_under_faults(
     assert_no_leak(run, sandbox_env)
 
 
+# Header-safe secrets whose printed forms differ from the value (issue 10, leak 3: quotes, a backslash).
+AWKWARD_TOKENS = {
+    "REL_QUOTE_TOKEN": 'glpat-"quoted"-token-1',
+    "REL_BOTH_QUOTES_PW": "rel-both'quotes\"-pw-2",
+    "REL_BACKSLASH_PW": "rel-back\\slash-pw-3",
+}
+
+
+def test_no_leak_of_secrets_whose_repr_differs_from_their_value(suite: Suite, tmp_path: Path) -> None:
+    """Sent and refused by the servers, printed with -l and DEBUG logs: no form of them anywhere."""
+    sections = {
+        "extends": str(REPO / "profiles" / "sandbox.yaml"),
+        "gitlab": {"token": "env:REL_QUOTE_TOKEN"},
+        "mlflow": {"password": "env:REL_BOTH_QUOTES_PW"},
+        "registry": {"username": "${SANDBOX_REGISTRY_USER}", "password": "env:REL_BACKSLASH_PW"},
+    }
+    run = suite(*LOUD, "-m", "gitlab or mlflow or registry", profile=write_profile(tmp_path, yaml.safe_dump(sections)),
+                env=AWKWARD_TOKENS)  # fmt: skip
+    assert "INTERNALERROR" not in run.output, run.output[-3000:]
+    assert run.rc == 1, run.output[-3000:]  # the wrong secrets show
+    found = {form: name for name, value in AWKWARD_TOKENS.items() for form in encodings(value) if len(form) >= 8}
+    assert leaks(run, found) == []
+    assert "LEAK" not in run.output
+
+
 def test_canary_search_finds_a_planted_secret(tmp_path: Path, sandbox_env: dict[str, str]) -> None:
     """The search itself works: each encoding of a canary is found where it was planted."""
     password = sandbox_env["SANDBOX_MLFLOW_PASSWORD"]
@@ -267,12 +295,46 @@ def test_canary_search_finds_a_planted_secret(tmp_path: Path, sandbox_env: dict[
 
 
 def _write_case(path: Path, content: bytes) -> Path:
+    """``content`` at ``path``, or the special file it names (see ``inputs.SPECIAL_FILES``)."""
     if content == inputs.DIRECTORY:
         path.mkdir()
+    elif content == inputs.FIFO:
+        os.mkfifo(path, 0o600)
+    elif content == inputs.SYMLINK_LOOP:
+        path.symlink_to(path.name)
+    elif content == inputs.SPARSE_HUGE:
+        with path.open("wb") as handle:
+            handle.truncate(files.MAX_BYTES + 1)
+        path.chmod(0o600)
+    elif content.startswith(b"<symlink:"):
+        path.symlink_to(content[len(b"<symlink:") : -1].decode())
     else:
         path.write_bytes(content)
         path.chmod(0o600)
     return path
+
+
+def within_deadline(work: Callable[[], Any], seconds: float = 60) -> Any:
+    """``work()``'s result; fails (instead of hanging the test run) if it takes longer than ``seconds``.
+
+    Generous: parsing a 5,000-level nesting on a loaded machine takes seconds; a FIFO would take forever.
+    """
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(work)
+        try:
+            return future.result(timeout=seconds)
+        except TimeoutError:
+            pytest.fail(f"no answer within {seconds} s: a read that blocks (a FIFO?) or never ends (/dev/zero?)")
+
+
+# Values no message may hold: a password in a URL, secrets that cannot go into a header, the profile's.
+CANARIES = [inputs.URL_CANARY, *inputs.HEADER_UNSAFE.values(), inputs.PROFILE_ENV["REL_PW"]]
+
+
+def assert_no_canary(text: str) -> None:
+    for canary in CANARIES:
+        leaked = sorted(form for form in encodings(canary) if len(form) >= MIN_NEEDLE and form in text)
+        assert not leaked, f"a canary appears in: {text[:300]}"
 
 
 def assert_one_line(message: str, names: str | None = None) -> None:
@@ -306,15 +368,62 @@ def _environ(tmp_path: Path) -> dict[str, str]:
     return {**inputs.PROFILE_ENV, "HOME": str(home), "PATH": os.environ.get("PATH", "")}
 
 
+def _refusal(work: Callable[[], object]) -> ProfileError:
+    def run() -> ProfileError:
+        with pytest.raises(ProfileError) as caught:
+            work()
+        return caught.value
+
+    error: ProfileError = within_deadline(run)
+    return error
+
+
 @pytest.mark.parametrize("content", _cases(inputs.profile_cases()))
 def test_malformed_profile_is_refused_in_one_line_per_problem(tmp_path: Path, content: bytes) -> None:
     path = _write_case(tmp_path / "case.yaml", content)
-    with pytest.raises(ProfileError) as caught:
-        load_profile(path, _environ(tmp_path))
-    assert caught.value.lines
-    for line in caught.value.lines:
+    error = _refusal(lambda: load_profile(path, _environ(tmp_path)))
+    assert error.lines
+    for line in error.lines:
         assert_one_line(line)
         assert line.startswith(f"{display(path)}: "), line[:300]
+        assert_no_canary(line)
+
+
+@pytest.mark.parametrize("content", _cases(inputs.waivers_cases()))
+def test_malformed_waivers_file_is_refused_in_one_line_per_problem(tmp_path: Path, content: bytes) -> None:
+    path = _write_case(tmp_path / "waivers.yaml", content)
+    error = _refusal(lambda: load_waivers(path))
+    assert error.lines
+    for line in error.lines:
+        assert_one_line(line)
+        assert line.startswith(f"{display(path)}: "), line[:300]
+
+
+# A special file named by each field of a profile that names a file: refused in one line, at once.
+FILE_FIELDS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "secret-file": lambda p: {"mlflow": {**inputs.BASE_PROFILE["mlflow"], "password": f"file:{p}"}},
+    "ca-bundle": lambda p: {"tls": {"ca_bundle": p}},
+    "waivers": lambda p: {"waivers": p},
+    "extends": lambda p: {"extends": p},
+}
+
+
+@pytest.mark.parametrize("special", inputs.SPECIAL_FILES)
+@pytest.mark.parametrize("field", FILE_FIELDS)
+def test_special_file_named_by_a_profile_field_is_refused_in_one_line(tmp_path: Path, field: str, special: str) -> None:
+    target = _write_case(tmp_path / f"target-{special}.yaml", inputs.SPECIAL_FILES[special])
+    path = write_profile(tmp_path, yaml.safe_dump({**inputs.BASE_PROFILE, **FILE_FIELDS[field](str(target))}))
+    error = _refusal(lambda: load_profile(path, _environ(tmp_path)))
+    (line,) = error.lines
+    assert_one_line(line, names=str(target))
+
+
+@pytest.mark.parametrize("special", inputs.SPECIAL_FILES)
+def test_special_file_as_the_profile_itself_is_refused_in_one_line(tmp_path: Path, special: str) -> None:
+    path = _write_case(tmp_path / "case.yaml", inputs.SPECIAL_FILES[special])
+    error = _refusal(lambda: resolve_profile_path(str(path), tmp_path) and load_profile(path, _environ(tmp_path)))
+    (line,) = error.lines
+    assert_one_line(line, names=str(path))
 
 
 CLI_SAMPLE = [
@@ -322,6 +431,13 @@ CLI_SAMPLE = [
     "profile-non-utf8-0",
     "profile-type-timeouts.connect-0",
     "profile-value-3-mlflow.password",
+    "profile-url-mlflow.tracking_uri-userinfo-password",  # issue 10 case 1
+    "profile-url-registry.url-port-70000",  # case 5
+    "profile-url-object_storage.endpoint_url-unclosed-ipv6",
+    "profile-integer-5001-digits",  # case 6
+    "profile-fifo",
+    "profile-duplicate-top-key",  # case 13
+    "profile-bool-timeouts.connect-True",
 ]
 
 
@@ -329,7 +445,7 @@ CLI_SAMPLE = [
 def test_profile_check_command_exits_4_with_file_field_problem_lines(tmp_path: Path, name: str) -> None:
     content = dict(inputs.profile_cases())[name]
     path = _write_case(tmp_path / "case.yaml", content)
-    env = {**os.environ, **_environ(tmp_path)}
+    env = {k: v for k, v in {**os.environ, **_environ(tmp_path)}.items() if "\x00" not in v}
     proc = subprocess.run(
         [sys.executable, "-m", "conformance", "profile", "check", str(path)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
@@ -340,6 +456,56 @@ def test_profile_check_command_exits_4_with_file_field_problem_lines(tmp_path: P
     lines = [line for line in output.splitlines() if line.strip()]
     assert lines
     assert all(re.match(rf"(ERROR: )?{re.escape(str(path))}: \S", line) for line in lines), lines
+    assert_no_canary(output)
+
+
+# Profiles that once ended pytest in INTERNALERROR, exit 3, no reports (issue 10 cases 1, 5, 6, 13).
+PYTEST_SAMPLE = [
+    "profile-url-mlflow.tracking_uri-userinfo-password",
+    "profile-url-object_storage.endpoint_url-port-70000",
+    "profile-url-registry.url-space-in-host",
+    "profile-integer-5001-digits",
+    "profile-duplicate-top-key",
+]
+
+
+@pytest.mark.parametrize("name", PYTEST_SAMPLE)
+def test_pytest_exits_4_with_one_line_per_problem_on_a_bad_profile(tmp_path: Path, name: str) -> None:
+    path = _write_case(tmp_path / "case.yaml", dict(inputs.profile_cases())[name])
+    env = {k: v for k, v in {**os.environ, **_environ(tmp_path)}.items() if "\x00" not in v}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--profile={path}", "--collect-only", "-q"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 4, output[-2000:]
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    assert f"{path}: " in output
+    assert_no_canary(output)
+
+
+# Waivers that once ended pytest in INTERNALERROR and passed `profile check` (issue 10 cases 11, 12).
+WAIVER_SAMPLE = ["waivers-expires-2030-02-31", "waivers-non-utf8-0", "waivers-fifo", "waivers-duplicate-top-key"]
+
+
+@pytest.mark.parametrize("name", [n for n in WAIVER_SAMPLE if n in dict(inputs.waivers_cases())])
+@pytest.mark.parametrize("command", ["profile check", "pytest"])
+def test_bad_waivers_file_exits_4_in_one_line(tmp_path: Path, name: str, command: str) -> None:
+    waivers = _write_case(tmp_path / "waivers.yaml", dict(inputs.waivers_cases())[name])
+    path = write_profile(tmp_path, f"platform: onprem\norchestrator: runai\nwaivers: {waivers}\n")
+    argv = ["-m", "conformance", "profile", "check", str(path)]
+    if command == "pytest":
+        argv = ["-m", "pytest", "-p", "no:cacheprovider", f"--profile={path}", "--collect-only", "-q"]
+    proc = subprocess.run(
+        [sys.executable, *argv], cwd=REPO, env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 4, output[-2000:]
+    assert "INTERNALERROR" not in output
+    assert "Traceback" not in output
+    assert str(waivers) in output, output[-2000:]
 
 
 def _profile_for(kind: str, file: Path, directory: Path) -> Path:
@@ -431,12 +597,23 @@ FILE_CASES = [
 def test_malformed_credential_file_is_reported_in_one_line(tmp_path: Path, kind: str, content: bytes) -> None:
     file = _write_case(tmp_path / f"{kind}-file", content)
     environ = _environ(tmp_path)
-    problem = PROBLEM_OF[kind](_profile_for(kind, file, tmp_path), environ)
+    problem = within_deadline(lambda: PROBLEM_OF[kind](_profile_for(kind, file, tmp_path), environ))
     assert_one_line(problem)
 
 
+def test_credential_file_past_the_cap_is_refused_not_used(tmp_path: Path) -> None:
+    """Too large for the secret index to scan, so the check refuses it: botocore never sends its token."""
+    file = _write_case(tmp_path / "aws-file", dict(inputs.aws_credentials_cases())["aws-valid-but-past-cap"])
+    profile = _profile_for("aws", file, tmp_path)
+    loaded = load_profile(profile, _environ(tmp_path))
+    assert loaded.secrets.find(inputs.AWS_SESSION_TOKEN) == []  # the index could not read it...
+    problem = aws_problem(profile, _environ(tmp_path))
+    assert f"{file} is not readable" in problem  # ...so OBJ-001 reports it and the S3 client is never built
+    assert str(files.MAX_BYTES) in problem
+
+
 def test_at_least_200_malformed_inputs() -> None:
-    assert len(inputs.profile_cases()) + len(FILE_CASES) >= 200
+    assert len(inputs.profile_cases()) + len(FILE_CASES) + len(inputs.waivers_cases()) >= 200
     assert inputs.profile_cases() == inputs.profile_cases()  # seeded: the same cases every run
 
 
@@ -447,7 +624,19 @@ E2E_SAMPLES = [
     ("kubeconfig-users-entries-wrong", "aws-missing-secret", "docker-auth-not-base64"),
     ("kubeconfig-directory", "aws-directory", "docker-directory"),
     ("kubeconfig-oidc-id-token-not-jwt", "aws-other-section", "docker-other-host-only"),
+    # Issue 10: a FIFO blocked the registry fixture forever; /dev/zero filled memory; a credential file
+    # too large for the secret index was still used (its session token in botocore's DEBUG log).
+    ("kubeconfig-fifo", "aws-valid-but-past-cap", "docker-fifo"),
+    ("kubeconfig-past-size-cap", "aws-dev-zero", "docker-dev-zero"),
 ]
+# The credentials these files hold: none may be printed, whatever the file's fault.
+FILE_CANARIES = {
+    inputs.AWS_SECRET: "AWS secret",
+    inputs.AWS_SESSION_TOKEN: "AWS session token",
+    "rel-docker-password": "docker password",
+    inputs.DOCKER_AUTH: "docker auth",
+    "rel-kube-token-value": "kubeconfig token",
+}
 COMPONENT_CHECKS = {"kubeconfig": ("K8S-", "RAI-"), "aws": ("OBJ-",), "docker": ("REG-",)}
 
 
@@ -466,10 +655,12 @@ def test_malformed_files_end_to_end(suite: Suite, tmp_path: Path, names: tuple[s
         sections.update(yaml.safe_load(_profile_for(kind, files[kind], tmp_path).read_text()))
     sections["timeouts"] = {"connect": 2, "request": 5, "check": 60}
     run = suite(
+        *LOUD,
         "-m",
         "kubernetes or runai or object_storage or registry",
         profile=write_profile(tmp_path, yaml.safe_dump(sections)),
     )
+    assert leaks(run, FILE_CANARIES) == []
     assert "Traceback" not in run.output
     assert "INTERNALERROR" not in run.output
     assert run.rc == 1, run.output[-3000:]

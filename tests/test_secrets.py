@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import base64
 import copy
+import html
+import json
 import logging
+import os
 import pickle
+import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conformance.secrets import MASK, Secret, SecretIndex, SecretRefError, resolve_ref
+from conformance import credentials
+from conformance.secrets import (
+    MASK,
+    MAX_SECRET_BYTES,
+    Secret,
+    SecretIndex,
+    SecretRefError,
+    encodings,
+    header_problem,
+    resolve_ref,
+)
 
 CANARY = "canary-Zx9/q+w=&pw"
 
@@ -76,3 +91,170 @@ def test_redact_replaces_every_encoding() -> None:
     assert CANARY not in text
     assert basic not in text
     assert text.count(MASK) == 2
+
+
+# --------------------------------------------------------------------------- every printable form
+
+# Secrets with what makes their printed forms differ from the value: quotes, backslashes, '&<>',
+# non-ASCII letters, a newline (a credential file can hold any of these; the profile refuses some).
+AWKWARD = [
+    'tok"en-with-double-quote',
+    "tok'en-with-single-quote",
+    "both'and\"quotes-1",
+    "back\\slash\\token",
+    "amp&lt<gt>token",
+    "t\u00fcken-latin1-letter",
+    "token-\u20ac-euro-\U0001f511",
+    "line-one\nline-two",
+    "tab\there-token",
+    "percent%20plus+token",
+]
+
+
+def _forms(value: str) -> dict[str, str]:
+    """Each way a report, a log, a traceback or ``-l`` can print ``value``, by name."""
+    header = {"PRIVATE-TOKEN": value, "User-Agent": "python-gitlab"}
+    return {
+        "raw": value,
+        "repr": repr(value),
+        "ascii": ascii(value),
+        "bytes repr": repr(value.encode()),
+        "unicode-escape": value.encode("unicode_escape").decode(),
+        "json": json.dumps(value),
+        "json non-ascii": json.dumps(value, ensure_ascii=False),
+        "header dict repr (-l)": repr(header),
+        "header dict ascii": ascii(header),
+        "exception in JSON": json.dumps({"message": f"Invalid header value {header!r}"}),
+        "JUnit XML attribute": html.escape(f"InvalidHeader: {header!r}"),
+        "HTML text": html.escape(repr(header), quote=False),
+        "URL-encoded": urllib.parse.quote(value, safe=""),
+        "form-encoded": urllib.parse.quote_plus(value),
+        "base64": base64.b64encode(value.encode()).decode(),
+        "repr of a repr": repr(repr(value)),
+        "json of a repr": json.dumps(repr(value)),
+    }
+
+
+@pytest.mark.parametrize("value", AWKWARD, ids=[ascii(v) for v in AWKWARD])
+def test_index_finds_and_redacts_every_printed_form(value: str) -> None:
+    index = SecretIndex()
+    index.add("gitlab.token", Secret(value, "env:X"))
+    for name, form in _forms(value).items():
+        text = f"E   before {form} after"
+        assert index.find(text) == ["gitlab.token"], name
+        redacted = index.redact(text)
+        assert index.find(redacted) == [], (name, redacted)
+        assert MASK in redacted, name
+
+
+def test_encodings_of_a_plain_secret_are_few() -> None:
+    # A token of letters and digits prints the same in every form: one needle, plus base64.
+    assert encodings("glpat-abcDEF123456") == {"glpat-abcDEF123456", base64.b64encode(b"glpat-abcDEF123456").decode()}
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("line-one\nline-two", "holds a line break (character 9)"),
+        ("carriage\rreturn", "holds a carriage return"),
+        ("tab\tinside", "holds a tab"),
+        ("nul\x00inside", "holds a control character"),
+        ("esc\x1b[31m", "holds a control character"),
+        ("del\x7finside", "holds a control character"),
+        ("t\u00fcken-value", "holds a non-ASCII character (character 2)"),
+        ("euro-\u20ac-value", "holds a non-ASCII character"),
+        ("c1\x85control", "holds a non-ASCII character"),
+    ],
+)
+def test_secrets_that_cannot_go_into_a_header_are_refused_without_the_value(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    (tmp_path / "token.txt").write_text(f"{value}\n")  # file: strips the final newline only
+    for ref in ("env:TOKEN", "file:token.txt"):
+        with pytest.raises(SecretRefError) as info:
+            resolve_ref(ref, base_dir=tmp_path, environ={"TOKEN": value})
+        message = str(info.value)
+        assert message.startswith(f"the value of {ref} {problem}"), message
+        assert "cannot be sent in an HTTP header" in message
+        assert not any(form in message for form in encodings(value) if len(form) >= 4), message
+
+
+def test_header_safe_secrets_pass() -> None:
+    for value in ('tok"en-quote', "sp ace-token", "~!@#$%^&*()_+{}|:<>?-=[]\\;',./`"):
+        assert header_problem(value) is None, value
+
+
+@pytest.mark.parametrize(
+    "special",
+    ["fifo", "dev-zero", "directory", "symlink-loop", "past-cap"],
+)
+def test_file_reference_to_a_special_file_is_refused_at_once(tmp_path: Path, special: str) -> None:
+    target = tmp_path / "secret"
+    if special == "fifo":
+        os.mkfifo(target)
+    elif special == "dev-zero":
+        target.symlink_to("/dev/zero")
+    elif special == "directory":
+        target.mkdir()
+    elif special == "symlink-loop":
+        target.symlink_to("secret")
+    else:
+        target.write_text("x" * (MAX_SECRET_BYTES + 1))
+    started = time.monotonic()
+    with pytest.raises(SecretRefError) as info:
+        resolve_ref("file:secret", base_dir=tmp_path, environ={})
+    assert time.monotonic() - started < 2
+    assert str(info.value).startswith(f"file {target} ")
+    assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- credential files
+
+
+def test_kubeconfig_exec_plugin_secrets_are_indexed(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    plugin = {
+        "command": "kubelogin",
+        "args": ["get-token", "--client-secret=rel-exec-arg-secret-1", "--password", "rel-exec-arg-secret-2", "-v"],
+        "env": [
+            {"name": "OIDC_CLIENT_SECRET", "value": "rel-exec-env-secret-3"},
+            {"name": "API_TOKEN", "value": "rel-exec-env-secret-4"},
+            {"name": "OIDC_ISSUER", "value": "https://issuer.example"},
+        ],
+    }
+    kubeconfig.write_text(yaml.safe_dump({"users": [{"name": "u", "user": {"exec": plugin}}]}))
+    found = {secret.reveal(): where for where, secret, _user in credentials.kubeconfig(kubeconfig)}
+    assert set(found) == {f"rel-exec-{kind}-secret-{i}" for kind, i in (("arg", 1), ("arg", 2), ("env", 3), ("env", 4))}
+    assert found["rel-exec-env-secret-3"].endswith("users[u] exec env OIDC_CLIENT_SECRET")
+    assert all("rel-exec" not in where for where in found.values())
+
+
+def test_a_long_token_shortened_the_way_pytest_prints_locals_is_still_found() -> None:
+    from _pytest._io.saferepr import saferepr
+
+    token = "ya29." + "Ab3dEf9hIj" * 40  # a 405-character access token
+    index = SecretIndex()
+    index.add("GCP access token", Secret(token, "gcloud"))
+    shown = saferepr({"Authorization": f"Bearer {token}", "other": 1})  # as `-l` prints a local
+    assert token not in shown  # shortened: 'head...tail'
+    assert index.find(shown) == ["GCP access token"]
+    assert token[-40:] not in index.redact(shown)  # the tail (a signature, in a JWT) is masked
+
+
+def test_shared_heads_of_long_secrets_are_not_needles() -> None:
+    """The start of base64('user:password') encodes the user name; a JWT's start is its common header."""
+    user = "conformance-robot-account"
+    index = SecretIndex()
+    for name, value in (
+        ("docker auth", base64.b64encode(f"{user}:Real-password-1234567890".encode()).decode()),
+        ("id-token", "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"),
+    ):
+        index.add(name, Secret(value, name))
+    other_pair = base64.b64encode(f"{user}:Wrong-password-0987654321".encode()).decode()
+    other_jwt = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2IifQ.b3RoZXItc2lnbmF0dXJlLW90aGVy"
+    assert index.find(f"{other_pair} {other_jwt}") == []
+
+
+@pytest.mark.parametrize("value", [" leading-space-token", "trailing-space-token "])
+def test_a_secret_with_spaces_at_its_ends_is_refused(value: str) -> None:
+    assert header_problem(value) == "starts or ends with a space; it cannot be sent in an HTTP header as it is"

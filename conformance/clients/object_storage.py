@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from conformance import files
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, ObjectStorage, Profile, Timeouts
@@ -125,7 +126,7 @@ def _aws_facts(storage: ObjectStorage) -> CredentialFacts:
         return facts
     parser = configparser.RawConfigParser(default_section="\x00none")  # no [DEFAULT] magic: AWS has none
     try:
-        parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
+        parser.read_string(files.read_utf8(path), source=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         facts.problem = f"{path} is not readable ({getattr(exc, 'strerror', None) or type(exc).__name__})"
         return facts
@@ -158,7 +159,7 @@ def _gcs_key_path(storage: ObjectStorage) -> tuple[Path | None, str, str]:
 def parse_key_file(path: Path, *, service_account: bool) -> tuple[dict[str, Any] | None, str | None]:
     """The key's JSON object, or a one-line problem naming ``path`` (never a value from it)."""
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        info = json.loads(files.read_utf8(path))
     except OSError as exc:
         return None, f"{path} is not readable ({exc.strerror or type(exc).__name__})"
     except UnicodeDecodeError:
