@@ -70,7 +70,8 @@ def skip_reasons() -> list[tuple[str, str]]:
         texts -= {id(node) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)}
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in SKIP_CALLS:
-                reason = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "reason"), None)
+                keyword = next((k.value for k in node.keywords if k.arg == "reason"), None)
+                reason = node.args[0] if node.args else keyword
                 text = _render(reason) if reason is not None else None
                 found.append((f"{where}:{node.lineno}", text if text is not None else "<not a literal>"))
                 if reason is not None:
@@ -210,7 +211,8 @@ def test_runai_profile_without_runai_settings_exits_4_with_one_line(tmp_path: Pa
 def test_guide_defaults_fill_the_kubernetes_section_from_the_runai_project(tmp_path: Path) -> None:
     profile = load_profile(filled("onprem-runai", tmp_path, drop=("kubernetes", "workspace")), {}).profile
     assert requirements(profile) == []
-    assert profile.kubernetes is not None and profile.workspace is not None
+    assert profile.kubernetes is not None
+    assert profile.workspace is not None
     assert (profile.kubernetes.namespace, profile.kubernetes.pvc) == ("runai-vision", "pvc-data")
     assert profile.kubernetes.expected_secrets == ["s3-credentials", "harbor-credentials"]
     assert profile.kubernetes.kubeconfig is None  # $KUBECONFIG, else ~/.kube/config: resolved by K8S-001
@@ -258,7 +260,8 @@ def test_components_need_their_sections_only_where_they_apply(tmp_path: Path) ->
 
 def _offline(tmp_path: Path, profile_text: str) -> list[str]:
     path = write_profile(tmp_path, profile_text)
-    return offline.warnings(load_profile(path, {"HOME": str(tmp_path)}).profile, read_raw(path), {"HOME": str(tmp_path)})
+    environ = {"HOME": str(tmp_path)}
+    return offline.warnings(load_profile(path, environ).profile, read_raw(path), environ)
 
 
 def test_offline_warnings_name_what_the_local_files_contradict(tmp_path: Path) -> None:
