@@ -95,7 +95,10 @@ def _init(args: argparse.Namespace) -> int:
         check_path = target or Path(scratch) / "draft.yaml"
         check_path.write_text(text)
         try:
-            load_profile(check_path)
+            loaded = load_profile(check_path)
+            missing = requirements(loaded.profile)
+            if missing:
+                raise ProfileError(missing)
         except ProfileError as exc:  # a draft that does not load is a bug here, not the user's
             for line in exc.lines:
                 print(f"draft does not pass profile check: {line}", file=sys.stderr)

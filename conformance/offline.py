@@ -23,7 +23,7 @@ import yaml
 
 from conformance.profile import Profile
 
-PLACEHOLDER = re.compile(r"<[a-z][a-z0-9_-]*>")  # the templates' <your-name>
+PLACEHOLDER = re.compile(r"<[a-z][a-z0-9_-]*>|change-me")  # the templates' <your-name>, init's change-me
 MAX_BYTES = 1_000_000
 
 
