@@ -360,13 +360,29 @@ class RunPlugin:
         self.loaded = loaded
         self.state = state
 
+    def _missing(self, components: set[str]) -> list[str]:
+        return [f"{display(self.loaded.path)}: {line}" for line in requirements(self.loaded.profile, components)]
+
     @pytest.hookimpl(trylast=True)  # after -m and -k deselected: only what this run will do
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """A selected check whose component the profile leaves out stops the run (exit 4): never a silent skip."""
-        selected = {name for item in items if (name := item.stash.get(APPLIES_KEY, None))}
-        lines = requirements(self.loaded.profile, selected)
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller decides, once
+            return
+        lines = self._missing({name for item in items if (name := item.stash.get(APPLIES_KEY, None))})
         if lines:
-            raise pytest.UsageError(*[f"{display(self.loaded.path)}: {line}" for line in lines])
+            raise pytest.UsageError(*lines)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller sees the workers' selection as node ids, ``components/test_<name>.py::...``."""
+        modules = {Path(nodeid.split("::", 1)[0]).stem.removeprefix("test_") for nodeid in ids}
+        lines = self._missing(modules & set(COMPONENTS))
+        if lines:
+            terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+            for line in lines:
+                if terminal is not None:
+                    terminal.write_line(f"ERROR: {line}", red=True)
+            pytest.exit("the profile lacks what the selected checks need", returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -221,6 +221,22 @@ def test_runai_profile_without_runai_settings_exits_4_with_one_line(tmp_path: Pa
     assert rows  # collected, then refused before anything ran
 
 
+def test_the_same_profile_error_stops_a_parallel_run(tmp_path: Path) -> None:
+    """Under xdist the workers collect; the controller refuses the run once, with the same line."""
+    profile = filled("onprem-runai", tmp_path, drop=("runai", "kubernetes"))
+    command = [
+        sys.executable, "-m", "pytest", "-n", "2", "-p", "no:cacheprovider", "--no-reports",
+        f"--profile={profile}", "-m", "onprem and runai",
+    ]  # fmt: skip
+    env = isolated_env(tmp_path)
+    proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 4, proc.stdout[-2000:]
+    assert f"ERROR: {profile}: runai: required for orchestrator runai (set runai.project)" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert "INTERNALERROR" not in proc.stdout + proc.stderr
+    assert " passed" not in proc.stdout
+
+
 def test_guide_defaults_fill_the_kubernetes_section_from_the_runai_project(tmp_path: Path) -> None:
     profile = load_profile(filled("onprem-runai", tmp_path, drop=("kubernetes", "workspace")), {}).profile
     assert requirements(profile) == []
