@@ -524,13 +524,15 @@ def apply_guide_defaults(raw: dict[str, Any]) -> dict[str, Any]:
         mount = workspace.get("pvc_mount") if workspace else None
         if not isinstance(pvc, str):
             pvc = mount.rstrip("/").rsplit("/", 1)[-1] if isinstance(mount, str) and mount.strip("/") else GUIDE_PVC
+            pvc = pvc if re.fullmatch(_K8S_NAME, pvc) else None  # else requirements() asks for kubernetes.pvc
         if workspace is not None:
-            workspace.setdefault("pvc_mount", f"/{pvc}")
+            workspace.setdefault("pvc_mount", f"/{pvc or GUIDE_PVC}")
             workspace.setdefault("workspace_uid", GUIDE_WORKSPACE_UID)
         if kubernetes is not None:
-            if isinstance(project, str):
+            if isinstance(project, str) and re.fullmatch(_K8S_NAME, f"runai-{project}"):  # else runai.project's error
                 kubernetes.setdefault("namespace", f"runai-{project}")
-            kubernetes.setdefault("pvc", pvc)
+            if pvc is not None:
+                kubernetes.setdefault("pvc", pvc)
     elif orchestrator == "polyaxon":
         kubernetes = _mapping(raw, "kubernetes", create=False)
         if kubernetes is not None:
