@@ -484,7 +484,7 @@ POLYAXON_NAMESPACE = "polyaxon-v1"
 
 # Field path -> the guide's default that fills it when the profile leaves it out (shown in the field reference).
 GUIDE_DEFAULTS = {
-    "kubernetes": "on Run:ai, built from runai.project and the defaults below",
+    "kubernetes": "built from the defaults below (Run:ai: from runai.project)",
     "kubernetes.namespace": "runai-<runai.project> (Run:ai); polyaxon-v1 (Polyaxon)",
     "kubernetes.pvc": f"Run:ai: the last folder of workspace.pvc_mount, else {GUIDE_PVC}",
     "kubernetes.expected_secrets": "onprem + runai: s3-credentials, harbor-credentials; gcp + runai:"
@@ -534,7 +534,7 @@ def apply_guide_defaults(raw: dict[str, Any]) -> dict[str, Any]:
             if pvc is not None:
                 kubernetes.setdefault("pvc", pvc)
     elif orchestrator == "polyaxon":
-        kubernetes = _mapping(raw, "kubernetes", create=False)
+        kubernetes = _mapping(raw, "kubernetes", create=True)
         if kubernetes is not None:
             kubernetes.setdefault("namespace", POLYAXON_NAMESPACE)
     else:
