@@ -11,7 +11,15 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance.profile import LoadedProfile, ProfileError, display, load_profile, read_raw, resolve_profile_path
+from conformance.profile import (
+    LoadedProfile,
+    ProfileError,
+    display,
+    load_profile,
+    read_raw,
+    requirements,
+    resolve_profile_path,
+)
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
@@ -38,21 +46,34 @@ def _fail(exc: ProfileError) -> int:
 
 
 def _profile_check(args: argparse.Namespace) -> int:
+    from conformance import offline  # noqa: PLC0415 - only this command needs it
     from conformance.waivers import load_waivers  # noqa: PLC0415 - only this command needs it
 
     try:
         loaded = load(args.profile)
+        missing = requirements(loaded.profile)  # every component of its platform and orchestrator
+        if missing:
+            raise ProfileError([f"{display(loaded.path)}: {line}" for line in missing])
         waivers = load_waivers(loaded.profile.waivers) if loaded.profile.waivers is not None else None
     except ProfileError as exc:
         return _fail(exc)
     profile = loaded.profile
     print(f"{display(loaded.path)}: OK ({profile.platform} + {profile.orchestrator}, guide {profile.guide_version})")
+    for line in offline.warnings(profile, read_raw(loaded.path)):  # this machine's files: never an error
+        print(f"  {line}")
     for endpoint in profile.endpoints():
         print(f"  endpoint {endpoint.name}: {endpoint.url}")
     if waivers is not None:
         print(f"  waivers: {len(waivers)} in {display(Path(str(profile.waivers)))}")
     secret_fields = sorted(set(loaded.secrets.needles.values()))
     print(f"  secrets resolved: {', '.join(secret_fields) if secret_fields else 'none'}")
+    return 0
+
+
+def _profile_fields(args: argparse.Namespace) -> int:
+    from conformance import fields  # noqa: PLC0415 - only this command needs it
+
+    print(fields.markdown() if args.markdown else fields.text())
     return 0
 
 
@@ -78,7 +99,10 @@ def _init(args: argparse.Namespace) -> int:
         check_path = target or Path(scratch) / "draft.yaml"
         check_path.write_text(text)
         try:
-            load_profile(check_path)
+            loaded = load_profile(check_path)
+            missing = requirements(loaded.profile)
+            if missing:
+                raise ProfileError(missing)
         except ProfileError as exc:  # a draft that does not load is a bug here, not the user's
             for line in exc.lines:
                 print(f"draft does not pass profile check: {line}", file=sys.stderr)
@@ -248,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     check = profile_commands.add_parser("check", help="validate a profile and resolve its secrets")
     check.add_argument("profile", help="profile NAME (profiles/NAME.yaml) or PATH")
     check.set_defaults(func=_profile_check)
+    fields = profile_commands.add_parser("fields", help="every profile field: type, default, what it is")
+    fields.add_argument("--markdown", action="store_true", help="as a Markdown table (the README's field reference)")
+    fields.set_defaults(func=_profile_fields)
 
     sandbox = commands.add_parser("sandbox", help="the embedded platform on loopback")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)

@@ -9,7 +9,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.components import COMPONENTS
+from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS
 
 COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
 SCOPE_MARKERS = ("onprem", "gcp", "runai", "noorch", "polyaxon", "writes")
@@ -54,6 +54,9 @@ def entries() -> list[Entry]:
             if check_id:
                 if component.name in SCOPE_MARKERS and component.name not in markers:
                     markers.append(component.name)  # the gcp and runai components are also axis markers
+                for axis, scope in ((PLATFORMS, component.platforms), (ORCHESTRATORS, component.orchestrators)):
+                    if scope != axis and not any(m in axis for m in markers):  # the component's own scope
+                        markers.extend(scope)
                 name = node.name.removeprefix("test_").replace("_", " ")
                 found.append(Entry(check_id, component.name, name, tuple(markers), remediation))
     return sorted(found, key=lambda e: e.check_id)

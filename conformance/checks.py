@@ -6,8 +6,10 @@
 | could not evaluate (unreachable, 401)   | CannotEvaluate     | error          |
 | a prerequisite check failed             | Blocked            | error          |
 
-Skips are for "not applicable to this profile" only, and the plugin makes
-them from markers; a check never skips itself to hide a failure.
+Skips are for facts of the platform only (another platform or orchestrator, an
+endpoint without TLS, no GPU requested, no Docker daemon: ``tests/test_skips.py``
+lists them), never for a missing setting, and a check never skips itself to hide a
+failure. A profile without a section its platform needs is a profile error.
 """
 
 from __future__ import annotations

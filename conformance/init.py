@@ -190,4 +190,29 @@ def draft_profile(home: Path, environ: Mapping[str, str], cwd: Path) -> Draft:
         draft.sections["object_storage"] = {"kind": "gcs", "bucket": PLACEHOLDER, "prefix": "conformance"}
     if not draft.notes:
         draft.notes.append("found nothing to draft from: no kubeconfig, AWS, docker, MLflow, git or GCP set-up")
+    _required(draft)
     return draft
+
+
+def _required(draft: Draft) -> None:
+    """Every section the platform and orchestrator need (profile.requirements), with change-me where unknown."""
+    platform, orchestrator = draft.sections["platform"], draft.sections["orchestrator"]
+    wanted: dict[str, dict[str, Any]] = {
+        "registry": {"url": f"https://{PLACEHOLDER}", "project_path": f"{PLACEHOLDER}/{PLACEHOLDER}"},
+        "object_storage": {"kind": "gcs", "bucket": PLACEHOLDER, "prefix": "conformance"}
+        if platform == "gcp"
+        else {"kind": "s3", "endpoint_url": f"https://{PLACEHOLDER}", "bucket": PLACEHOLDER, "prefix": "conformance"},
+        "mlflow": {"tracking_uri": f"https://{PLACEHOLDER}", "experiment": "conformance"},
+        "gitlab": {"url": "https://gitlab.aisingapore.net", "project": PLACEHOLDER},
+    }
+    if orchestrator == "runai":
+        wanted["runai"] = {"project": PLACEHOLDER}
+    if platform == "gcp":
+        wanted["gcp"] = {"project": PLACEHOLDER}
+    for name, section in wanted.items():
+        if name not in draft.sections:
+            draft.sections[name] = section
+            draft.notes.append(f"{name}: nothing found; fill in the change-me values")
+    gitlab = draft.sections["gitlab"]
+    if orchestrator == "runai" and "checkout" not in gitlab:  # GIT-011: the clone in the shared workspace
+        gitlab["checkout"] = f"/pvc-data/workspaces/{PLACEHOLDER}/{PLACEHOLDER}"

@@ -25,7 +25,15 @@ from pytest_metadata.plugin import metadata_key
 from conformance import report as reports
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
 from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
-from conformance.profile import LoadedProfile, ProfileError, available_profiles, display, load_profile, read_raw
+from conformance.profile import (
+    LoadedProfile,
+    ProfileError,
+    available_profiles,
+    display,
+    load_profile,
+    read_raw,
+    requirements,
+)
 from conformance.profile import resolve_profile_path as _resolve_path
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
 from conformance.waivers import WaiverBook, load_waivers
@@ -62,6 +70,7 @@ class RunState:
 
 
 STATE_KEY = pytest.StashKey[RunState]()
+APPLIES_KEY = pytest.StashKey[str]()  # on a check that applies to the profile: its component
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -225,7 +234,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("endpoint", endpoints, ids=[e.name for e in endpoints])
 
 
-def _not_applicable(item: pytest.Item, loaded: LoadedProfile, component: str | None) -> str | None:
+def _not_applicable(item: pytest.Item, loaded: LoadedProfile) -> str | None:
+    """Why the check does not apply to the profile's platform or orchestrator; the only skip made here.
+
+    Whether the profile describes the component never decides it: a run that selects a component the
+    profile leaves out stops with a profile error (``RunPlugin.pytest_collection_modifyitems``).
+    """
     profile = loaded.profile
     platforms = [p for p in PLATFORMS if item.get_closest_marker(p)]
     if profile.platform not in platforms:
@@ -239,8 +253,6 @@ def _not_applicable(item: pytest.Item, loaded: LoadedProfile, component: str | N
             f"not applicable: profile {loaded.name} has orchestrator {profile.orchestrator}; "
             f"this check applies to {', '.join(orchestrators)}"
         )
-    if component and not profile.has_section(component):
-        return f"not applicable: profile {loaded.name} has no {component} section"
     return None
 
 
@@ -261,17 +273,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not item.get_closest_marker(component.name):
             item.add_marker(component.name)
         if not any(item.get_closest_marker(p) for p in PLATFORMS):
-            for name in PLATFORMS:
+            for name in component.platforms:  # the component's scope: every platform unless it says otherwise
                 item.add_marker(name)
         if not any(item.get_closest_marker(o) for o in ORCHESTRATORS):
-            for name in ORCHESTRATORS:
+            for name in component.orchestrators:
                 item.add_marker(name)
         item.user_properties.append(("check_id", check_id))
         item.user_properties.append(("component", component.name))
-        reason = _not_applicable(item, loaded, component.name)
+        reason = _not_applicable(item, loaded)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
             continue
+        item.stash[APPLIES_KEY] = component.name
         waiver = config.stash[STATE_KEY].waivers.active_for(check_id, item.nodeid)
         if waiver is not None:
             item.add_marker(pytest.mark.xfail(reason=waiver.reason(), strict=False))
@@ -346,6 +359,30 @@ class RunPlugin:
         self.config = config
         self.loaded = loaded
         self.state = state
+
+    def _missing(self, components: set[str]) -> list[str]:
+        return [f"{display(self.loaded.path)}: {line}" for line in requirements(self.loaded.profile, components)]
+
+    @pytest.hookimpl(trylast=True)  # after -m and -k deselected: only what this run will do
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """A selected check whose component the profile leaves out stops the run (exit 4): never a silent skip."""
+        if hasattr(self.config, "workerinput"):  # an xdist worker: the controller decides, once
+            return
+        lines = self._missing({name for item in items if (name := item.stash.get(APPLIES_KEY, None))})
+        if lines:
+            raise pytest.UsageError(*lines)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the controller sees the workers' selection as node ids, ``components/test_<name>.py::...``."""
+        modules = {Path(nodeid.split("::", 1)[0]).stem.removeprefix("test_") for nodeid in ids}
+        lines = self._missing(modules & set(COMPONENTS))
+        if lines:
+            terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+            for line in lines:
+                if terminal is not None:
+                    terminal.write_line(f"ERROR: {line}", red=True)
+            pytest.exit("the profile lacks what the selected checks need", returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from conformance import credentials, files
+from conformance.components import COMPONENTS
 from conformance.secrets import (
     MIN_SCAN_LENGTH,
     Secret,
@@ -207,23 +208,23 @@ Seconds = Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)]
 class Timeouts(Model):
     """Seconds. ``connect`` bounds DNS and TCP, ``request`` one request, ``check`` one check."""
 
-    connect: Seconds = 5.0
-    request: Seconds = 10.0
-    check: Seconds = 120.0
+    connect: Seconds = 5.0  # DNS resolution and TCP connect, per attempt
+    request: Seconds = 10.0  # one request once connected
+    check: Seconds = 120.0  # one check, waits included (jobs, pods)
 
 
 class TLS(Model):
     """Trust for every TLS connection the suite makes: one CA bundle, explicit."""
 
-    ca_bundle: ExistingFile | None = None
-    insecure: bool = False
+    ca_bundle: ExistingFile | None = None  # PEM bundle trusted for every TLS connection; default: the system store
+    insecure: bool = False  # true disables verification (the report flags it in red)
 
 
 class Endpoint(Model):
     """Something the workspace must reach: ``https://``, ``http://``, ``tcp://`` or ``ssh://``."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    url: str
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]  # the check's parameter: NET-001[name]
+    url: str  # https://, http://, tcp://host:port or ssh://host:port
     private: bool = True  # behind the VPN; used by the "VPN probably down" heuristic
 
     @field_validator("url")
@@ -271,7 +272,7 @@ def _endpoint(name: str, url: str) -> Endpoint:
 class Network(Model):
     """Extra endpoints to probe besides those every component section names."""
 
-    endpoints: list[Endpoint] = []
+    endpoints: list[Endpoint] = []  # probed by NET-001..004 besides the sections' own
     vpn: str = "the VPN"  # how the operator's VPN is called, for the hint
 
 
@@ -280,8 +281,8 @@ class Registry(Model):
 
     url: HttpUrl
     project_path: str  # host[:port]/seg/.../seg, as cookiecutter's registry_project_path
-    username: str | None = None
-    password: SecretRef | None = None
+    username: str | None = None  # only with password; default: the login in docker_config
+    password: SecretRef | None = None  # default: the login in docker_config (docker login / credHelpers)
     docker_config: LocalPath | None = None  # path to a docker config.json holding auths/credHelpers
     robot_creds_json: LocalPath | None = None  # path to a Harbor robot-account JSON
 
@@ -317,13 +318,13 @@ class ObjectStorage(Model):
     gcloud's application-default credentials).
     """
 
-    kind: Literal["s3", "gcs"]
-    bucket: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")]
+    kind: Literal["s3", "gcs"]  # s3 on-prem (ECS), gcs on GCP
+    bucket: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$")]  # your project's bucket
     prefix: str = ""  # probe objects go under <prefix>/conformance-<run id>
     endpoint_url: HttpUrl | None = None  # S3: required (the guide passes --endpoint-url); GCS: an emulator only
     credentials_file: LocalPath | None = None  # S3: default ~/.aws/credentials; GCS: service-account key JSON
     aws_profile: str | None = None  # S3: section of credentials_file; default "default"
-    region: str = "us-east-1"
+    region: str = "us-east-1"  # S3 signing region (ECS accepts the default)
     path_style: bool = True  # S3: https://host/bucket/key addressing (ECS); False: virtual-hosted
     gcp_project: str | None = None  # GCS: default the key's project_id
     anonymous: bool = False  # SANDBOX ONLY: send GCS requests without credentials (the emulator has no auth)
@@ -358,9 +359,9 @@ class MLflow(Model):
     """The MLflow tracking server."""
 
     tracking_uri: HttpUrl
-    username: str | None = None
-    password: SecretRef | None = None
-    experiment: str = "conformance"
+    username: str | None = None  # default: MLFLOW_TRACKING_USERNAME, as the guide sets it
+    password: SecretRef | None = None  # default: MLFLOW_TRACKING_PASSWORD
+    experiment: str = "conformance"  # where MLF-003..005 log their run (created if missing)
 
     def endpoints(self) -> list[Endpoint]:
         return [_endpoint("mlflow", self.tracking_uri.rstrip("/") + "/health")]
@@ -381,11 +382,11 @@ class GitLab(Model):
     https_remote: str | None = None  # default <url>/<project>.git
     ssh: bool = True  # check git over SSH; set false where the guide says HTTPS only
     ssh_host: str | None = None  # default: the host of url
-    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 2222
-    ssh_user: str = "git"
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 2222  # AISG's GitLab: 2222, not 22 (F2)
+    ssh_user: str = "git"  # the user in git@host:group/project.git
     ssh_remote: str | None = None  # default <ssh_user>@<ssh_host>:<project>.git (port from ssh_config)
-    ssh_config: LocalPath = "~/.ssh/config"
-    known_hosts: LocalPath = "~/.ssh/known_hosts"
+    ssh_config: LocalPath = "~/.ssh/config"  # the Host block GIT-006 reads (Port 2222, IdentityFile)
+    known_hosts: LocalPath = "~/.ssh/known_hosts"  # where GIT-008 looks for the host key
     checkout: LocalPath | None = None  # a clone in the shared workspace whose `origin` GIT-011 inspects
     ci_file_variables: list[str] | None = None  # default: what the guide's .gitlab-ci.yml reads per platform
 
@@ -455,9 +456,9 @@ class Kubernetes(Model):
 
 
 class Runai(Model):
-    """The Run:ai CLI (v2, kubeconfig-based) and its login; the kubeconfig is the kubernetes section's."""
+    """The Run:ai CLI (the kubeconfig CLI of the guide, or the new CLI of clusters 2.18+) and its login."""
 
-    project: Annotated[str, Field(pattern=_K8S_NAME)]
+    project: Annotated[str, Field(pattern=_K8S_NAME)]  # your Run:ai project (as `runai project set` takes it)
     cli: str = "runai"  # name on PATH or path of the executable
     smoke_image: str = "alpine:3.20"  # RAI smoke job (writes); /bin/sh only (F16: Alpine has no bash)
 
@@ -525,10 +526,10 @@ class Gcp(Model):
 
 
 class Profile(Model):
-    platform: Literal["onprem", "gcp"]
-    orchestrator: Literal["runai", "noorch", "polyaxon"]
-    guide_version: str = "v0.5.2"
-    description: str = ""
+    platform: Literal["onprem", "gcp"]  # which checks apply (marker onprem or gcp) and which sections are needed
+    orchestrator: Literal["runai", "noorch", "polyaxon"]  # the same for the orchestrator (noorch: none, local Docker)
+    guide_version: str = "v0.5.2"  # the Kapitan Hull release the platform follows
+    description: str = ""  # shown in the report
     sandbox: bool = False  # start the embedded sandbox before loading
     waivers: ExistingFile | None = None  # YAML list of accepted gaps (see conformance/waivers.py)
     timeouts: Timeouts = Timeouts()
@@ -554,8 +555,129 @@ class Profile(Model):
         found.extend(self.network.endpoints)
         return found
 
-    def has_section(self, component: str) -> bool:
-        return component == "network" or getattr(self, component, None) is not None
+
+# --------------------------------------------------------------------------- the guide's defaults, requirements
+
+GUIDE_PVC = "pvc-data"  # the project's shared PVC in Coder workspaces (kapitan-hull-admin khull-*.tf), at /pvc-data
+GUIDE_WORKSPACE_UID = 2222  # the coder user of the code-server image (kapitan-hull-admin)
+# The Secrets the platform's Terraform creates in the project namespace (kapitan-hull-admin terraform/envs/*,
+# ml-project-cookiecutter-gcp 03-mlops-components-platform for Polyaxon), checked by name only (K8S-010).
+GUIDE_SECRETS = {
+    ("onprem", "runai"): ["s3-credentials", "harbor-credentials"],
+    ("gcp", "runai"): ["gcp-sa-credentials"],
+    ("gcp", "polyaxon"): ["gcp-imagepullsecrets", "gcp-sa-credentials"],
+}
+POLYAXON_NAMESPACE = "polyaxon-v1"
+
+# Field path -> the guide's default that fills it when the profile leaves it out (shown in the field reference).
+GUIDE_DEFAULTS = {
+    "kubernetes": "built from the defaults below (Run:ai: from runai.project)",
+    "kubernetes.namespace": "runai-<runai.project> (Run:ai); polyaxon-v1 (Polyaxon)",
+    "kubernetes.pvc": f"Run:ai: the last folder of workspace.pvc_mount, else {GUIDE_PVC}",
+    "kubernetes.expected_secrets": "onprem + runai: s3-credentials, harbor-credentials; gcp + runai:"
+    " gcp-sa-credentials; polyaxon: gcp-imagepullsecrets, gcp-sa-credentials",
+    "workspace": "built from the defaults below",
+    "workspace.pvc_mount": f"Run:ai: /<kubernetes.pvc>, i.e. /{GUIDE_PVC}",
+    "workspace.workspace_uid": f"Run:ai: {GUIDE_WORKSPACE_UID}",
+}
+
+
+def _mapping(raw: dict[str, Any], name: str, create: bool) -> dict[str, Any] | None:
+    """A copy of section ``name`` put back into ``raw`` (created empty if asked); None if it is no mapping."""
+    value = raw.get(name)
+    if value is None and create:
+        value = {}
+    if not isinstance(value, dict):
+        return None
+    raw[name] = value = dict(value)
+    return value
+
+
+def apply_guide_defaults(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with what the guide fixes filled in where the profile leaves it out (see ``GUIDE_DEFAULTS``).
+
+    Only facts of the guide: the Run:ai namespace is ``runai-<project>``, the shared PVC is mounted at
+    ``/<pvc>`` (Coder: ``pvc-data``) and owned by UID 2222, the platform's Terraform creates these Secrets.
+    What is the user's own (hosts, bucket, project paths) has no default: :func:`requirements` names it.
+    """
+    raw = dict(raw)
+    platform, orchestrator = raw.get("platform"), raw.get("orchestrator")
+    workspace = _mapping(raw, "workspace", create=True)
+    runai = raw.get("runai") if isinstance(raw.get("runai"), dict) else None
+    project = runai.get("project") if runai else None
+    if orchestrator == "runai":
+        kubernetes = _mapping(raw, "kubernetes", create=isinstance(project, str))
+        pvc = kubernetes.get("pvc") if kubernetes else None
+        mount = workspace.get("pvc_mount") if workspace else None
+        if not isinstance(pvc, str):
+            pvc = mount.rstrip("/").rsplit("/", 1)[-1] if isinstance(mount, str) and mount.strip("/") else GUIDE_PVC
+            pvc = pvc if re.fullmatch(_K8S_NAME, pvc) else None  # else requirements() asks for kubernetes.pvc
+        if workspace is not None:
+            workspace.setdefault("pvc_mount", f"/{pvc or GUIDE_PVC}")
+            workspace.setdefault("workspace_uid", GUIDE_WORKSPACE_UID)
+        if kubernetes is not None:
+            if isinstance(project, str) and re.fullmatch(_K8S_NAME, f"runai-{project}"):  # else runai.project's error
+                kubernetes.setdefault("namespace", f"runai-{project}")
+            if pvc is not None:
+                kubernetes.setdefault("pvc", pvc)
+    elif orchestrator == "polyaxon":
+        kubernetes = _mapping(raw, "kubernetes", create=True)
+        if kubernetes is not None:
+            kubernetes.setdefault("namespace", POLYAXON_NAMESPACE)
+    else:
+        kubernetes = None
+    secrets = GUIDE_SECRETS.get((str(platform), str(orchestrator)))
+    if kubernetes is not None and secrets:
+        kubernetes.setdefault("expected_secrets", list(secrets))
+    return raw
+
+
+def section_model(name: str) -> type[BaseModel] | None:
+    """The model of the profile's section ``name`` (``Registry`` for ``registry``)."""
+    annotation = Profile.model_fields[name].annotation
+    for arg in (*get_args(annotation), annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def requirements(profile: Profile, components: set[str] | None = None) -> list[str]:
+    """One line per section or field the profile lacks for its platform and orchestrator.
+
+    A component applies by platform and orchestrator (``conformance.components``), never by whether the
+    profile describes it: leaving it out is a profile error, not a silently skipped component. With
+    ``components``, only those (the ones a run selected) are looked at.
+    """
+    lines: list[str] = []
+    for component in COMPONENTS.values():
+        name = component.name
+        if name == "network" or not component.applies(profile.platform, profile.orchestrator):
+            continue
+        if components is not None and name not in components:
+            continue
+        section = getattr(profile, name)
+        if section is None:
+            if name == "kubernetes" and profile.orchestrator == "runai" and profile.runai is None:
+                continue  # runai.project fills it: the runai line says what to add
+            model = section_model(name)
+            fields = [f for f, info in model.model_fields.items() if info.is_required()] if model else []
+            wanted = f" (set {', '.join(f'{name}.{f}' for f in fields)})" if fields else ""
+            lines.append(f"{name}: required for {component.scope}{wanted}")
+            continue
+        if name == "gitlab" and profile.orchestrator == "runai" and profile.gitlab and not profile.gitlab.checkout:
+            lines.append(
+                "gitlab.checkout: required for orchestrator runai (your clone in the shared workspace,"
+                " e.g. /pvc-data/workspaces/<your-name>/<project>, whose origin GIT-011 checks)"
+            )
+        if name == "kubernetes" and profile.kubernetes is not None:
+            if profile.kubernetes.pvc is None:
+                lines.append(f"kubernetes.pvc: required for orchestrator {profile.orchestrator} (the shared PVC)")
+            if not profile.kubernetes.expected_secrets:
+                lines.append(
+                    "kubernetes.expected_secrets: names no Secret; leave it out for the guide's names"
+                    " or list the project's"
+                )
+    return lines
 
 
 @dataclass(frozen=True)
@@ -741,7 +863,7 @@ def load_profile(path: Path, environ: Mapping[str, str] | None = None) -> Loaded
     where = display(path)
     raw = read_raw(path)
     errors: list[str] = []
-    raw = _interpolate(raw, env, "", errors)
+    raw = apply_guide_defaults(_interpolate(raw, env, "", errors))
     try:
         profile = Profile.model_validate(raw, context={"base_dir": path.parent, "environ": env})
     except ValidationError as exc:

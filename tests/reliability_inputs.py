@@ -172,8 +172,7 @@ REQUIRED = [
     ("object_storage", "bucket"),
     ("gitlab", "url"),
     ("gitlab", "project"),
-    ("kubernetes", "namespace"),
-    ("runai", "project"),
+    ("runai", "project"),  # kubernetes.namespace is not here: on Run:ai the guide's runai-<project> fills it
     ("gcp", "project"),
 ]
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from conformance.init import draft_profile
-from conformance.profile import load_profile
+from conformance.profile import load_profile, requirements
 from tests.conftest import REPO
 
 CANARY = "Init-canary-secret-91"
@@ -105,7 +105,9 @@ def test_empty_workspace_still_gives_a_loadable_draft(tmp_path: Path) -> None:
     draft = draft_profile(tmp_path, {}, tmp_path)
     path = tmp_path / "d.yaml"
     path.write_text(draft.render())
-    assert load_profile(path, {}).profile.orchestrator == "noorch"
+    loaded = load_profile(path, {})
+    assert loaded.profile.orchestrator == "noorch"
+    assert requirements(loaded.profile) == []  # every section the platform needs, change-me where unknown
     assert "found nothing to draft from" in draft.render()
 
 

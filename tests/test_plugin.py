@@ -53,7 +53,8 @@ def test_cannot(broken):
     pass
 """
 
-ONPREM = "platform: onprem\norchestrator: runai\n"
+BARE = "platform: onprem\norchestrator: runai\n"
+ONPREM = BARE + "mlflow: {tracking_uri: 'https://mlflow.example'}\n"  # MLF-905's component
 
 
 def run_synthetic(
@@ -85,12 +86,24 @@ def test_marker_expression_selects_what_applies_to_the_platform(tmp_path: Path) 
     assert outcomes(run) == {
         "NET-901": "passed",
         "NET-902": "passed",
-        "MLF-905": "skipped",
+        "MLF-905": "passed",
         "NET-906": "failed",
         "NET-907": "error",
     }
     assert run.rc == 1
-    assert run.check("MLF-905")["message"] == "not applicable: profile synthetic has no mlflow section"
+
+
+def test_a_selected_component_the_profile_leaves_out_stops_the_run_instead_of_skipping(tmp_path: Path) -> None:
+    """Whether a component applies depends on platform and orchestrator, never on its section being there."""
+    run = run_synthetic(tmp_path, SYNTHETIC, BARE, "-m", "onprem and runai")
+    assert run.rc == 4
+    errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
+    assert errors == ["ERROR: synthetic.yaml: mlflow: required for every platform (set mlflow.tracking_uri)"]
+    assert "Traceback" not in run.output
+    assert run.results.get("checks", []) == []  # stopped before any check ran
+    deselected = run_synthetic(tmp_path, SYNTHETIC, BARE, "-m", "onprem and runai and not mlflow")
+    assert deselected.rc == 1  # the run does not use mlflow: nothing is missing
+    assert "MLF-905" not in outcomes(deselected)
 
 
 def test_checks_that_do_not_apply_are_skipped_with_a_reason_naming_the_profile(tmp_path: Path) -> None:
@@ -138,7 +151,7 @@ def test_json_results_follow_the_schema(tmp_path: Path) -> None:
     assert doc["schema"] == "conformance-results/1"
     assert (doc["profile"], doc["platform"], doc["orchestrator"]) == ("synthetic", "onprem", "runai")
     assert set(doc["vantage"]) == {"hostname", "in_cluster"}
-    assert doc["summary"] == {"passed": 2, "failed": 1, "error": 1, "skipped": 3, "xfailed": 0, "xpassed": 0}
+    assert doc["summary"] == {"passed": 3, "failed": 1, "error": 1, "skipped": 2, "xfailed": 0, "xpassed": 0}
     keys = {"id", "component", "nodeid", "outcome", "duration_s", "message", "remediation", "blocked_by", "evidence"}
     assert all(set(c) == keys for c in doc["checks"])
 
@@ -156,7 +169,7 @@ def test_leaky(profile):
     sys.stderr.write("stderr has " + password + "\\n")
     assert password == "wrong", f"mismatch {password}"
 """
-MLFLOW_PROFILE = ONPREM + "mlflow: {tracking_uri: 'http://127.0.0.1:9', username: alice, password: env:CANARY_PW}\n"
+MLFLOW_PROFILE = BARE + "mlflow: {tracking_uri: 'http://127.0.0.1:9', username: alice, password: env:CANARY_PW}\n"
 
 
 def encodings(secret: str, user: str) -> list[str]:

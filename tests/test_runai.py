@@ -20,7 +20,9 @@ from conformance.profile import load_profile
 from conformance.sandbox import runai as simulated
 from tests.conftest import write_profile
 
-RAI_SELECT = ("-m", "runai and not noorch")  # RAI checks only: unmarked checks apply to every orchestrator
+# RAI checks only: other checks apply to every orchestrator (not noorch) or are other runai-scoped components
+RAI_ONLY = "runai and not noorch and not (kubernetes or gitlab or workspace)"
+RAI_SELECT = ("-m", RAI_ONLY)
 
 
 def runai_profile(
@@ -84,7 +86,7 @@ def test_cli_missing_and_login_expired(suite: Any, tmp_path: Path) -> None:
 
 def test_cli_v1_and_wrong_project(suite: Any, tmp_path: Path) -> None:
     profile = runai_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_OTHER_PROJECT}", cli="${SANDBOX_RUNAI_V1_CLI}")
-    run = suite("-m", "runai and not noorch and not writes", profile=profile)
+    run = suite("-m", f"{RAI_ONLY} and not writes", profile=profile)
     assert run.check("RAI-002")["outcome"] == "failed"
     assert "runai version 1.4.2" in message(run, "RAI-002")
     assert run.check("RAI-004")["outcome"] == "failed"
@@ -108,7 +110,7 @@ def test_login_expiring_warns_and_a_failed_job(suite: Any, tmp_path: Path) -> No
 def test_not_logged_in(suite: Any, tmp_path: Path) -> None:
     run = suite(
         "-m",
-        "runai and not noorch and not writes",
+        f"{RAI_ONLY} and not writes",
         profile=runai_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_NOLOGIN}"),
     )
     assert run.check("RAI-003")["outcome"] == "failed"

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from conformance.clients import workspace as client
-from conformance.profile import Profile
+from conformance.plugin import _with_workspace_pod
+from conformance.profile import Profile, load_profile
 from conformance.sandbox.workspace import FAKES, write_tool
 from tests.conftest import REPO, SuiteRun, write_profile
 
@@ -292,8 +293,9 @@ def test_workspace_pod_option_points_the_same_profile_at_a_pod(suite: Any, tmp_p
     assert "-n runai-other exec coder-ws-9 -- /bin/sh -c" in (shim_dir / "kubectl.log").read_text()
 
 
-def test_workspace_pod_option_needs_a_workspace_section(suite: Any, tmp_path: Path) -> None:
+def test_workspace_pod_option_works_without_a_workspace_section(tmp_path: Path) -> None:
+    """The workspace applies everywhere and its section is all defaults (the guide's on Run:ai)."""
     profile = write_profile(tmp_path, "platform: onprem\norchestrator: runai\n")
-    run = suite(MODULE, "--workspace-pod=ws-0", profile=profile)
-    assert run.rc == 4
-    assert "--workspace-pod needs a workspace: section in the profile" in run.output
+    workspace = _with_workspace_pod(load_profile(profile, {}), "ws-0@runai-x").profile.workspace
+    assert workspace is not None
+    assert (workspace.pod, workspace.namespace, workspace.pvc_mount) == ("ws-0", "runai-x", "/pvc-data")

@@ -10,13 +10,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PLATFORMS = ("onprem", "gcp")
+ORCHESTRATORS = ("runai", "noorch", "polyaxon")
+
 
 @dataclass(frozen=True)
 class Component:
+    """A guide component. It applies by platform and orchestrator (its scope), never by what a profile holds:
+    a profile for a platform and orchestrator in scope must describe it (``profile.requirements``)."""
+
     name: str
     prefix: str  # check-id prefix
     title: str
     owner: str  # who usually fixes it, per the guide's support split
+    platforms: tuple[str, ...] = PLATFORMS  # where its checks apply unless a check's markers narrow it
+    orchestrators: tuple[str, ...] = ORCHESTRATORS
+
+    def applies(self, platform: str, orchestrator: str) -> bool:
+        return platform in self.platforms and orchestrator in self.orchestrators
+
+    @property
+    def scope(self) -> str:
+        """Why a profile needs this component: ``orchestrator runai``, ``platform gcp``, ``every platform``."""
+        parts = []
+        if self.platforms != PLATFORMS:
+            parts.append(f"platform {' or '.join(self.platforms)}")
+        if self.orchestrators != ORCHESTRATORS:
+            parts.append(f"orchestrator {' or '.join(self.orchestrators)}")
+        return " and ".join(parts) or "every platform"
 
 
 COMPONENTS: dict[str, Component] = {
@@ -27,17 +48,18 @@ COMPONENTS: dict[str, Component] = {
         Component("object_storage", "OBJ", "Object storage (ECS over S3 / GCS)", "DataOps team"),
         Component("mlflow", "MLF", "MLflow tracking server", "MLOps team"),
         Component("gitlab", "GIT", "GitLab and git (HTTPS, SSH on 2222, CI)", "MLOps team"),
-        Component("kubernetes", "K8S", "Kubernetes (Rancher / GKE)", "platform team"),
-        Component("runai", "RAI", "Run:ai CLI and login", "platform team"),
+        # The guide reaches Kubernetes through Run:ai's kubeconfig or GKE for Polyaxon; without an
+        # orchestrator (local Docker) there is no cluster.
+        Component(
+            "kubernetes", "K8S", "Kubernetes (Rancher / GKE)", "platform team", orchestrators=("runai", "polyaxon")
+        ),
+        Component("runai", "RAI", "Run:ai CLI and login", "platform team", orchestrators=("runai",)),
         Component("workspace", "WSP", "Developer workspace", "MLOps team"),
-        Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)"),
+        Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)", platforms=("gcp",)),
     )
 }
 
 BY_PREFIX: dict[str, Component] = {c.prefix: c for c in COMPONENTS.values()}
-
-PLATFORMS = ("onprem", "gcp")
-ORCHESTRATORS = ("runai", "noorch", "polyaxon")
 
 
 def component_of_check(check_id: str) -> Component | None:

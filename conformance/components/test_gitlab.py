@@ -162,8 +162,8 @@ def parsed_ssh_config(ssh_config: Any) -> Any:
 def origin(profile: Profile, gitlab_local: Any) -> tuple[str, str]:
     """(checkout, origin URL) of the clone the profile names."""
     checkout = _section(profile).checkout
-    if checkout is None:
-        pytest.skip("not applicable: gitlab.checkout names no clone to inspect")
+    if checkout is None:  # required on Run:ai (profile.requirements), where GIT-011 applies
+        raise CannotEvaluate("gitlab.checkout names no clone to inspect")
     if not Path(checkout).is_dir():
         raise CannotEvaluate(f"gitlab.checkout {checkout} is not a directory on this machine")
     result = gitlab_local.origin_url(Path(checkout))
@@ -175,13 +175,16 @@ def origin(profile: Profile, gitlab_local: Any) -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def pvc_root(profile: Profile) -> Path:
     workspace = profile.workspace
-    if workspace is None or workspace.pvc_mount is None:
-        pytest.skip("not applicable: the profile names no shared volume (workspace.pvc_mount)")
+    if workspace is None or workspace.pvc_mount is None:  # a Run:ai profile always has one (the guide's /pvc-data)
+        raise CannotEvaluate("the profile names no shared volume (workspace.pvc_mount)")
     if workspace.pod is not None:
-        pytest.skip(f"not applicable: the shared volume is inside pod {workspace.pod}, not on this machine")
+        raise CannotEvaluate(
+            f"the shared volume is inside pod {workspace.pod}; this check reads files on the machine running pytest",
+            hint="run the suite inside the workspace to scan its volume",
+        )
     root = Path(workspace.pvc_mount)
     if not root.is_dir():
-        pytest.skip(f"not applicable: {root} is not mounted on this machine (run inside the workspace)")
+        raise Blocked("WSP-002", f"{root} is not mounted on this machine")
     return root
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.checks import Blocked, ConformanceWarning, check, expect
+from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect
 from conformance.profile import Profile
 from conformance.state import PROFILE_KEY
 
@@ -75,8 +75,8 @@ def test_tool_present(workspace: WorkspaceHost, tool: tuple[str, bool], evidence
 
 def _pvc(profile: Profile) -> str:
     section = profile.workspace
-    if section is None or not section.pvc_mount:
-        pytest.skip("not applicable: the profile sets no workspace.pvc_mount")
+    if section is None or not section.pvc_mount:  # a Run:ai profile always has one (the guide's /pvc-data)
+        raise CannotEvaluate("the profile sets no workspace.pvc_mount")
     return section.pvc_mount.rstrip("/") or "/"
 
 
@@ -89,6 +89,7 @@ def workspaces_dir(workspace: WorkspaceHost, profile: Profile) -> str:
     return directory
 
 
+@pytest.mark.runai  # the shared PVC and its workspaces/ folder belong to Run:ai workspaces
 @check(
     "WSP-002",
     """
@@ -129,6 +130,7 @@ def probe_file(workspace: WorkspaceHost, workspaces_dir: str) -> Iterator[str]:
     workspace.remove(path)
 
 
+@pytest.mark.runai  # the shared PVC and its workspaces/ folder belong to Run:ai workspaces
 @check(
     "WSP-003",
     """
@@ -152,11 +154,12 @@ def test_pvc_writable(workspace: WorkspaceHost, probe_file: str, evidence: dict[
 @pytest.fixture
 def owner_uid(profile: Profile) -> int:
     section = profile.workspace
-    if section is None or section.workspace_uid is None:
-        pytest.skip("not applicable: the profile sets no workspace.workspace_uid")
+    if section is None or section.workspace_uid is None:  # a Run:ai profile always has one (the guide's 2222)
+        raise CannotEvaluate("the profile sets no workspace.workspace_uid")
     return section.workspace_uid
 
 
+@pytest.mark.runai  # the shared PVC and its workspaces/ folder belong to Run:ai workspaces
 @check(
     "WSP-004",
     """
@@ -260,8 +263,8 @@ def test_credential_file_modes(workspace: WorkspaceHost, evidence: dict[str, Any
             "absent (optional)": {f.path: f.origin for f in files if not f.exists},
         }
     )
-    if not present:
-        pytest.skip(f"not applicable: none of the {len(files)} credential files the profile and guide name exists")
+    # None present: nothing is exposed, which is what this check asks (the files' absence is for the component
+    # checks that need them, e.g. OBJ-001, K8S-001).
     unsafe = [f for f in present if not f.safe]
     expect(
         not unsafe,

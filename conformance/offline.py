@@ -1,0 +1,172 @@
+"""What ``profile check`` can see offline, on the machine it runs on: warnings, never profile errors.
+
+The profile names things that live in the user's own files: an AWS profile (a section of the shared
+credentials file), a kubeconfig context, a registry the docker config must hold a login for. When
+such a file is here and contradicts the profile, the user should hear it before a run. When the file
+is not here, nothing is said beyond a note: the machine under test may be another one, and what it
+lacks is what the checks report (OBJ-001, K8S-001, REG-001...), never a reason to refuse a profile.
+
+No network, no pytest; each reader is lenient (a malformed file is one warning naming it).
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from conformance.profile import Profile
+
+PLACEHOLDER = re.compile(r"<[a-z][a-z0-9_-]*>|change-me")  # the templates' <your-name>, init's change-me
+MAX_BYTES = 1_000_000
+
+
+def _read(path: Path) -> str | None:
+    """The file's text, or None when it is absent, unreadable or too large to be a config file."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_BYTES:
+            return None
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("HOME") or os.path.expanduser("~"))
+
+
+def aws_profile(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
+    storage = profile.object_storage
+    if storage is None or storage.kind != "s3":
+        return
+    path = Path(
+        storage.credentials_file
+        or environ.get("AWS_SHARED_CREDENTIALS_FILE")
+        or _home(environ) / ".aws" / "credentials"
+    )
+    name = storage.aws_profile or "default"
+    text = _read(path)
+    if text is None:
+        yield f"note: {path} is not on this machine; OBJ-001 checks it where the suite runs"
+        return
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error:
+        yield f"warning: object_storage.aws_profile: {path} is not a valid credentials file (OBJ-001 will say why)"
+        return
+    if not parser.has_section(name):
+        sections = ", ".join(f"[{s}]" for s in parser.sections()) or "none"
+        yield f"warning: object_storage.aws_profile: {path} has no section [{name}] (sections: {sections})"
+
+
+def _kubeconfig_files(profile: Profile, environ: Mapping[str, str]) -> list[Path]:
+    assert profile.kubernetes is not None  # noqa: S101 - the caller checks
+    if profile.kubernetes.kubeconfig:
+        return [Path(profile.kubernetes.kubeconfig)]
+    listed = [Path(p) for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return listed or [_home(environ) / ".kube" / "config"]
+
+
+def kube_context(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
+    if profile.kubernetes is None:
+        return
+    files = _kubeconfig_files(profile, environ)
+    contexts: list[str] = []
+    current: str | None = None
+    read_any = False
+    for path in files:  # kubectl merges every file listed; the first current-context wins
+        text = _read(path)
+        if text is None:
+            continue
+        read_any = True
+        try:
+            data: Any = yaml.safe_load(text)
+        except yaml.YAMLError:
+            yield f"warning: kubernetes.context: {path} is not valid YAML (K8S-001 will say where)"
+            continue
+        if not isinstance(data, dict):
+            continue
+        for entry in data.get("contexts") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+                contexts.append(entry["name"])
+        if current is None and isinstance(data.get("current-context"), str) and data["current-context"]:
+            current = data["current-context"]
+    where = ", ".join(str(p) for p in files)
+    if not read_any:
+        yield f"note: no kubeconfig at {where} on this machine; K8S-001 checks it where the suite runs"
+        return
+    wanted = profile.kubernetes.context
+    if wanted is not None and wanted not in contexts:
+        names = ", ".join(contexts) or "none"
+        yield f"warning: kubernetes.context: {wanted!r} is not a context of {where} (contexts: {names})"
+    elif wanted is None and current is None:
+        names = ", ".join(contexts) or "none"
+        yield f"warning: kubernetes.context: unset and {where} has no current-context; set one of: {names}"
+
+
+def _registry_key(key: str) -> str:
+    """``https://host:port/v1/`` -> ``host:port``, as docker matches config.json entries."""
+    key = re.sub(r"^[a-z]+://", "", key.strip())
+    return key.split("/", 1)[0]
+
+
+def docker_login(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
+    registry = profile.registry
+    if registry is None or registry.password is not None or registry.robot_creds_json:
+        return  # credentials come from the profile or a robot file, not the docker config
+    docker_dir = environ.get("DOCKER_CONFIG")
+    path = Path(
+        registry.docker_config or (Path(docker_dir) if docker_dir else _home(environ) / ".docker") / "config.json"
+    )
+    text = _read(path)
+    if text is None:
+        yield f"note: {path} is not on this machine; the REG checks look for your login where the suite runs"
+        return
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        yield f"warning: registry.docker_config: {path} is not valid JSON (the REG checks will say where)"
+        return
+    if not isinstance(data, dict) or data.get("credsStore"):
+        return  # a credential store may hold any registry; only the checks can ask it
+    known = {
+        _registry_key(str(k)) for key in ("auths", "credHelpers") if isinstance(data.get(key), dict) for k in data[key]
+    }
+    if registry.host not in known:
+        how = (
+            f"gcloud auth configure-docker {registry.host}"
+            if registry.host.endswith("-docker.pkg.dev")
+            else f"docker login {registry.host}"
+        )
+        names = ", ".join(sorted(known)) or "none"
+        yield f"warning: registry: {path} has no login for {registry.host} (entries: {names}); run `{how}`"
+
+
+def placeholders(raw: Any, where: str = "") -> Iterator[str]:
+    """Template placeholders (``<your-name>``) left in the profile's values."""
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            yield from placeholders(value, f"{where}.{key}" if where else str(key))
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            yield from placeholders(value, f"{where}.{i}")
+    elif isinstance(raw, str) and (found := PLACEHOLDER.search(raw)):
+        yield f"warning: {where}: still holds the template's placeholder {found.group(0)}"
+
+
+def warnings(profile: Profile, raw: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every offline finding, one line each, ``warning:`` or ``note:`` first."""
+    env = os.environ if environ is None else environ
+    return [
+        *placeholders(dict(raw)),
+        *aws_profile(profile, env),
+        *kube_context(profile, env),
+        *docker_login(profile, env),
+    ]
