@@ -235,7 +235,7 @@ def terminal_lines(verdict: Verdict, width: int = 160) -> Iterator[str]:
         if cause.blocked:
             yield f"    blocks {len(cause.blocked)}: {_labels(cause.blocked)}"
     for reason, checks in verdict.not_run.items():
-        yield f"not run ({len(checks)}): {plain(reason, width)} {_labels(checks)}"
+        yield f"not run ({len(checks)}): {plain(reason)} {_labels(checks)}"
 
 
 # --------------------------------------------------------------------------- HTML
