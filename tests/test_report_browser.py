@@ -31,7 +31,7 @@ def _found(names: tuple[str, ...]) -> str | None:
     return next((path for name in names if (path := shutil.which(name))), None)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: set up before the session sandbox, so a skip costs nothing
 def browser() -> Iterator[Any]:
     chromium, driver_path = _found(CHROMIUM), _found(CHROMEDRIVER)
     try:  # imported by name: selenium is a test dependency only, and may be absent outside CI
@@ -45,7 +45,8 @@ def browser() -> Iterator[Any]:
         if not ok
     ]
     if missing:
-        reason = f"{', '.join(missing)} not installed (scripts/setup.sh installs chromium; selenium is in the lock)"
+        setup = "scripts/setup.sh installs chromium and chromium-driver, and selenium from requirements.lock"
+        reason = f"{', '.join(missing)} not installed ({setup})"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI must run the browser test: {reason}")
         pytest.skip(reason)
@@ -105,7 +106,7 @@ object_storage:
 """
 
 
-def test_failing_report_gives_the_verdict_and_root_causes_first(suite: Any, tmp_path: Path, browser: Any) -> None:
+def test_failing_report_gives_the_verdict_and_root_causes_first(browser: Any, suite: Any, tmp_path: Path) -> None:
     profile = write_profile(tmp_path, BROKEN, "broken.yaml")
     run = suite("-p", "no:cacheprovider", profile=profile)
     assert run.rc == 1, run.output
@@ -153,7 +154,7 @@ def test_failing_report_gives_the_verdict_and_root_causes_first(suite: Any, tmp_
     _assert_no_machine_paths(source)
 
 
-def test_passing_report_shows_the_headline_proofs_with_their_evidence(suite: Any, tmp_path: Path, browser: Any) -> None:
+def test_passing_report_shows_the_headline_proofs_with_their_evidence(browser: Any, suite: Any, tmp_path: Path) -> None:
     run = suite("-p", "no:cacheprovider", profile="sandbox")
     assert run.rc == 0, run.output
     source = _open(browser, run, tmp_path / "passing-report.png")
