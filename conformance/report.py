@@ -287,6 +287,7 @@ def html_row(info: dict[str, Any], failed: bool, cells: list[str]) -> None:
     remediation = (info.get("remediation") or "") if failed and not info.get("blocked_by") else ""
     check_id = info.get("id") or ""
     nodeid = re.sub(r"<[^>]*>", "", cells[1]) if len(cells) > 1 else ""  # pytest-html's test id cell
+    nodeid = re.sub(r"::(setup|teardown)$", "", nodeid)
     param = nodeid.rsplit("[", 1)[1].removesuffix("]") if nodeid.endswith("]") else ""
     title = verdict.title_of(check_id, nodeid) if check_id else ""
     message = verdict.without_suite_paths(str(info.get("message") or ""))

@@ -273,6 +273,8 @@ body>*{order:3}
 .notrun li{margin:2px 0}
 .legend span{padding:1px 6px;margin-right:4px;border-radius:3px}
 .col-title{font-weight:bold}
+#results-table td.col-testId{font-size:11px;max-width:24em;overflow-wrap:anywhere}
+#results-table td.col-message{min-width:18em}
 """
 
 

@@ -123,6 +123,12 @@ def test_rows_log_skip_reasons_as_sentences_and_drop_the_suites_paths() -> None:
     report.html_row({"id": "NET-002", "component": "network", "message": "expected: a\nactual:   b"}, True, cells)
     assert '<td class="col-title">tcp connects [web]</td>' in cells
     assert '<td class="col-message">actual:   b</td>' in cells
+    cells = [
+        '<td class="col-result">Error</td>',
+        '<td class="col-testId">c/test_network.py::test_http_answers[web]::setup</td>',
+    ]
+    report.html_row({"id": "NET-004", "component": "network", "message": "blocked by NET-002 (x)"}, True, cells)
+    assert '<td class="col-title">http answers [web]</td>' in cells
 
 
 def test_terminal_ends_with_the_verdict_before_the_summary_line_and_the_html_opens_with_it(tmp_path: Path) -> None:
