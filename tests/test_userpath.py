@@ -105,3 +105,42 @@ def test_other_commands_work_from_another_folder(tmp_path: Path) -> None:
     proc = _conformance("profile", "check", "p.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("p.yaml: OK (onprem + runai")
+
+
+def _shim(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def test_setup_as_a_user_names_the_packages_to_ask_for_and_never_calls_sudo(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    _shim(bin_dir, "id", "echo 2222")
+    _shim(bin_dir, "dpkg-query", "exit 1")  # nothing installed
+    for tool in ("sudo", "apt-get"):
+        _shim(bin_dir, tool, f"echo {tool} called >> {tmp_path}/called; exit 1")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts/setup.sh")], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 1
+    assert not (tmp_path / "called").exists()
+    assert "apt-get install --no-install-recommends python3-venv docker-registry" in proc.stderr
+    assert "chromium chromium-driver" in proc.stderr
+    assert "scripts/install-workspace.sh" in proc.stderr
+
+
+def test_workspace_install_refuses_a_python_older_than_3_11_naming_it(tmp_path: Path) -> None:
+    _shim(tmp_path, "python-old", 'case "$1" in --version) echo "Python 3.9.2";; *) exit 1;; esac')
+    env = {**os.environ, "PYTHON": str(tmp_path / "python-old")}
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts/install-workspace.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert f"{tmp_path / 'python-old'} is not Python 3.11 or newer (Python 3.9.2)" in proc.stderr
