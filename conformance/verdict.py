@@ -310,7 +310,7 @@ def _proof_html(verdict: Verdict, proof: Proof) -> str | None:
     head = f'<div class="proof {css}" data-proof="{_e(proof.title)}"><b>{_e(proof.title)}</b>: {_e(label)}'
     if all(state == "skipped" for state in states):  # one reason is enough
         return f"{head}<br><small>{_e(sentence(without_suite_paths(found[0][0].message)))}</small></div>"
-    rows = []
+    rows, said = [], set()
     for check, keys in found:
         evidence = verdict.evidence(check)
         rows.append(f"<dt>{_e(check.label)}</dt><dd>{_e(state_of(check))}</dd>")
@@ -321,7 +321,9 @@ def _proof_html(verdict: Verdict, proof: Proof) -> str | None:
                 if key in evidence
             )
         else:
-            rows.append(f"<dt>why</dt><dd>{_e(without_suite_paths(headline(check)) or sentence(check.message))}</dd>")
+            why = without_suite_paths(headline(check)) or sentence(check.message)
+            rows.append(f"<dt>why</dt><dd>{_e(why) if why not in said else 'the same'}</dd>")
+            said.add(why)
     return f"{head}<dl>{''.join(rows)}</dl></div>"
 
 

@@ -149,3 +149,18 @@ def test_terminal_ends_with_the_verdict_before_the_summary_line_and_the_html_ope
     assert '<title id="head-title">Conformance report: synthetic (NOT CONFORMANT)</title>' in page
     assert "frobs_seen" in page  # NET-901's evidence, as text in its row
     assert "data:application/json" not in page
+
+
+def test_proofs_show_their_evidence_or_why_not_once() -> None:
+    pushed = {**record("REG-003", "passed"), "component": "registry", "evidence": {"manifest_digest": "sha256:abc"}}
+    same = "cannot evaluate: no credentials"
+    listed = {**record("OBJ-002", "error", same), "component": "object_storage"}
+    written = {**record("OBJ-004", "error", same), "component": "object_storage"}
+    page = verdict.html_block(build(pushed, listed, written))
+    image = page[page.index('data-proof="Image pushed and pulled back"') :]
+    assert image.index("proven") < image.index("<dt>manifest_digest</dt><dd>sha256:abc</dd>")
+    buckets = page[page.index('data-proof="Buckets listed and probe written"') :]
+    buckets = buckets[: buckets.index("</div>")]
+    assert buckets.count(same) == 1
+    assert "<dt>why</dt><dd>the same</dd>" in buckets
+    assert 'data-proof="MLflow run logged and read back"' not in page  # not in this run: no empty box
