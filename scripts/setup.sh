@@ -38,4 +38,8 @@ if ! cmp -s requirements.lock "$stamp"; then
   .venv/bin/pip install --disable-pip-version-check -q --no-deps -r requirements.lock
   cp requirements.lock "$stamp"
 fi
-echo "setup: ready (.venv/bin/pytest)"
+if [ ! -x .venv/bin/conformance ]; then
+  echo "setup: installing the suite itself (editable, no dependencies) for the conformance command"
+  .venv/bin/pip install --disable-pip-version-check -q --no-deps -e .
+fi
+echo "setup: ready (.venv/bin/pytest, .venv/bin/conformance)"
