@@ -349,6 +349,7 @@ class RunPlugin:
         self.config = config
         self.loaded = loaded
         self.state = state
+        self.html_report: Any = None  # pytest-html's report data, titled once the verdict is known
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -384,7 +385,7 @@ class RunPlugin:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
-        self.html_report = report  # titled with the verdict once it is known (results summary)
+        self.html_report = report
         report.title = f"Conformance report: {self.loaded.name}"
 
     @pytest.hookimpl(optionalhook=True)
@@ -405,7 +406,7 @@ class RunPlugin:
         notes: list[str] = []
         reports.html_summary(self.loaded, notes, self.state.waivers.status())
         prefix.append(verdicts.html_block(found, notes))
-        if getattr(self, "html_report", None) is not None:
+        if self.html_report is not None:
             state = "conformant" if found.conformant else "NOT CONFORMANT"
             self.html_report.title = f"Conformance report: {self.loaded.name} ({state})"
 
