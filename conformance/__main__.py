@@ -1,4 +1,4 @@
-"""``python -m conformance``: the commands around the pytest suite."""
+"""``conformance`` (or ``python -m conformance``): the commands around the pytest suite."""
 
 from __future__ import annotations
 
@@ -263,9 +263,21 @@ def _add_fleet_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     bundle.set_defaults(func=_bundle)
 
 
+def _prog() -> str:
+    return "conformance" if Path(sys.argv[0]).name == "conformance" else "python -m conformance"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m conformance", description=__doc__)
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(  # listed for --help; main() hands `run ...` to conformance.runner before parsing
+        "run",
+        help="run the suite from any folder: conformance run --profile NAME|PATH [pytest args]",
+        description="Run pytest on the suite, from any folder: profile, reports and waivers paths are taken "
+        "from the current folder, reports go to ./reports unless --reports-dir, --html or --no-reports is given. "
+        "Every other argument goes to pytest as it is (-m, -k, -n, ...). `conformance run --help` shows them.",
+        add_help=False,
+    )
 
     profile = commands.add_parser("profile", help="work with profiles")
     profile_commands = profile.add_subparsers(dest="profile_command", required=True)
@@ -329,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        from conformance import runner  # noqa: PLC0415 - only this command needs it
+
+        return runner.run(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import credentials, files
+from conformance import verdict as verdicts
 from conformance.components import COMPONENTS
 from conformance.fleet import (
     MAX_RESULTS_BYTES,
@@ -186,8 +187,6 @@ def client_versions(run: Run) -> list[str]:
 
 def _header(run: Run, document: dict[str, Any]) -> list[str]:
     counts = run.counts()
-    problems = {o: n for o, n in counts.items() if o in PROBLEMS and n}
-    verdict = "FAILED (" + ", ".join(f"{n} {o}" for o, n in problems.items()) + ")" if problems else "PASSED"
     simulated = document.get("simulated")
     simulated_text = ", ".join(map(str, simulated)) if isinstance(simulated, list) and simulated else "none"
     tls = "INSECURE: verification disabled by the profile" if document.get("tls_insecure") else "verified"
@@ -205,7 +204,7 @@ def _header(run: Run, document: dict[str, Any]) -> list[str]:
         f"TLS:          {tls}",
         f"simulated:    {plain(simulated_text)}",
         f"counts:       {', '.join(f'{n} {o}' for o, n in counts.items())}",
-        f"result:       {verdict}",
+        f"result:       {verdicts.status_line(verdicts.build(run, document))}",
     ]
 
 
@@ -214,6 +213,10 @@ def summary_text(
 ) -> str:
     lines = [
         *_header(run, document),
+        "",
+        "Verdict (as the HTML report and the terminal give it)",
+        "-----------------------------------------------------",
+        *verdicts.terminal_lines(verdicts.build(run, document), LINE_WIDTH),
         "",
         "Failures by owner",
         "-----------------",

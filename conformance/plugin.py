@@ -23,8 +23,10 @@ import pytest
 from pytest_metadata.plugin import metadata_key
 
 from conformance import report as reports
+from conformance import verdict as verdicts
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
 from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
+from conformance.fleet import parse_run
 from conformance.profile import (
     LoadedProfile,
     ProfileError,
@@ -349,7 +351,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if evidence:
         from pytest_html import extras  # noqa: PLC0415 - pytest-html is loaded by now
 
-        rep.extras = [*getattr(rep, "extras", []), extras.json(evidence, name=f"{check_id} evidence")]  # type: ignore[attr-defined] # pytest-html's documented attribute
+        shown = reports.evidence_html(check_id, evidence)  # readable in the row: no data: link to click
+        rep.extras = [*getattr(rep, "extras", []), extras.html(shown)]  # type: ignore[attr-defined] # pytest-html's documented attribute
 
 
 class RunPlugin:
@@ -359,6 +362,7 @@ class RunPlugin:
         self.config = config
         self.loaded = loaded
         self.state = state
+        self.html_report: Any = None  # pytest-html's report data, titled once the verdict is known
 
     def _missing(self, components: set[str]) -> list[str]:
         return [f"{display(self.loaded.path)}: {line}" for line in requirements(self.loaded.profile, components)]
@@ -417,6 +421,11 @@ class RunPlugin:
         return lines
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        self.html_report = report
+        report.title = f"Conformance report: {self.loaded.name}"
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
         reports.html_header(cells)
 
@@ -425,8 +434,35 @@ class RunPlugin:
         reports.html_row(getattr(report, "conformance", None) or {}, report.failed, cells)
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: pytest.TestReport, data: list[str]) -> None:
+        reports.html_log(getattr(report, "conformance", None) or {}, report.skipped, data)
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str]) -> None:
-        reports.html_summary(self.loaded, prefix, self.state.waivers.status())
+        found = self.verdict()
+        notes: list[str] = []
+        reports.html_summary(self.loaded, notes, self.state.waivers.status())
+        prefix.append(verdicts.html_block(found, notes))
+        if self.html_report is not None:
+            state = "conformant" if found.conformant else "NOT CONFORMANT"
+            self.html_report.title = f"Conformance report: {self.loaded.name} ({state})"
+
+    def verdict(self) -> verdicts.Verdict:
+        elapsed = time.monotonic() - self.state.monotonic_start
+        document = self.state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], self.state.started, elapsed)
+        return verdicts.build(parse_run(self.loaded.path, document), document)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None, None, None]:
+        """After pytest's short summary, right before its last line: the same verdict as the report."""
+        yield
+        if hasattr(self.config, "workerinput") or not self.state.results.checks:
+            return
+        found = self.verdict()
+        colour = {"green": True} if found.conformant else {"red": True}
+        terminalreporter.write_sep("=", "conformance verdict", bold=True, **colour)
+        for number, line in enumerate(verdicts.terminal_lines(found, terminalreporter._tw.fullwidth)):
+            terminalreporter.write_line(line, bold=number == 0, **(colour if number == 0 else {}))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
