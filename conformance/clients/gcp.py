@@ -114,6 +114,12 @@ def _first_line(text: str) -> str:
 # --------------------------------------------------------------------------- the API
 
 
+def _first_sentence(text: str) -> str:
+    """Google's messages run on ("... Enable it by visiting <url> then retry. If you ..."): the first sentence."""
+    head, dot, _ = text.partition(". ")
+    return head + "." if dot else text
+
+
 @dataclass
 class ProjectReply:
     status: int
@@ -123,12 +129,30 @@ class ProjectReply:
     error_status: str | None = None  # PERMISSION_DENIED, NOT_FOUND, ...
     message: str = ""
     seconds: float = 0.0
+    reason: str | None = None  # google.rpc.ErrorInfo reason (SERVICE_DISABLED, ...)
+    service: str | None = None  # ErrorInfo metadata.service: the API that refused
+    consumer: str | None = None  # ErrorInfo metadata.consumer: the project the call was charged to
+
+    @property
+    def api_disabled(self) -> bool:
+        """The API is disabled in the project the call is charged to: not a role on the target project."""
+        return self.reason == "SERVICE_DISABLED"
 
     def summary(self) -> str:
         if self.status == 200:
             return f"HTTP 200, project {self.project_id} is {self.state}"
-        detail = " ".join(part for part in (self.error_status, self.message) if part)
+        reason = f"({self.reason})" if self.reason else ""
+        detail = " ".join(part for part in (self.error_status, reason, self.message) if part)
         return f"HTTP {self.status} {detail}".strip()
+
+
+def error_info(error: dict[str, Any]) -> dict[str, Any]:
+    """The ``google.rpc.ErrorInfo`` among an error's ``details`` (reason, domain, metadata), or {}."""
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            return detail
+    return {}
 
 
 def _verify(tls: TLS) -> str | bool:
@@ -326,7 +350,13 @@ class GcpClient:
             found = body.get("error")
             error: dict[str, Any] = found if isinstance(found, dict) else {}
             reply.error_status = str(error.get("status") or response.reason or "")
-            reply.message = str(error.get("message", ""))[:_SHOWN]
+            reply.message = _first_sentence(str(error.get("message", "")))[:_SHOWN]
+            info = error_info(error)
+            found_metadata = info.get("metadata")
+            metadata: dict[str, Any] = found_metadata if isinstance(found_metadata, dict) else {}
+            reply.reason = str(info["reason"]) if info.get("reason") else None
+            reply.service = str(metadata["service"]) if metadata.get("service") else None
+            reply.consumer = str(metadata["consumer"]) if metadata.get("consumer") else None
         return reply
 
 
