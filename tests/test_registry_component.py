@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from conformance.clients import registry as client
-from conformance.profile import TLS
+from conformance.profile import Profile
 from tests.conftest import SuiteRun
 from tests.test_cleanup import run_cleanup
 
@@ -370,12 +370,19 @@ def test_generated_image_is_consistent() -> None:
 
 
 def test_trust_ignores_ca_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/bundle.pem")
+    """The registry client takes its trust from transport: the profile's bundle, else the system store."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, "/nonexistent/bundle.pem")
     bundle = tmp_path / "ca.pem"
     bundle.write_text("x")
-    assert client._verify(TLS(ca_bundle=bundle)) == str(bundle)
-    assert client._verify(TLS(insecure=True)) is False
-    assert client._verify(TLS()) != "/nonexistent/bundle.pem"
+    profile = Profile.model_validate(
+        {"platform": "onprem", "orchestrator": "runai", "tls": {"ca_bundle": str(bundle)},
+         "registry": {"url": "https://r.example", "project_path": "r.example/p/q"}}
+    )  # fmt: skip
+    assert profile.registry is not None
+    made = client.RegistryClient(profile.registry, profile, "run", client.Credentials("r.example"))
+    assert made.verify == str(bundle)
+    assert made.http.trust_env is False  # requests would otherwise read REQUESTS_CA_BUNDLE and ~/.netrc
 
 
 def test_artifact_registry_hosts() -> None:

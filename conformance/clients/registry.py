@@ -22,7 +22,6 @@ import io
 import json
 import re
 import shutil
-import ssl
 import subprocess
 import tarfile
 import time
@@ -37,8 +36,9 @@ import requests
 
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
+from conformance.clients import transport
 from conformance.files import read_json_object
-from conformance.profile import TLS, Profile, Registry
+from conformance.profile import Profile, Registry
 from conformance.secrets import Secret
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -424,16 +424,6 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]] | None:
     return scheme.lower(), params
 
 
-def _verify(tls: TLS) -> str | bool:
-    """The one trust of a run, handed to every request (the environment's CA variables never count)."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    paths = ssl.get_default_verify_paths()
-    return paths.cafile or paths.capath or True
-
-
 @dataclass
 class Login:
     ok: bool
@@ -499,9 +489,10 @@ class RegistryClient:
         self.tag = re.sub(r"[^A-Za-z0-9_.-]", "-", run_id)[:128]
         self.reference = f"{section.project_path}/{IMAGE_NAME}:{self.tag}"
         self.timeout = (profile.timeouts.connect, profile.timeouts.request)
-        self.verify = _verify(profile.tls)
+        self.verify = transport.verify(profile.tls)
         self.http = requests.Session()
-        self.http.trust_env = False  # no netrc, no proxy or CA variables: the profile decides
+        # No netrc and no CA variables: trust is the profile's, proxies are transport's (HTTPS_PROXY/NO_PROXY).
+        self.http.trust_env = False
         self.http.headers["User-Agent"] = USER_AGENT
         self._authorization: str | None = None
         self._login: Login | None = None
@@ -515,7 +506,15 @@ class RegistryClient:
         if self._authorization:
             sent["Authorization"] = self._authorization
         try:
-            return self.http.request(method, url, headers=sent, data=data, timeout=self.timeout, verify=self.verify)
+            return self.http.request(
+                method,
+                url,
+                headers=sent,
+                data=data,
+                timeout=self.timeout,
+                verify=self.verify,
+                proxies=transport.proxies_for(url),
+            )
         except requests.Timeout:
             raise CannotEvaluate(
                 f"{method} {_path(url)} on {_host(url)}: no answer within {self.timeout[1]:g} s"
@@ -538,7 +537,11 @@ class RegistryClient:
         started = time.monotonic()
         try:
             response = self.http.get(
-                url, headers={"Authorization": credential.basic()}, timeout=self.timeout, verify=self.verify
+                url,
+                headers={"Authorization": credential.basic()},
+                timeout=self.timeout,
+                verify=self.verify,
+                proxies=transport.proxies_for(url),
             )
         except requests.RequestException as exc:
             raise CannotEvaluate(f"token realm {_host(realm)}{_path(realm)} failed ({type(exc).__name__})") from None
