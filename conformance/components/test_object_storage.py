@@ -239,6 +239,9 @@ def test_probe_written_and_read_back(
     where = f"{object_storage.backend}://{object_storage.bucket}/{probe_object.key}"
     evidence.update({**_where(object_storage), "key": probe_object.key, "size": len(probe_object.data)})
     evidence.update(probe_object.timings)
+    checksums = getattr(object_storage, "checksums", None)  # S3 only: SDK settings an S3-compatible store may refuse
+    if checksums:
+        evidence["s3_checksums"] = checksums
     evidence["sha256"] = hashlib.sha256(probe_object.data).hexdigest()
     error = probe_object.error
     expect(
