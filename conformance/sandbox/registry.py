@@ -17,6 +17,10 @@ pull and push but not delete; a Guest may only pull. Everything allowed is proxi
 Faults, for the suite's own tests: a second real registry with deletion disabled (``405 UNSUPPORTED``),
 and a second front that flips the last byte of every blob it serves (a proxy that alters content).
 
+The other generation of token authentication runs beside it (SANDBOX_REGISTRY_DISTRIBUTION_URL/_HOST):
+Distribution's own token access controller, as in Harbor 1.x: Bearer tokens only, and a token without
+the action answered ``401`` with ``error="insufficient_scope"`` (transcript ``insufficient-scope``).
+
 Variables: SANDBOX_REGISTRY_URL/_HOST (real, Basic), SANDBOX_REGISTRY_TOKEN_URL/_HOST (front, Bearer),
 SANDBOX_FAULT_REGISTRY_NODELETE_URL/_HOST, SANDBOX_FAULT_REGISTRY_CORRUPT_URL/_HOST,
 SANDBOX_REGISTRY_PROJECT (the project path below the host), SANDBOX_REGISTRY_USER/_PASSWORD (Developer),
@@ -215,6 +219,9 @@ class _FrontHandler(BaseHTTPRequestHandler):
 
     def _registry(self, path: str) -> None:
         """Harbor's v2auth middleware (harbor.yaml), then the real registry behind it."""
+        if self.server.generation == "distribution":
+            self._distribution(path)
+            return
         realm = self.server.realm
         body = self._body()
         header = self.headers.get("Authorization") or ""
@@ -246,6 +253,30 @@ class _FrontHandler(BaseHTTPRequestHandler):
             self._transcript("no-role", bearer, repository=name, action=action)
             return
         self._proxy(body)
+
+    def _distribution(self, path: str) -> None:
+        """The other generation: Distribution's own token access controller (Harbor 1.x, plain registries
+        with token auth). Bearer tokens only; a token without the action is ``insufficient_scope``."""
+        realm = self.server.realm
+        body = self._body()
+        header = self.headers.get("Authorization") or ""
+        token = realm.lookup(header)
+        match = _REPO_PATH.match(path)
+        if match is None:
+            if token is None:
+                self._transcript("distribution-challenge", scope_param="", detail="null")
+            else:
+                self._reply(200, b"{}", {"Content-Type": "application/json", **API_VERSION})
+            return
+        name, action = match.group("name"), _action(self.command)
+        scope = f"repository:{name}:{_scope_actions(action)}"
+        if token is None:
+            detail = json.dumps([{"Type": "repository", "Class": "", "Name": name, "Action": action}])
+            self._transcript("distribution-challenge", scope_param=f',scope="{scope}"', detail=detail)
+        elif action not in token.granted.get(name, set()):
+            self._transcript("insufficient-scope", scope=scope, repository=name, action=action)
+        else:
+            self._proxy(body)
 
     def _proxy(self, body: bytes) -> None:
         server = self.server
@@ -293,6 +324,7 @@ class _FrontServer(LoopbackServer):
         self.upstream_auth = auth
         self.origin = self.url
         self.corrupt_blobs = False  # fault: flip the last byte of every blob served
+        self.generation = "harbor"  # or "distribution": the token access controller of Harbor 1.x
 
 
 class TokenFront:
@@ -307,10 +339,12 @@ class TokenFront:
         upstream_auth: str,
         *,
         corrupt_blobs: bool = False,
+        generation: str = "harbor",
     ) -> None:
         client_tls = ssl.create_default_context(cafile=str(ca_bundle))
         self._server = _FrontServer(realm, cert, client_tls, upstream_port, upstream_auth)
         self._server.corrupt_blobs = corrupt_blobs
+        self._server.generation = generation
         self._server.start()
         self.port = self._server.port
 
@@ -398,6 +432,17 @@ def start(sandbox: Sandbox) -> None:
             corrupt_blobs=True,
         )
     )
+    # The other generation: Distribution's token access controller (Harbor 1.x), insufficient_scope.
+    distribution = sandbox.add(
+        TokenFront(
+            realm,
+            sandbox.ca.issue(sandbox.pki_dir, "registry-distribution"),
+            sandbox.ca_bundle,
+            port,
+            upstream_auth,
+            generation="distribution",
+        )
+    )
     sandbox.simulated.append("registry-token-realm")
 
     hosts = {
@@ -405,9 +450,12 @@ def start(sandbox: Sandbox) -> None:
         "SANDBOX_REGISTRY_TOKEN": f"localhost:{front.port}",
         "SANDBOX_FAULT_REGISTRY_NODELETE": f"localhost:{nodelete_port}",
         "SANDBOX_FAULT_REGISTRY_CORRUPT": f"localhost:{corrupt.port}",
+        "SANDBOX_REGISTRY_DISTRIBUTION": f"localhost:{distribution.port}",
     }
     docker_config = sandbox.home / ".docker" / "config.json"
-    fronts = {hosts["SANDBOX_REGISTRY_TOKEN"], hosts["SANDBOX_FAULT_REGISTRY_CORRUPT"]}
+    fronts = {
+        hosts[k] for k in ("SANDBOX_REGISTRY_TOKEN", "SANDBOX_FAULT_REGISTRY_CORRUPT", "SANDBOX_REGISTRY_DISTRIBUTION")
+    }
     auths = {
         host: {"auth": _basic(maintainer, passwords[maintainer]) if host in fronts else _basic(user, passwords[user])}
         for host in hosts.values()

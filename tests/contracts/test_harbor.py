@@ -120,3 +120,12 @@ def test_a_delete_refused_for_the_role_is_reported_with_who_can_delete() -> None
     assert removed.left_behind is not None
     assert "your role may not delete it (HTTP 401 UNAUTHORIZED: unauthorized to access" in removed.left_behind
     assert "Maintainer or ProjectAdmin" in removed.left_behind
+
+
+def test_distribution_challenges_without_a_token_are_about_the_login() -> None:
+    response = answer("distribution-challenge", scope_param=f',scope="{VALUES["scope"]}"', detail="null")
+    scheme, params = client.parse_challenge(response.headers["WWW-Authenticate"]) or ("", {})
+    assert (scheme, params["scope"]) == ("bearer", VALUES["scope"])
+    got = client._reply("GET /v2/ (anonymous)", response, 0.1)
+    assert (got.message, got.action, got.challenge_error) == ("authentication required", None, None)
+    assert got.cause == client.CAUSE_CREDENTIALS  # once the client has no usable token, it is the login
