@@ -141,6 +141,7 @@ def test_s3_evidence_names_the_file_credentials_and_the_probe(s3_pass: SuiteRun,
     assert written["sha256"] == written["read_sha256"]
     assert {"put_s", "get_s"} <= set(written)
     assert written["s3_checksums"] == client.S3Store.checksums  # named: an S3-compatible store may refuse others
+    assert "AWS_REQUEST_CHECKSUM_CALCULATION=when_required" in written["s3_checksums_note"]
     deleted = s3_pass.check("OBJ-005")["evidence"]
     assert deleted["left_over"] is False
     assert "delete_s" in deleted
