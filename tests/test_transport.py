@@ -159,3 +159,21 @@ def test_no_proxy_sends_the_registry_client_direct(
     with pytest.raises(CannotEvaluate, match=r"GET /v2/ on registry.proxy-only.test:\d+ failed"):
         _client(sandbox_env, "registry.proxy-only.test").login()  # direct: the name does not resolve
     assert proxy.seen == []
+
+
+def test_pinned_sessions_take_trust_and_proxies_from_transport(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What requests would take from REQUESTS_CA_BUNDLE and its own proxy rules is replaced, per URL."""
+    import requests
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/planted.pem")
+    monkeypatch.setenv("HTTPS_PROXY", PROXY)
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("x")
+    session = transport.pinned_session(requests.Session, TLS(ca_bundle=bundle))()
+    outside = session.merge_environment_settings("https://gitlab.example/api/v4/user", {}, False, True, None)
+    assert (outside["verify"], outside["proxies"]) == (str(bundle), {"https": PROXY})
+    inside = session.merge_environment_settings("https://git.internal.example/", {}, False, None, None)
+    assert (inside["verify"], inside["proxies"]) == (str(bundle), {})
+    local = session.merge_environment_settings("https://localhost:8443/", {}, False, True, None)
+    assert local["proxies"] == {}  # requests itself would proxy localhost

@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import urllib.parse
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import requests
 
 from conformance.checks import CannotEvaluate, Deadline
+from conformance.clients import transport
 from conformance.files import read_json_object
 from conformance.profile import TLS, Gcp, Profile, Timeouts
 from conformance.secrets import Secret
@@ -156,13 +156,8 @@ def error_info(error: dict[str, Any]) -> dict[str, Any]:
 
 
 def _verify(tls: TLS) -> str | bool:
-    """The profile's trust only: its CA bundle, no verification when insecure, else OpenSSL's default store."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    default = ssl.get_default_verify_paths().openssl_cafile  # compiled-in, unaffected by SSL_CERT_FILE
-    return default if os.path.isfile(default) else True
+    """The profile's trust only (``conformance.clients.transport``): never the environment's CA variables."""
+    return transport.verify(tls)
 
 
 def _bounded_request(session: requests.Session, verify: str | bool, timeouts: Timeouts) -> Any:
@@ -194,7 +189,7 @@ class GcpClient:
         self.section = section
         self.profile = profile
         self.environ = environ
-        self.http = requests.Session()
+        self.http: requests.Session = transport.pinned_session(requests.Session, profile.tls)()
         self.verify = _verify(profile.tls)  # passed with every request: the environment's CA variables never count
         self.http.headers["User-Agent"] = "conformance-suite"
 

@@ -22,7 +22,6 @@ import pwd
 import re
 import shlex
 import shutil
-import ssl
 import stat
 import subprocess
 import tempfile
@@ -37,6 +36,7 @@ import gitlab
 import requests
 
 from conformance.checks import CannotEvaluate, Deadline
+from conformance.clients import transport
 from conformance.profile import TLS, GitLab, Profile
 from conformance.secrets import MASK, Secret
 
@@ -223,13 +223,8 @@ def _error_text(body: bytes | None) -> str:
 
 
 def tls_verify(tls: TLS) -> str | bool:
-    """The one trust of a run, as a path where possible so REQUESTS_CA_BUNDLE cannot replace it."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    paths = ssl.get_default_verify_paths()
-    return paths.openssl_cafile if os.path.exists(paths.openssl_cafile) else True
+    """The one trust of a run (``conformance.clients.transport``), for git's ``GIT_SSL_CAINFO`` too."""
+    return transport.verify(tls)
 
 
 def _meaningful_line(stderr: str) -> str:
@@ -281,6 +276,7 @@ class GitLabClient:
         if self._gl is None:
             self._gl = gitlab.Gitlab(
                 self.section.url,
+                session=transport.pinned_session(requests.Session, self.tls)(),
                 private_token=self.token.reveal(),
                 timeout=self.timeouts.request,
                 ssl_verify=tls_verify(self.tls),

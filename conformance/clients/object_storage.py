@@ -19,7 +19,6 @@ import configparser
 import datetime as dt
 import json
 import os
-import ssl
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from typing import Any, Protocol, TypeVar
 
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
+from conformance.clients import transport
 from conformance.profile import TLS, ObjectStorage, Profile, Timeouts
 
 T = TypeVar("T")
@@ -210,12 +210,7 @@ def credential_facts(storage: ObjectStorage) -> CredentialFacts:
 
 def tls_verify(tls: TLS) -> bool | str:
     """The ``verify=`` value for the SDKs: the profile's CA bundle, else the system store, never the environment."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    system = ssl.get_default_verify_paths().openssl_cafile  # the compiled-in default, not SSL_CERT_FILE
-    return system if os.path.isfile(system) else True
+    return transport.verify(tls)
 
 
 def object_key(storage: ObjectStorage, name: str) -> str:
@@ -336,18 +331,6 @@ class S3Store:
 # --------------------------------------------------------------------------- GCS
 
 
-def _pinned_session(base: type[Any], verify: bool | str) -> Any:
-    """A requests session class whose ``verify`` the environment (REQUESTS_CA_BUNDLE) cannot override."""
-
-    class Pinned(base):  # type: ignore[misc] # base is a requests.Session subclass chosen at run time
-        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            settings: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
-            settings["verify"] = verify
-            return settings
-
-    return Pinned
-
-
 class GcsStore:
     backend = "gcs"
 
@@ -359,8 +342,7 @@ class GcsStore:
         self.bucket = storage.bucket
         self.endpoint = storage.default_endpoint
         self.timeout = (timeouts.connect, timeouts.request)
-        verify = tls_verify(tls)
-        plain = _pinned_session(requests.Session, verify)
+        plain = transport.pinned_session(requests.Session, tls)
         facts = _gcs_facts(storage)
         project = storage.gcp_project or facts.details.get("project_id")
         credentials: Any
@@ -371,7 +353,7 @@ class GcsStore:
             credentials, project = self._credentials(storage, facts, project, plain())
             from google.auth.transport.requests import AuthorizedSession, Request  # noqa: PLC0415 - lazily
 
-            http = _pinned_session(AuthorizedSession, verify)(credentials, auth_request=Request(session=plain()))
+            http = transport.pinned_session(AuthorizedSession, tls)(credentials, auth_request=Request(session=plain()))
         options = {"api_endpoint": storage.endpoint_url.rstrip("/")} if storage.endpoint_url else None
         self._client = gcs.Client(
             project=project or "conformance", credentials=credentials, _http=http, client_options=options

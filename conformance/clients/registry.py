@@ -490,7 +490,7 @@ class RegistryClient:
         self.reference = f"{section.project_path}/{IMAGE_NAME}:{self.tag}"
         self.timeout = (profile.timeouts.connect, profile.timeouts.request)
         self.verify = transport.verify(profile.tls)
-        self.http = requests.Session()
+        self.http: requests.Session = transport.pinned_session(requests.Session, profile.tls)()
         # No netrc and no CA variables: trust is the profile's, proxies are transport's (HTTPS_PROXY/NO_PROXY).
         self.http.trust_env = False
         self.http.headers["User-Agent"] = USER_AGENT
@@ -513,7 +513,6 @@ class RegistryClient:
                 data=data,
                 timeout=self.timeout,
                 verify=self.verify,
-                proxies=transport.proxies_for(url),
             )
         except requests.Timeout:
             raise CannotEvaluate(
@@ -541,7 +540,6 @@ class RegistryClient:
                 headers={"Authorization": credential.basic()},
                 timeout=self.timeout,
                 verify=self.verify,
-                proxies=transport.proxies_for(url),
             )
         except requests.RequestException as exc:
             raise CannotEvaluate(f"token realm {_host(realm)}{_path(realm)} failed ({type(exc).__name__})") from None

@@ -26,6 +26,7 @@ import os
 import ssl
 import urllib.parse
 from collections.abc import Mapping
+from typing import Any
 
 from conformance.profile import TLS
 
@@ -41,7 +42,7 @@ def system_store() -> str | None:
     return None
 
 
-def verify(tls: TLS) -> str | bool:
+def verify(tls: TLS) -> bool | str:
     """``verify=`` for requests-based clients: False, the profile's bundle, the system store, or True."""
     if tls.insecure:
         return False
@@ -97,3 +98,23 @@ def proxies_for(url: str, environ: Mapping[str, str] | None = None) -> dict[str,
     if not proxy or _bypassed(parts.hostname or "", port, _variable(env, "no_proxy")):
         return {}
     return {scheme: proxy if "://" in proxy else f"http://{proxy}"}
+
+
+def pinned_session(base: type[Any], tls: TLS) -> type[Any]:
+    """``base`` (``requests.Session`` or a subclass such as google-auth's ``AuthorizedSession``) with this
+    module's trust and proxies on every request, whatever the environment or a caller's ``verify=`` says.
+
+    requests reads ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and its own proxy rules in
+    ``merge_environment_settings``; the subclass overrides what comes out of it.
+    """
+    trust = verify(tls)
+
+    class Pinned(base):  # type: ignore[misc] # base is a requests.Session subclass chosen at run time
+        def merge_environment_settings(self, url: str | None, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            settings: dict[str, Any] = super().merge_environment_settings(url, *args, **kwargs)
+            settings["verify"] = trust
+            settings["proxies"] = proxies_for(url or "")
+            return settings
+
+    Pinned.__name__ = f"Pinned{base.__name__}"
+    return Pinned
