@@ -1,4 +1,4 @@
-"""One trust and one proxy decision for the clients (conformance/clients/transport.py).
+"""One trust and one proxy decision for the clients (conformance/transport.py).
 
 Unit tests of the rules, then the registry client through a real CONNECT proxy on loopback: the
 request goes through it when HTTPS_PROXY says so and straight past it when NO_PROXY names the host.
@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from conformance import transport
 from conformance.checks import CannotEvaluate
-from conformance.clients import registry, transport
+from conformance.clients import registry
 from conformance.profile import TLS, Profile
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import requests
 
+from conformance import transport
 from conformance.checks import CannotEvaluate, Deadline
-from conformance.clients import transport
 from conformance.files import read_json_object
 from conformance.profile import TLS, Gcp, Profile, Timeouts
 from conformance.secrets import Secret
@@ -156,7 +156,7 @@ def error_info(error: dict[str, Any]) -> dict[str, Any]:
 
 
 def _verify(tls: TLS) -> str | bool:
-    """The profile's trust only (``conformance.clients.transport``): never the environment's CA variables."""
+    """The profile's trust only (``conformance.transport``): never the environment's CA variables."""
     return transport.verify(tls)
 
 

@@ -35,8 +35,8 @@ from typing import Any
 import gitlab
 import requests
 
+from conformance import transport
 from conformance.checks import CannotEvaluate, Deadline
-from conformance.clients import transport
 from conformance.profile import TLS, GitLab, Profile
 from conformance.secrets import MASK, Secret
 
@@ -223,7 +223,7 @@ def _error_text(body: bytes | None) -> str:
 
 
 def tls_verify(tls: TLS) -> str | bool:
-    """The one trust of a run (``conformance.clients.transport``), for git's ``GIT_SSL_CAINFO`` too."""
+    """The one trust of a run (``conformance.transport``), for git's ``GIT_SSL_CAINFO`` too."""
     return transport.verify(tls)
 
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from conformance import transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
-from conformance.clients import transport
 from conformance.profile import TLS, ObjectStorage, Profile, Timeouts
 
 T = TypeVar("T")

@@ -34,9 +34,9 @@ from typing import Any
 
 import requests
 
+from conformance import transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
-from conformance.clients import transport
 from conformance.files import read_json_object
 from conformance.profile import Profile, Registry
 from conformance.secrets import Secret
