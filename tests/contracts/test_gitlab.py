@@ -105,3 +105,30 @@ def test_a_group_variable_is_read_with_every_ancestor_and_the_instance(variable_
         "project mlops/kapitan-hull (HTTP 403 403 Forbidden: listing needs the Maintainer role on the project)"
     )
     assert levels[3].unread == "instance (HTTP 403 403 Forbidden: listing needs an administrator)"
+
+
+def test_the_simulator_answers_as_the_transcripts_say() -> None:
+    """The sandbox's GitLab API gives the shapes pinned above, so the sandbox runs test the real behaviour."""
+    from conformance.sandbox import gitlab_api
+    from conformance.sandbox.gitlab import TOKEN_KINDS
+
+    tokens = {kind: gitlab_api.new_token() for kind in TOKEN_KINDS}
+    api = gitlab_api._Api(gitlab_api.default_state(tokens, "mlops/kapitan-hull", "mlops/broken"), "https://g")
+    status, project = api.answer("/api/v4/projects/mlops%2Fkapitan-hull", {}, tokens["shared"])
+    pinned = said("project-access-through-shared-group").data
+    assert status == 200
+    assert project["permissions"] == pinned["permissions"]
+    assert set(pinned["namespace"]) <= set(project["namespace"])
+    status, member = api.answer("/api/v4/projects/mlops%2Fkapitan-hull/members/all/5", {}, tokens["shared"])
+    assert set(member) == set(said("member-all", user_id=5, username="shared", access_level=30).data)
+    for path, kind, name in [
+        ("/api/v4/projects/mlops%2Fkapitan-hull/variables", "developer", "forbidden"),
+        ("/api/v4/groups/mlops/variables", "developer", "forbidden"),
+        ("/api/v4/admin/ci/variables", "good", "forbidden"),
+        ("/api/v4/projects/mlops%2Fkapitan-hull/members/all/6", "good", "member-not-found"),
+    ]:
+        pinned_error = said(name)
+        status, body = api.answer(path, {}, tokens[kind])
+        assert (status, client._error_text(json.dumps(body).encode())) == (pinned_error.status, pinned_error.error)
+    status, variables = api.answer("/api/v4/groups/mlops/variables", {}, tokens["good"])
+    assert set(variables[0]) >= set(said("variable", key="K", variable_type="file").data[0]) - {"description"}
