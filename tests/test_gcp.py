@@ -205,3 +205,27 @@ def test_a_key_the_token_endpoint_does_not_know_cannot_evaluate(
     assert "the token endpoint refused the credentials" in project["message"]
     assert "invalid_grant: Invalid JWT Signature." in project["message"]
     assert pem.splitlines()[1] not in run.output
+
+
+def test_a_key_from_a_project_with_the_api_disabled_is_not_a_role_problem(
+    suite: Any, tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """The call is charged to the key's own project; SERVICE_DISABLED there is a warning, never a role hint."""
+    (tmp_path / "gcloud-config").mkdir()
+    profile = _profile(
+        tmp_path,
+        f"""  key_file: ${{SANDBOX_GCP_API_DISABLED_KEY_FILE}}
+  gcloud: {tmp_path}/no-gcloud/gcloud
+  config_dir: {tmp_path}/gcloud-config
+""",
+    )
+    run = suite(MODULE, profile=profile, env={"GOOGLE_APPLICATION_CREDENTIALS": ""})
+    project = run.check("GCP-003")
+    assert project["outcome"] == "passed", project
+    evidence = project["evidence"]
+    assert evidence["reason"] == "SERVICE_DISABLED"
+    assert evidence["consumer"] == "projects/210987654321"
+    assert "cloudresourcemanager.googleapis.com is disabled in project 210987654321" in evidence["warning"]
+    assert "gcloud services enable cloudresourcemanager.googleapis.com --project 210987654321" in evidence["warning"]
+    assert "no role" not in evidence["warning"]
+    assert "GCP-003: cloudresourcemanager.googleapis.com is disabled" in run.output  # the warning summary

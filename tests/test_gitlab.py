@@ -22,6 +22,7 @@ import yaml
 
 from conformance.clients import gitlab as client
 from conformance.sandbox import gitlab_api
+from conformance.sandbox.gitlab import TOKEN_KINDS
 from tests.conftest import SuiteRun
 
 WRONG_TOKEN = "glpat-WrongCanary0123456789"  # noqa: S105 - a canary the server must refuse, no credential
@@ -129,6 +130,12 @@ def test_every_check_passes_on_the_sandbox(suite: Any, sandbox_env: dict[str, st
     assert "gitlab-api" in json.dumps(run.results)  # the report marks the API as simulated
     wanted = "GCP_SERVICE_ACCOUNT_KEY" if profile == "sandbox-gcp" else "HARBOR_ROBOT_CREDS_JSON"
     assert run.check("GIT-013")["evidence"]["types"] == {wanted: "file"}
+    # The Harbor robot file is a File variable of the project's group; the GCP key is set on the project.
+    where = "project mlops/kapitan-hull-sandbox" if profile == "sandbox-gcp" else "group mlops"
+    assert run.check("GIT-013")["evidence"]["set_on"] == {wanted: where}
+    assert run.check("GIT-013")["evidence"]["levels_unread"] == [
+        "instance (HTTP 403 403 Forbidden: listing needs an administrator)"
+    ]
     assert run.check("GIT-009")["evidence"]["gitlab_user"] == "conformance"
     assert run.check("GIT-015")["evidence"]["status"] == "success"
 
@@ -238,6 +245,79 @@ def test_reporter_and_a_key_gitlab_does_not_know(
     _assert(run, "GIT-010", "failed", "Permission denied (publickey)")
 
 
+API_CHECKS = "token_authenticates or project_access or ci_file_variables or token_not_expired or token_scopes"
+
+
+def _api_run(suite: Any, sandbox_env: dict[str, str], tmp_path: Path, kind: str, **gitlab: Any) -> SuiteRun:
+    """The API checks only (git over HTTPS knows the good token alone) with the token of ``kind``."""
+    value = sandbox_env["SANDBOX_GITLAB_TOKEN" if kind == "good" else f"SANDBOX_GITLAB_{kind.upper()}_TOKEN"]
+    profile = _profile(tmp_path, sandbox_env, gitlab)
+    run: SuiteRun = suite("-m", "gitlab", "-k", API_CHECKS, profile=profile, env={"TEST_GITLAB_TOKEN": value})
+    assert "Traceback" not in run.output, run.output[-3000:]
+    return run
+
+
+def test_developer_through_the_group_pushes_but_cannot_list_variables_anywhere(
+    suite: Any, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = _api_run(suite, sandbox_env, tmp_path, "developer")
+    _assert(run, "GIT-004", "passed")
+    assert run.check("GIT-004")["evidence"]["role"] == "Developer (30)"
+    assert run.check("GIT-004")["evidence"]["role_from"] == "permissions.group_access"
+    _assert(
+        run,
+        "GIT-013",
+        "error",
+        "HARBOR_ROBOT_CREDS_JSON not found on the levels this token may list (none)",
+        "project mlops/kapitan-hull-sandbox (HTTP 403 403 Forbidden: listing needs the Maintainer role on the project)",
+        "group mlops (HTTP 403 403 Forbidden: listing needs the Owner role of group mlops)",
+        "instance (HTTP 403 403 Forbidden: listing needs an administrator)",
+    )
+
+
+def test_access_through_a_shared_group_is_found_in_members_all(
+    suite: Any, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    """permissions are both null for a user who reaches the project through a group it is shared with."""
+    run = _api_run(suite, sandbox_env, tmp_path, "shared")
+    _assert(run, "GIT-004", "passed")
+    evidence = run.check("GIT-004")["evidence"]
+    assert evidence["role"] == "Developer (30)"  # Maintainer of the partner group, capped at the share's Developer
+    assert evidence["role_from"] == "members/all (inherited or invited membership)"
+
+
+def test_an_administrator_without_membership_and_every_variable_level(
+    suite: Any, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = _api_run(suite, sandbox_env, tmp_path, "admin")
+    _assert(run, "GIT-004", "passed")
+    assert run.check("GIT-004")["evidence"]["role"] == "Administrator (is_admin)"
+    _assert(run, "GIT-013", "passed")
+    evidence = run.check("GIT-013")["evidence"]
+    assert evidence["levels_read"] == ["project mlops/kapitan-hull-sandbox", "group mlops", "instance"]
+    assert evidence["set_on"] == {"HARBOR_ROBOT_CREDS_JSON": "group mlops"}
+    assert "levels_unread" not in evidence
+
+
+def test_gitlab_before_15_5_has_no_token_self_endpoint(suite: Any, sandbox_env: dict[str, str], tmp_path: Path) -> None:
+    run = _api_run(suite, sandbox_env, tmp_path, "good", url="${SANDBOX_GITLAB_OLD_URL}")
+    _assert(run, "GIT-001", "passed")
+    _assert(run, "GIT-002", "passed")
+    evidence = run.check("GIT-002")["evidence"]
+    assert evidence["expires_at"] == "unknown (GitLab before 15.5)"
+    assert "personal_access_tokens/self answered HTTP 404 404 Not Found" in evidence["note"]
+    _assert(run, "GIT-003", "error", "does not tell a token its scopes", "GIT-004 proves read_api")
+    _assert(run, "GIT-004", "passed")
+    _assert(run, "GIT-013", "passed")
+
+
+def test_an_expired_token_on_gitlab_before_15_5_still_fails_git002(
+    suite: Any, sandbox_env: dict[str, str], tmp_path: Path
+) -> None:
+    run = _api_run(suite, sandbox_env, tmp_path, "expired", url="${SANDBOX_GITLAB_OLD_URL}")
+    _assert(run, "GIT-002", "failed", "Token is expired")
+
+
 def test_git_only_token_and_a_wrong_ssh_path(run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str]) -> None:
     remote = f"{sandbox_env['SANDBOX_SSH_USER']}@localhost:mlops/no-such-project.git"
     run = run_gitlab("git_only", {"ssh_remote": remote})
@@ -297,8 +377,7 @@ def _api(state_tokens: dict[str, str]) -> gitlab_api._Api:
 
 
 def test_simulated_api_answers_like_gitlab() -> None:
-    tokens = {kind: gitlab_api.new_token() for kind in ("good", "expiring", "expired", "revoked", "read_only",
-                                                       "git_only", "reporter")}  # fmt: skip
+    tokens = {kind: gitlab_api.new_token() for kind in TOKEN_KINDS}
     api = _api(tokens)
     assert api.answer("/api/v4/user", {}, None) == (401, {"message": "401 Unauthorized"})
     status, body = api.answer("/api/v4/user", {}, tokens["revoked"])

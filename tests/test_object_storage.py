@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conformance.clients import object_storage as client
-from conformance.profile import TLS, ObjectStorage, ProfileError, load_profile
+from conformance.profile import TLS, ObjectStorage, ProfileError, Timeouts, load_profile
 from tests.conftest import CA_VARIABLES, REPO, SuiteRun, run_suite, write_profile
 
 OBJ_IDS = ("OBJ-001", "OBJ-002", "OBJ-003", "OBJ-004", "OBJ-005")
@@ -140,6 +140,8 @@ def test_s3_evidence_names_the_file_credentials_and_the_probe(s3_pass: SuiteRun,
     assert written["size"] > 4096
     assert written["sha256"] == written["read_sha256"]
     assert {"put_s", "get_s"} <= set(written)
+    assert written["s3_checksums"] == client.S3Store.checksums  # named: an S3-compatible store may refuse others
+    assert "AWS_REQUEST_CHECKSUM_CALCULATION=when_required" in written["s3_checksums_note"]
     deleted = s3_pass.check("OBJ-005")["evidence"]
     assert deleted["left_over"] is False
     assert "delete_s" in deleted
@@ -367,3 +369,58 @@ def test_collection_does_not_import_the_sdks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+class _Sent(Exception):
+    """Raised by the send hook: the request was built and signed, and goes no further."""
+
+
+def _captured_put_headers(s3: Any) -> dict[str, str]:
+    """The headers of one PutObject as botocore would send them (stopped before the network)."""
+    seen: dict[str, str] = {}
+
+    def stop(request: Any, **kwargs: Any) -> None:
+        seen.update({k.lower(): v.decode() if isinstance(v, bytes) else str(v) for k, v in request.headers.items()})
+        raise _Sent
+
+    s3.meta.events.register("before-send.s3.PutObject", stop)
+    with pytest.raises(_Sent):
+        s3.put_object(Bucket="b-1", Key="conformance/x", Body=b"probe")
+    return seen
+
+
+def _checksum_headers(sent: dict[str, str]) -> dict[str, str]:
+    """What botocore's flexible checksums add to an upload: the algorithm, a trailer, aws-chunked encoding."""
+    names = ("x-amz-sdk-checksum-algorithm", "x-amz-trailer", "x-amz-decoded-content-length")
+    return {
+        h: v
+        for h, v in sent.items()
+        if h.startswith("x-amz-checksum-") or h in names or (h == "content-encoding" and "aws-chunked" in v)
+    }
+
+
+def test_s3_uploads_carry_no_crc32_checksum_that_ecs_refuses(tmp_path: Path) -> None:
+    """botocore 1.36+ adds x-amz-checksum-crc32 to every upload (boto/botocore#3352); the suite does not."""
+    import boto3  # type: ignore[import-untyped] # no stubs for boto3
+
+    credentials = tmp_path / "credentials"
+    credentials.write_text("[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = example-secret\n")
+    credentials.chmod(0o600)
+    storage = ObjectStorage(
+        kind="s3", bucket="b-1", endpoint_url="https://ecs.example", credentials_file=str(credentials)
+    )
+    store = client.S3Store(storage, Timeouts(connect=1, request=1), TLS())
+    assert _checksum_headers(_captured_put_headers(store._s3)) == {}
+    assert store.checksums == "request_checksum_calculation=when_required, response_checksum_validation=when_required"
+    # The control: the same SDK with its own defaults sends the CRC32 header such stores refuse.
+    plain = boto3.client(
+        "s3",
+        endpoint_url="https://ecs.example",
+        region_name="us-east-1",
+        aws_access_key_id="AKIAEXAMPLE",
+        aws_secret_access_key="example-secret",  # noqa: S106 - a made-up key; the request never leaves
+    )
+    sent = _checksum_headers(_captured_put_headers(plain))
+    assert sent["x-amz-sdk-checksum-algorithm"] == "CRC32"
+    assert sent["x-amz-trailer"] == "x-amz-checksum-crc32"  # a trailer in an aws-chunked body
+    assert sent["content-encoding"] == "aws-chunked"

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from conformance.clients import registry as client
-from conformance.profile import TLS
+from conformance.profile import Profile
 from tests.conftest import SuiteRun
+from tests.test_cleanup import run_cleanup
 
 PROJECT = "mlops/kapitan-hull-sandbox"
 
@@ -80,7 +81,11 @@ def test_sandbox_profiles_push_and_pull(suite: Any, sandbox_env: dict[str, str],
     pulled = run.check("REG-004")["evidence"]
     assert pulled["cleanup"] == "manifest deleted by digest"
     user, password = sandbox_env["SANDBOX_REGISTRY_USER"], sandbox_env["SANDBOX_REGISTRY_PASSWORD"]
-    assert_no_leak(run, password, b64(user, password))
+    boss, boss_password = (
+        sandbox_env["SANDBOX_REGISTRY_MAINTAINER_USER"],
+        sandbox_env["SANDBOX_REGISTRY_MAINTAINER_PASSWORD"],
+    )
+    assert_no_leak(run, password, b64(user, password), boss_password, b64(boss, boss_password))
 
 
 def test_wrong_password_is_401_and_blocks_the_push(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
@@ -100,10 +105,24 @@ def test_wrong_password_is_401_and_blocks_the_push(suite: Any, tmp_path: Path, s
     assert_no_leak(run, canary, b64(user, canary))
 
 
-def test_guest_role_is_403_denied_f6(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+# The two generations of token authentication: Harbor 2.x's v2auth (a 401 that names the action, and a
+# Basic challenge once credentials were sent) and Distribution's token controller (Harbor 1.x:
+# insufficient_scope); what each says when the role is missing.
+GENERATIONS = {
+    "SANDBOX_REGISTRY_TOKEN": (
+        "HTTP 401 UNAUTHORIZED: unauthorized to access repository: {repository}, action: {action}"
+    ),
+    "SANDBOX_REGISTRY_DISTRIBUTION": "HTTP 401 UNAUTHORIZED: authentication required",
+}
+
+
+@pytest.mark.parametrize("front", sorted(GENERATIONS))
+def test_guest_role_is_a_missing_role_not_a_wrong_password(
+    suite: Any, tmp_path: Path, sandbox_env: dict[str, str], front: str
+) -> None:
     path = write_profile(
         tmp_path,
-        "SANDBOX_REGISTRY_TOKEN",
+        front,
         "  username: ${SANDBOX_REGISTRY_GUEST_USER}\n  password: env:SANDBOX_REGISTRY_GUEST_PASSWORD\n",
     )
     run = suite("-m", "registry", profile=path)
@@ -111,8 +130,11 @@ def test_guest_role_is_403_denied_f6(suite: Any, tmp_path: Path, sandbox_env: di
     failed = run.check("REG-003")
     assert failed["outcome"] == "failed"
     assert "push of a 1-layer image to" in failed["message"]
-    assert "HTTP 403 DENIED: requested access to the resource is denied" in failed["message"]
-    assert "not a member of project 'mlops' with role Developer or higher (F6)" in failed["message"]
+    said = GENERATIONS[front].format(repository=f"{PROJECT}/conformance", action="push")
+    assert said in failed["message"]
+    assert "the login worked, but your user is not a member of project 'mlops' with role Developer" in failed["message"]
+    assert "(F6)" in failed["message"]
+    assert "password" not in failed["message"]
     assert run.check("REG-004")["blocked_by"] == "REG-003"
     password = sandbox_env["SANDBOX_REGISTRY_GUEST_PASSWORD"]
     assert_no_leak(run, password, b64(sandbox_env["SANDBOX_REGISTRY_GUEST_USER"], password))
@@ -126,7 +148,7 @@ def test_unknown_project_is_name_unknown(suite: Any, tmp_path: Path, sandbox_env
     assert run.check("REG-002")["outcome"] == "passed"
     failed = run.check("REG-003")
     assert failed["outcome"] == "failed"
-    assert "HTTP 404 NAME_UNKNOWN" in failed["message"]
+    assert "HTTP 401 UNAUTHORIZED: project nosuchproject not found" in failed["message"]
     assert "project 'nosuchproject' does not exist" in failed["message"]
 
 
@@ -155,8 +177,48 @@ def test_robot_account_and_a_registry_that_forbids_deletion(suite: Any, tmp_path
     assert run.check("REG-001")["evidence"]["username"] == "robot$mlops+conformance"
     assert run.check("REG-001")["evidence"]["credential_source"].startswith("robot account ")
     evidence = run.check("REG-004")["evidence"]
-    assert evidence["cleanup"].startswith("the registry forbids deletion (405 / UNSUPPORTED)")
+    assert evidence["cleanup"].startswith("NOT deleted: the registry forbids deletion (405 / UNSUPPORTED)")
     assert evidence["cleanup_timings"]["DELETE manifest"].startswith("405")
+
+
+@pytest.mark.parametrize("front", sorted(GENERATIONS))
+def test_a_developer_pushes_but_cannot_delete_and_is_told_who_can(
+    suite: Any, tmp_path: Path, sandbox_env: dict[str, str], front: str
+) -> None:
+    """Harbor's Developer role has push but no delete: never reported as a clean teardown; cleanup says why."""
+    path = write_profile(
+        tmp_path,
+        front,
+        "  username: ${SANDBOX_REGISTRY_USER}\n  password: env:SANDBOX_REGISTRY_PASSWORD\n",
+    )
+    run = suite("-m", "registry", profile=path)
+    assert outcomes(run)["REG-003"] == "passed", run.output
+    assert outcomes(run)["REG-004"] == "passed", run.output
+    evidence = run.check("REG-004")["evidence"]
+    repository = f"{PROJECT}/conformance"
+    said = GENERATIONS[front].format(repository=repository, action="delete")
+    assert evidence["cleanup"].startswith(f"NOT deleted: your role may not delete it ({said})"), evidence
+    assert "only a project Maintainer or ProjectAdmin" in evidence["cleanup"]
+    assert evidence["left_behind"].endswith(f"/{repository}@{run.check('REG-003')['evidence']['manifest_digest']}")
+    assert "was left in the registry" in run.output  # the warning, in the terminal summary
+    if front != "SANDBOX_REGISTRY_TOKEN":
+        return
+    # `cleanup` as the same Developer: says who may delete, and exits 1 because the probe is still there.
+    code, output = run_cleanup(sandbox_env, "--older-than", "0s", profile=path)
+    assert code == 1, output
+    assert "could not delete" in output, output
+    assert "(your role may not delete" in output, output
+    assert f"{sandbox_env['SANDBOX_REGISTRY_USER']} may not delete in mlops" in output, output
+    assert "Maintainer or ProjectAdmin" in output, output
+    # A Maintainer sweeps it.
+    boss = write_profile(
+        tmp_path,
+        "SANDBOX_REGISTRY_TOKEN",
+        "  username: ${SANDBOX_REGISTRY_MAINTAINER_USER}\n  password: env:SANDBOX_REGISTRY_MAINTAINER_PASSWORD\n",
+    )
+    code, output = run_cleanup(sandbox_env, "--older-than", "0s", profile=boss)
+    assert code == 0, output
+    assert f":{run.results['run_id']}" in output, output
 
 
 def test_altered_bytes_fail_reg004(suite: Any, tmp_path: Path) -> None:
@@ -321,12 +383,19 @@ def test_generated_image_is_consistent() -> None:
 
 
 def test_trust_ignores_ca_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/bundle.pem")
+    """The registry client takes its trust from transport: the profile's bundle, else the system store."""
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"):
+        monkeypatch.setenv(name, "/nonexistent/bundle.pem")
     bundle = tmp_path / "ca.pem"
     bundle.write_text("x")
-    assert client._verify(TLS(ca_bundle=bundle)) == str(bundle)
-    assert client._verify(TLS(insecure=True)) is False
-    assert client._verify(TLS()) != "/nonexistent/bundle.pem"
+    profile = Profile.model_validate(
+        {"platform": "onprem", "orchestrator": "runai", "tls": {"ca_bundle": str(bundle)},
+         "registry": {"url": "https://r.example", "project_path": "r.example/p/q"}}
+    )  # fmt: skip
+    assert profile.registry is not None
+    made = client.RegistryClient(profile.registry, profile, "run", client.Credentials("r.example"))
+    assert made.verify == str(bundle)
+    assert made.http.trust_env is False  # requests would otherwise read REQUESTS_CA_BUNDLE and ~/.netrc
 
 
 def test_artifact_registry_hosts() -> None:

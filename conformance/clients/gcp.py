@@ -13,7 +13,6 @@ import importlib
 import json
 import os
 import shutil
-import ssl
 import subprocess
 import urllib.parse
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 
 import requests
 
+from conformance import transport
 from conformance.checks import CannotEvaluate, Deadline
 from conformance.files import read_json_object
 from conformance.profile import TLS, Gcp, Profile, Timeouts
@@ -114,6 +114,12 @@ def _first_line(text: str) -> str:
 # --------------------------------------------------------------------------- the API
 
 
+def _first_sentence(text: str) -> str:
+    """Google's messages run on ("... Enable it by visiting <url> then retry. If you ..."): the first sentence."""
+    head, dot, _ = text.partition(". ")
+    return head + "." if dot else text
+
+
 @dataclass
 class ProjectReply:
     status: int
@@ -123,22 +129,35 @@ class ProjectReply:
     error_status: str | None = None  # PERMISSION_DENIED, NOT_FOUND, ...
     message: str = ""
     seconds: float = 0.0
+    reason: str | None = None  # google.rpc.ErrorInfo reason (SERVICE_DISABLED, ...)
+    service: str | None = None  # ErrorInfo metadata.service: the API that refused
+    consumer: str | None = None  # ErrorInfo metadata.consumer: the project the call was charged to
+
+    @property
+    def api_disabled(self) -> bool:
+        """The API is disabled in the project the call is charged to: not a role on the target project."""
+        return self.reason == "SERVICE_DISABLED"
 
     def summary(self) -> str:
         if self.status == 200:
             return f"HTTP 200, project {self.project_id} is {self.state}"
-        detail = " ".join(part for part in (self.error_status, self.message) if part)
+        reason = f"({self.reason})" if self.reason else ""
+        detail = " ".join(part for part in (self.error_status, reason, self.message) if part)
         return f"HTTP {self.status} {detail}".strip()
 
 
+def error_info(error: dict[str, Any]) -> dict[str, Any]:
+    """The ``google.rpc.ErrorInfo`` among an error's ``details`` (reason, domain, metadata), or {}."""
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            return detail
+    return {}
+
+
 def _verify(tls: TLS) -> str | bool:
-    """The profile's trust only: its CA bundle, no verification when insecure, else OpenSSL's default store."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    default = ssl.get_default_verify_paths().openssl_cafile  # compiled-in, unaffected by SSL_CERT_FILE
-    return default if os.path.isfile(default) else True
+    """The profile's trust only (``conformance.transport``): never the environment's CA variables."""
+    return transport.verify(tls)
 
 
 def _bounded_request(session: requests.Session, verify: str | bool, timeouts: Timeouts) -> Any:
@@ -170,7 +189,7 @@ class GcpClient:
         self.section = section
         self.profile = profile
         self.environ = environ
-        self.http = requests.Session()
+        self.http: requests.Session = transport.pinned_session(requests.Session, profile.tls)()
         self.verify = _verify(profile.tls)  # passed with every request: the environment's CA variables never count
         self.http.headers["User-Agent"] = "conformance-suite"
 
@@ -326,7 +345,13 @@ class GcpClient:
             found = body.get("error")
             error: dict[str, Any] = found if isinstance(found, dict) else {}
             reply.error_status = str(error.get("status") or response.reason or "")
-            reply.message = str(error.get("message", ""))[:_SHOWN]
+            reply.message = _first_sentence(str(error.get("message", "")))[:_SHOWN]
+            info = error_info(error)
+            found_metadata = info.get("metadata")
+            metadata: dict[str, Any] = found_metadata if isinstance(found_metadata, dict) else {}
+            reply.reason = str(info["reason"]) if info.get("reason") else None
+            reply.service = str(metadata["service"]) if metadata.get("service") else None
+            reply.consumer = str(metadata["consumer"]) if metadata.get("consumer") else None
         return reply
 
 

@@ -22,7 +22,6 @@ import pwd
 import re
 import shlex
 import shutil
-import ssl
 import stat
 import subprocess
 import tempfile
@@ -36,6 +35,7 @@ from typing import Any
 import gitlab
 import requests
 
+from conformance import transport
 from conformance.checks import CannotEvaluate, Deadline
 from conformance.profile import TLS, GitLab, Profile
 from conformance.secrets import MASK, Secret
@@ -43,6 +43,10 @@ from conformance.secrets import MASK, Secret
 TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - the name of a variable, not a value
 ACCESS_LEVELS = {0: "No access", 5: "Minimal access", 10: "Guest", 15: "Planner", 20: "Reporter", 30: "Developer",
                  40: "Maintainer", 50: "Owner"}  # fmt: skip
+MAINTAINER, OWNER = 40, 50
+# Who may list CI/CD variables at each level (gitlabhq lib/api/variables.rb, group_variables.rb with
+# group_policy.rb, admin/ci/variables.rb).
+NEEDS_PROJECT, NEEDS_GROUP, NEEDS_INSTANCE = "the Maintainer role", "the Owner role", "an administrator"
 GREETING = re.compile(r"Welcome to GitLab, @(?P<user>[^!\s]+)!")
 KEY_MARKER = b"PRIVATE KEY-----"
 _MESSAGE_LIMIT = 200
@@ -89,8 +93,44 @@ class Reply:
         text = self.error.lower()
         return "expired" if "expired" in text else "revoked" if "revoked" in text else None
 
+    @property
+    def route_missing(self) -> bool:
+        """This GitLab has no such endpoint (its catch-all route: ``{"error": "404 Not Found"}``)."""
+        return self.status == 404 and self.error == "404 Not Found"
+
     def summary(self) -> str:
         return f"HTTP {self.status} {self.error}".strip() if self.status else self.error
+
+
+@dataclass
+class Access:
+    """The user's effective role on the project, and where it was read."""
+
+    level: int
+    via: str
+    admin: bool = False
+
+
+@dataclass
+class VariableLevel:
+    """One level CI/CD variables live on (project, its groups, the instance), as far as it could be read."""
+
+    name: str  # "project mlops/x", "group mlops", "instance"
+    needs: str  # who may list this level
+    reply: Reply
+
+    @property
+    def variables(self) -> dict[str, str]:
+        """``{key: variable_type}`` (values are never kept); empty when the level could not be read."""
+        if not self.reply.ok or not isinstance(self.reply.data, list):
+            return {}
+        return {str(v.get("key")): str(v.get("variable_type")) for v in self.reply.data if isinstance(v, dict)}
+
+    @property
+    def unread(self) -> str:
+        """Why this level could not be read, in one line."""
+        why = f"listing needs {self.needs}" if self.reply.status in (403, 404) else "GitLab did not answer"
+        return f"{self.name} ({self.reply.summary()}: {why})"
 
 
 @dataclass
@@ -183,13 +223,8 @@ def _error_text(body: bytes | None) -> str:
 
 
 def tls_verify(tls: TLS) -> str | bool:
-    """The one trust of a run, as a path where possible so REQUESTS_CA_BUNDLE cannot replace it."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    paths = ssl.get_default_verify_paths()
-    return paths.openssl_cafile if os.path.exists(paths.openssl_cafile) else True
+    """The one trust of a run (``conformance.transport``), for git's ``GIT_SSL_CAINFO`` too."""
+    return transport.verify(tls)
 
 
 def _meaningful_line(stderr: str) -> str:
@@ -241,6 +276,7 @@ class GitLabClient:
         if self._gl is None:
             self._gl = gitlab.Gitlab(
                 self.section.url,
+                session=transport.pinned_session(requests.Session, self.tls)(),
                 private_token=self.token.reveal(),
                 timeout=self.timeouts.request,
                 ssl_verify=tls_verify(self.tls),
@@ -295,12 +331,57 @@ class GitLabClient:
     def project(self) -> Reply:
         return self.get(f"/projects/{self.project_id}")
 
-    def variables(self) -> Reply:
-        """CI/CD variables as ``{key: variable_type}``; their values are dropped on arrival."""
-        reply = self.get(f"/projects/{self.project_id}/variables", per_page=100)
+    def _variables(self, path: str) -> Reply:
+        """A variables listing; values are dropped on arrival (only key and type are kept)."""
+        reply = self.get(path, per_page=100)
         if reply.ok and isinstance(reply.data, list):
-            reply.data = {str(v.get("key")): str(v.get("variable_type")) for v in reply.data if isinstance(v, dict)}
+            reply.data = [
+                {"key": v.get("key"), "variable_type": v.get("variable_type")}
+                for v in reply.data
+                if isinstance(v, dict)
+            ]
         return reply
+
+    def variable_levels(self, project: Mapping[str, Any]) -> list[VariableLevel]:
+        """CI/CD variables where a job finds them, most specific first: the project, its group and each
+        ancestor group (nearest first), the instance. A level the token may not list is kept, unread."""
+        levels = [VariableLevel(f"project {self.section.project}", f"{NEEDS_PROJECT} on the project",
+                                self._variables(f"/projects/{self.project_id}/variables"))]  # fmt: skip
+        namespace = project.get("namespace") or {}
+        if isinstance(namespace, dict) and namespace.get("kind") == "group" and namespace.get("full_path"):
+            parts = str(namespace["full_path"]).split("/")
+            for end in range(len(parts), 0, -1):
+                group = "/".join(parts[:end])
+                path = f"/groups/{urllib.parse.quote(group, safe='')}/variables"
+                levels.append(VariableLevel(f"group {group}", f"{NEEDS_GROUP} of group {group}", self._variables(path)))
+        levels.append(VariableLevel("instance", NEEDS_INSTANCE, self._variables("/admin/ci/variables")))
+        return levels
+
+    def access(self, project: Mapping[str, Any]) -> Access:
+        """The user's effective role: ``permissions`` first, then ``members/all`` (inherited and invited
+        memberships, which ``permissions`` leaves null), then ``is_admin``."""
+        permissions = project.get("permissions") or {}
+        found = {
+            kind: int((permissions.get(kind) or {}).get("access_level") or 0)
+            for kind in ("project_access", "group_access")
+        }
+        kind, level = max(found.items(), key=lambda item: item[1])
+        if level > 0:
+            return Access(level, f"permissions.{kind}")
+        user = self.current_user()
+        data = user.data if user.ok and isinstance(user.data, dict) else {}
+        if data.get("is_admin"):
+            return Access(OWNER, "an administrator (GET /user is_admin)", admin=True)
+        if data.get("id") is None:
+            return Access(0, f"permissions are null and GET /user answered {user.summary() or 'no id'}")
+        member = self.get(f"/projects/{self.project_id}/members/all/{int(data['id'])}")
+        if member.ok and isinstance(member.data, dict):
+            return Access(int(member.data.get("access_level") or 0), "members/all (inherited or invited membership)")
+        if member.status == 404:
+            return Access(0, "no membership, direct, inherited or invited (members/all: 404)")
+        raise CannotEvaluate(
+            f"GET {self.api_url}/projects/{self.project_id}/members/all/:id answered {member.summary()}"
+        )
 
     def schedules(self) -> Reply:
         return self.get(f"/projects/{self.project_id}/pipeline_schedules", per_page=100)

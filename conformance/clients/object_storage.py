@@ -19,7 +19,6 @@ import configparser
 import datetime as dt
 import json
 import os
-import ssl
 import stat
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from conformance import files
+from conformance import files, transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, ObjectStorage, Profile, Timeouts
@@ -211,12 +210,7 @@ def credential_facts(storage: ObjectStorage) -> CredentialFacts:
 
 def tls_verify(tls: TLS) -> bool | str:
     """The ``verify=`` value for the SDKs: the profile's CA bundle, else the system store, never the environment."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    system = ssl.get_default_verify_paths().openssl_cafile  # the compiled-in default, not SSL_CERT_FILE
-    return system if os.path.isfile(system) else True
+    return transport.verify(tls)
 
 
 def object_key(storage: ObjectStorage, name: str) -> str:
@@ -230,8 +224,15 @@ def _short(exc: BaseException) -> str:
 # --------------------------------------------------------------------------- S3 (ECS)
 
 
+# botocore 1.36+ adds a CRC32 checksum to every upload and asks for one on downloads; S3-compatible stores
+# such as Dell ECS (AISG's on-prem store) refuse those requests (boto/botocore#3352). The suite asks for
+# checksums only where S3 requires them, as boto3 before 1.36 and the AWS CLI with these settings do.
+CHECKSUMS = {"request_checksum_calculation": "when_required", "response_checksum_validation": "when_required"}
+
+
 class S3Store:
     backend = "s3"
+    checksums = ", ".join(f"{k}={v}" for k, v in CHECKSUMS.items())
 
     def __init__(self, storage: ObjectStorage, timeouts: Timeouts, tls: TLS) -> None:
         # boto3 and botocore ship no type information (no py.typed, no stubs installed).
@@ -263,6 +264,7 @@ class S3Store:
             retries={"total_max_attempts": 1, "mode": "standard"},  # no SDK retries: one answer per call
             s3={"addressing_style": "path" if storage.path_style else "virtual"},
             signature_version="s3v4",
+            **CHECKSUMS,
         )
         self._s3 = boto3.Session(botocore_session=session).client(
             "s3", endpoint_url=self.endpoint, region_name=storage.region, verify=tls_verify(tls), config=config
@@ -329,18 +331,6 @@ class S3Store:
 # --------------------------------------------------------------------------- GCS
 
 
-def _pinned_session(base: type[Any], verify: bool | str) -> Any:
-    """A requests session class whose ``verify`` the environment (REQUESTS_CA_BUNDLE) cannot override."""
-
-    class Pinned(base):  # type: ignore[misc] # base is a requests.Session subclass chosen at run time
-        def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-            settings: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
-            settings["verify"] = verify
-            return settings
-
-    return Pinned
-
-
 class GcsStore:
     backend = "gcs"
 
@@ -352,8 +342,7 @@ class GcsStore:
         self.bucket = storage.bucket
         self.endpoint = storage.default_endpoint
         self.timeout = (timeouts.connect, timeouts.request)
-        verify = tls_verify(tls)
-        plain = _pinned_session(requests.Session, verify)
+        plain = transport.pinned_session(requests.Session, tls)
         facts = _gcs_facts(storage)
         project = storage.gcp_project or facts.details.get("project_id")
         credentials: Any
@@ -364,7 +353,7 @@ class GcsStore:
             credentials, project = self._credentials(storage, facts, project, plain())
             from google.auth.transport.requests import AuthorizedSession, Request  # noqa: PLC0415 - lazily
 
-            http = _pinned_session(AuthorizedSession, verify)(credentials, auth_request=Request(session=plain()))
+            http = transport.pinned_session(AuthorizedSession, tls)(credentials, auth_request=Request(session=plain()))
         options = {"api_endpoint": storage.endpoint_url.rstrip("/")} if storage.endpoint_url else None
         self._client = gcs.Client(
             project=project or "conformance", credentials=credentials, _http=http, client_options=options

@@ -22,7 +22,6 @@ import io
 import json
 import re
 import shutil
-import ssl
 import subprocess
 import tarfile
 import time
@@ -35,10 +34,11 @@ from typing import Any
 
 import requests
 
+from conformance import transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
 from conformance.files import read_json_object
-from conformance.profile import TLS, Profile, Registry
+from conformance.profile import Profile, Registry
 from conformance.secrets import Secret
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -55,6 +55,11 @@ ARTIFACT_REGISTRY_SUFFIX = "-docker.pkg.dev"
 GCLOUD_HELPER = "gcloud"
 ROBOT_PREFIX = "robot$"
 IMAGE_NAME = "conformance"
+# goharbor/harbor src/common/rbac/project/rbac_role.go: only these project roles may delete a repository.
+WHO_CAN_DELETE = (
+    "in Harbor only a project Maintainer or ProjectAdmin (or a system administrator) may delete: ask one to "
+    "run `python -m conformance cleanup`, or let the project's tag retention policy remove conformance tags"
+)
 USER_AGENT = "conformance-suite"
 _MESSAGE_LIMIT = 160
 _CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
@@ -322,6 +327,19 @@ def build_image(run_id: str) -> Image:
 # --------------------------------------------------------------------------- HTTP
 
 
+# Harbor's v2 front names the refused action (src/server/middleware/v2auth/auth.go): a missing role,
+# although it answers 401; and a project that does not exist (src/pkg/project/dao/dao.go).
+_NO_ROLE = re.compile(r"unauthorized to access repository: (?P<repository>[^,\s]+), action: (?P<action>[\w-]+)")
+_NO_PROJECT = re.compile(r"^project (?P<project>\S+) not found")
+# Why a registry said no, read from the error body first and the status last.
+CAUSE_ROLE = "role"  # logged in, but the user's role does not allow the action
+CAUSE_PROJECT = "project"  # the project or repository does not exist
+CAUSE_CREDENTIALS = "credentials"  # the login itself was refused
+CAUSE_UNSUPPORTED = "unsupported"  # the registry does not offer the operation (deletion disabled)
+CAUSE_SERVER = "server"
+CAUSE_OTHER = "other"
+
+
 @dataclass(frozen=True)
 class Reply:
     """One HTTP exchange, summarised: never headers, never a body dump."""
@@ -331,6 +349,8 @@ class Reply:
     code: str | None = None  # the registry's error code (DENIED, NAME_UNKNOWN, UNAUTHORIZED, ...)
     message: str = ""
     seconds: float = 0.0
+    action: str | None = None  # the action the registry refused (push, delete, ...), when it says
+    challenge_error: str | None = None  # a Bearer challenge's error= (insufficient_scope, invalid_token)
 
     def summary(self) -> str:
         text = f"HTTP {self.status}"
@@ -338,17 +358,58 @@ class Reply:
             text += f" {self.code}"
         return f"{text}: {self.message}" if self.message else text
 
+    @property
+    def cause(self) -> str:
+        """Why the registry said no: the body's words decide, the status only when they say nothing.
+
+        Harbor 2.x answers a missing role with ``401 UNAUTHORIZED unauthorized to access repository:
+        <repo>, action: <action>`` and an unknown project with ``401 ... project <p> not found``;
+        Distribution's token controller with ``401`` and ``error="insufficient_scope"``; ``403 DENIED``
+        is a refusal of an authenticated user. Only a 401 that says none of this is about the login.
+        """
+        if self.status < 400:
+            return CAUSE_OTHER
+        if self.action is not None or self.challenge_error == "insufficient_scope":
+            return CAUSE_ROLE
+        if _NO_PROJECT.match(self.message) or self.code == "NAME_UNKNOWN" or self.status == 404:
+            return CAUSE_PROJECT
+        if self.code == "DENIED" or self.status == 403:
+            return CAUSE_ROLE
+        if self.status == 405 or self.code == "UNSUPPORTED":
+            return CAUSE_UNSUPPORTED
+        if self.status == 401:
+            return CAUSE_CREDENTIALS
+        return CAUSE_SERVER if self.status >= 500 else CAUSE_OTHER
+
+
+def _dedupe(message: str) -> str:
+    """Harbor's ``"<m>: <m>"`` (an error's message, then its cause, the same text) once."""
+    half = (len(message) - 2) // 2
+    if half > 0 and message[:half] == message[half + 2 :] and message[half : half + 2] == ": ":
+        return message[:half]
+    return message
+
 
 def _reply(step: str, response: requests.Response, seconds: float) -> Reply:
-    code, message = None, ""
-    if response.status_code >= 400:
-        try:
-            errors = response.json().get("errors") or []
-            first = errors[0] if errors and isinstance(errors[0], dict) else {}
-            code, message = first.get("code"), str(first.get("message") or "")
-        except (ValueError, AttributeError):
-            message = response.reason or ""
-    return Reply(step, response.status_code, code, message[:_MESSAGE_LIMIT], round(seconds, 4))
+    if response.status_code < 400:
+        return Reply(step, response.status_code, seconds=round(seconds, 4))
+    code, message, detail = None, "", None
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0] if errors and isinstance(errors[0], dict) else {}
+        code, message, detail = first.get("code"), _dedupe(str(first.get("message") or "")), first.get("detail")
+    except (ValueError, AttributeError):
+        message = response.reason or ""
+    challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+    challenge_error = challenge[1].get("error") if challenge else None
+    action = None
+    refused = _NO_ROLE.search(message)
+    if refused:
+        action = refused["action"]
+    elif challenge_error == "insufficient_scope" and isinstance(detail, list) and detail:
+        asked = detail[0] if isinstance(detail[0], dict) else {}
+        action = str(asked.get("Action") or "") or None  # Distribution's detail: the access asked for
+    return Reply(step, response.status_code, code, message[:_MESSAGE_LIMIT], round(seconds, 4), action, challenge_error)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]] | None:
@@ -361,16 +422,6 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]] | None:
         for m in _CHALLENGE_PARAM.finditer(rest)
     }
     return scheme.lower(), params
-
-
-def _verify(tls: TLS) -> str | bool:
-    """The one trust of a run, handed to every request (the environment's CA variables never count)."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    paths = ssl.get_default_verify_paths()
-    return paths.cafile or paths.capath or True
 
 
 @dataclass
@@ -411,6 +462,20 @@ class Delete:
     deleted: bool = False
     refused: bool = False  # the registry forbids deletion (405 / UNSUPPORTED)
     failure: Reply | None = None
+    not_permitted: Reply | None = None  # the user's role may not delete (Harbor: Developer, Guest)
+
+    @property
+    def left_behind(self) -> str | None:
+        """Why the image is still in the registry, in one line; None when it was deleted."""
+        if self.deleted:
+            return None
+        if self.not_permitted is not None:
+            return f"your role may not delete it ({self.not_permitted.summary()}); {WHO_CAN_DELETE}"
+        if self.refused:
+            return "the registry forbids deletion (405 / UNSUPPORTED); remove the tag by hand or by retention"
+        if self.failure is not None:
+            return f"delete failed: {self.failure.summary()}"
+        return "not deleted"
 
 
 class RegistryClient:
@@ -424,9 +489,10 @@ class RegistryClient:
         self.tag = re.sub(r"[^A-Za-z0-9_.-]", "-", run_id)[:128]
         self.reference = f"{section.project_path}/{IMAGE_NAME}:{self.tag}"
         self.timeout = (profile.timeouts.connect, profile.timeouts.request)
-        self.verify = _verify(profile.tls)
-        self.http = requests.Session()
-        self.http.trust_env = False  # no netrc, no proxy or CA variables: the profile decides
+        self.verify = transport.verify(profile.tls)
+        self.http: requests.Session = transport.pinned_session(requests.Session, profile.tls)()
+        # No netrc and no CA variables: trust is the profile's, proxies are transport's (HTTPS_PROXY/NO_PROXY).
+        self.http.trust_env = False
         self.http.headers["User-Agent"] = USER_AGENT
         self._authorization: str | None = None
         self._login: Login | None = None
@@ -440,7 +506,14 @@ class RegistryClient:
         if self._authorization:
             sent["Authorization"] = self._authorization
         try:
-            return self.http.request(method, url, headers=sent, data=data, timeout=self.timeout, verify=self.verify)
+            return self.http.request(
+                method,
+                url,
+                headers=sent,
+                data=data,
+                timeout=self.timeout,
+                verify=self.verify,
+            )
         except requests.Timeout:
             raise CannotEvaluate(
                 f"{method} {_path(url)} on {_host(url)}: no answer within {self.timeout[1]:g} s"
@@ -463,7 +536,10 @@ class RegistryClient:
         started = time.monotonic()
         try:
             response = self.http.get(
-                url, headers={"Authorization": credential.basic()}, timeout=self.timeout, verify=self.verify
+                url,
+                headers={"Authorization": credential.basic()},
+                timeout=self.timeout,
+                verify=self.verify,
             )
         except requests.RequestException as exc:
             raise CannotEvaluate(f"token realm {_host(realm)}{_path(realm)} failed ({type(exc).__name__})") from None
@@ -502,6 +578,11 @@ class RegistryClient:
                     return refused, response
                 response = self._raw(method, url, headers, data)
         reply = _reply(step, response, time.monotonic() - started)
+        if method == "HEAD" and response.status_code >= 400 and response.status_code != 404:
+            # A HEAD answer has no body, and the body says why (Harbor's 401s): ask the same with GET.
+            again = self._raw("GET", url, headers, None)
+            if again.status_code == response.status_code:
+                reply = _reply(step, again, time.monotonic() - started)
         replies.append(reply)
         return reply, response
 
@@ -621,8 +702,11 @@ class RegistryClient:
                 self.removed = result
             if reply.status in (200, 202):
                 result.deleted = True
-            elif reply.status == 405 or reply.code == "UNSUPPORTED":
+            elif reply.cause == CAUSE_UNSUPPORTED:
                 result.refused = True
+                return result
+            elif reply.cause == CAUSE_ROLE:
+                result.not_permitted = reply
                 return result
             else:
                 result.failure = reply
@@ -749,10 +833,13 @@ def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
     digests = {tag: client.manifest_digest(tag) for tag in client.tags()}
     kept = {digest: tag for tag, digest in digests.items() if not eligible(tag, older_than, tag=True)}
     swept, done = Swept(), set()
+    not_permitted: Reply | None = None
     for tag, digest in sorted(digests.items()):
         if not eligible(tag, older_than, tag=True):
             continue
-        if digest is None:
+        if not_permitted is not None:  # the same role, the same answer: do not ask again for every tag
+            swept.failures.append(f"{where}:{tag} (your role may not delete)")
+        elif digest is None:
             swept.failures.append(f"{where}:{tag} (the registry gives no digest for it)")
         elif digest in kept:
             swept.notes.append(f"kept {where}:{tag}: tag {kept[digest]} (not a probe) points at {digest} too")
@@ -764,6 +851,13 @@ def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
                 done.add(digest)
                 swept.items.append(f"{where}:{tag} ({digest})")
             else:
-                why = removed.failure.summary() if removed.failure else "the registry forbids deletion"
+                not_permitted = removed.not_permitted
+                why = "your role may not delete" if not_permitted else removed.left_behind
                 swept.failures.append(f"{where}:{tag} ({why})")
+    if not_permitted is not None:
+        user = client.credentials.credential.username if client.credentials.credential else "the run's user"
+        swept.notes.append(
+            f"{user} may not delete in {client.section.repository.split('/', 1)[0]} "
+            f"({not_permitted.summary()}): {WHO_CAN_DELETE}"
+        )
     return swept

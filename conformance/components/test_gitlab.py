@@ -21,6 +21,7 @@ from conformance.fixtures import Reachability
 from conformance.profile import GitLab, Profile
 
 TOKEN_WARN_DAYS = 14
+OLD_GITLAB = "personal_access_tokens/self unavailable"  # token_info's key on GitLab before 15.5
 DEVELOPER = 30
 # CI/CD variables the guide's .gitlab-ci.yml reads with `cat $VAR`, so they must be of type File (F12).
 CI_FILE_VARIABLES = {"onprem": ["HARBOR_ROBOT_CREDS_JSON"], "gcp": ["GCP_SERVICE_ACCOUNT_KEY"]}
@@ -36,13 +37,6 @@ def _section(profile: Profile) -> GitLab:
     if profile.gitlab is None:  # the plugin skips GIT checks first; this is for direct callers
         raise CannotEvaluate("the profile has no gitlab section")
     return profile.gitlab
-
-
-def _level(project: dict[str, Any]) -> int:
-    """The user's effective role: the higher of project and group membership."""
-    permissions = project.get("permissions") or {}
-    levels = [(permissions.get(kind) or {}).get("access_level") or 0 for kind in ("project_access", "group_access")]
-    return max(int(level) for level in levels)
 
 
 def _role(level: int) -> str:
@@ -128,13 +122,28 @@ def token_info(gitlab: Any) -> dict[str, Any] | None:
     if not user.ok and not user.insufficient_scope:
         raise Blocked("GIT-001", user.summary())
     info = gitlab.token_info()
+    if info.route_missing:
+        # GitLab before 15.5 has no /personal_access_tokens/self: what /user proved is all there is.
+        return {OLD_GITLAB: f"GET {gitlab.api_url}/personal_access_tokens/self answered {info.summary()}"}
     if not info.ok:
         raise CannotEvaluate(
             f"GET {gitlab.api_url}/personal_access_tokens/self answered {info.summary()}",
-            hint="GitLab before 15.5 has no such endpoint, and it only knows personal access tokens",
+            hint="it knows only personal access tokens: a project, group or OAuth token has no such record",
         )
     data: dict[str, Any] = info.data
     return data
+
+
+@pytest.fixture(scope="session")
+def token_scopes(token_info: dict[str, Any] | None) -> list[str]:
+    """The token's scopes, as GitLab 15.5+ tells them; before 15.5 there is no way to read them."""
+    if token_info is not None and OLD_GITLAB in token_info:
+        raise CannotEvaluate(
+            f"this GitLab (before 15.5) does not tell a token its scopes ({token_info[OLD_GITLAB]})",
+            hint="GIT-004 proves read_api (the API answered); GIT-005 proves git access; only a push proves "
+            "write_repository: check the token's scopes in GitLab (Edit profile > Access tokens)",
+        )
+    return [str(scope) for scope in (token_info or {}).get("scopes") or []]
 
 
 @pytest.fixture(scope="session")
@@ -201,10 +210,30 @@ def _listing(reply: Any, what: str, project: str, role: str = "Reporter") -> Any
 
 
 @pytest.fixture(scope="session")
-def ci_variables(authenticated: Any, gitlab_project: dict[str, Any]) -> dict[str, str]:
-    project = authenticated.section.project
-    data: dict[str, str] = _listing(authenticated.variables(), "CI/CD variables", project, "Maintainer")
-    return data
+def ci_variables(authenticated: Any, gitlab_project: dict[str, Any]) -> list[Any]:
+    """Every level a CI job takes variables from (project, groups, instance), most specific first.
+
+    When a required variable is on no level the token may list, and some level could not be listed,
+    GIT-013 cannot tell: it says which levels it could not read and who may read them.
+    """
+    levels: list[Any] = authenticated.variable_levels(gitlab_project)
+    seen = {key for level in levels for key in level.variables}
+    missing = [k for k in _required_file_variables(authenticated) if k not in seen]
+    unread = [level.unread for level in levels if not level.reply.ok]
+    if missing and unread:
+        readable = ", ".join(level.name for level in levels if level.reply.ok) or "none"
+        raise CannotEvaluate(
+            f"{', '.join(missing)} not found on the levels this token may list ({readable}); could not read: "
+            + "; ".join(unread),
+            hint="variables are listed only by a project Maintainer, a group Owner or an administrator: ask one "
+            "to run GIT-013, or look in Settings > CI/CD > Variables",
+        )
+    return levels
+
+
+def _required_file_variables(gitlab: Any) -> list[str]:
+    required: list[str] = gitlab.section.ci_file_variables or CI_FILE_VARIABLES[gitlab.platform]
+    return required
 
 
 @pytest.fixture(scope="session")
@@ -263,6 +292,11 @@ def test_token_not_expired(gitlab: Any, token_info: dict[str, Any] | None, evide
     if token_info is None:
         expect(False, expected="the token is active and not expired", actual=gitlab.current_user().summary(), hint=hint)
     token = token_info or {}
+    if OLD_GITLAB in token:
+        # GitLab refuses an expired or revoked token on /user (the fixture got past it): active today.
+        evidence.update({"expires_at": "unknown (GitLab before 15.5)", "note": token[OLD_GITLAB]})
+        evidence["active"] = f"GET {gitlab.api_url}/user accepted the token"
+        return
     expires = token.get("expires_at")
     evidence.update({"token_name": token.get("name"), "expires_at": expires or "never", "active": token.get("active")})
     evidence["revoked"] = token.get("revoked")
@@ -285,8 +319,8 @@ def test_token_not_expired(gitlab: Any, token_info: dict[str, Any] | None, evide
     write_repository (or api) to push over HTTPS; a token's scopes cannot be changed after creation.
     """,
 )
-def test_token_scopes(authenticated: Any, token_info: dict[str, Any] | None, evidence: dict[str, Any]) -> None:
-    scopes = set((token_info or {}).get("scopes") or [])
+def test_token_scopes(authenticated: Any, token_scopes: list[str], evidence: dict[str, Any]) -> None:
+    scopes = set(token_scopes)
     evidence["scopes"] = sorted(scopes)
     needs = {"read_api or api": API_SCOPES, "write_repository or api": PUSH_SCOPES}
     missing = [need for need, accepted in needs.items() if not scopes & accepted]
@@ -315,13 +349,14 @@ def test_project_access(authenticated: Any, project_reply: Any, evidence: dict[s
         actual=reply.summary(),
         hint="GitLab answers 404 both for a project that does not exist and for one you are not a member of",
     )
-    level = _level(reply.data)
-    evidence.update({"path_with_namespace": reply.data.get("path_with_namespace"), "role": _role(level)})
-    evidence["default_branch"] = reply.data.get("default_branch")
+    access = authenticated.access(reply.data)
+    role = "Administrator (is_admin)" if access.admin else _role(access.level)
+    evidence.update({"path_with_namespace": reply.data.get("path_with_namespace"), "role": role})
+    evidence.update({"role_from": access.via, "default_branch": reply.data.get("default_branch")})
     expect(
-        level >= DEVELOPER,
+        access.level >= DEVELOPER,
         expected=f"role Developer (30) or higher on {section.project}",
-        actual=f"role {_role(level)}",
+        actual=f"role {role}, from {access.via}",
         hint="Reporter and Guest may clone but not push",
     )
 
@@ -523,18 +558,28 @@ def test_no_private_key_on_pvc(profile: Profile, pvc_root: Path, evidence: dict[
     """
     In GitLab: Settings > CI/CD > Variables, add the variable with Type "File" (F12): the guide's jobs run
     `cat $HARBOR_ROBOT_CREDS_JSON` (on-prem) or `cat $GCP_SERVICE_ACCOUNT_KEY` (GCP), which only works when
-    the variable holds a file path. Listing variables needs the Maintainer role.
+    the variable holds a file path. A variable of the project's group (or a group above it, or the instance)
+    counts too. Listing needs Maintainer on the project, Owner on a group, administrator for the instance.
     """,
 )
-def test_ci_file_variables(authenticated: Any, ci_variables: dict[str, str], evidence: dict[str, Any]) -> None:
-    required = authenticated.section.ci_file_variables or CI_FILE_VARIABLES[authenticated.platform]
-    found = ci_variables
-    evidence.update({"required": required, "types": {k: found.get(k, "missing") for k in required}})
-    evidence["variables_total"] = len(found)
-    wrong = [f"{k} is {'of type ' + found[k] if k in found else 'missing'}" for k in required if found.get(k) != "file"]
+def test_ci_file_variables(authenticated: Any, ci_variables: list[Any], evidence: dict[str, Any]) -> None:
+    required = _required_file_variables(authenticated)
+    read = [level for level in ci_variables if level.reply.ok]
+    unread = [level for level in ci_variables if not level.reply.ok]
+    # A job sees the most specific definition: project over group over ancestor group over instance.
+    found = {key: (level.variables[key], level.name) for level in reversed(read) for key in level.variables}
+    evidence.update({"required": required, "types": {k: found[k][0] if k in found else "missing" for k in required}})
+    evidence["set_on"] = {k: found[k][1] for k in required if k in found}
+    evidence["levels_read"] = [level.name for level in read]
+    if unread:
+        evidence["levels_unread"] = [level.unread for level in unread]
+    missing = [k for k in required if k not in found]  # every level was read (else the fixture stopped)
+    wrong = [f"{k} is of type {found[k][0]} ({found[k][1]})" for k in required if k in found and found[k][0] != "file"]
+    wrong += [f"{k} is missing (read: {', '.join(evidence['levels_read'])})" for k in missing]
     expect(
         not wrong,
-        expected=f"CI/CD variable(s) {', '.join(required)} of type File",
+        expected=f"CI/CD variable(s) {', '.join(required)} of type File (on the project, a group above it, or the "
+        "instance)",
         actual="; ".join(wrong),
         hint="F12: with type Variable, `cat $VAR` reads a file named after the JSON's content and the push fails",
     )

@@ -7,7 +7,10 @@
 * ``gcp-resource-manager`` (simulated): ``GET /v1/projects/<id>`` answers as Cloud Resource Manager
   v1 does: 200 with the project for a bearer token of a principal with a role on it, 403
   PERMISSION_DENIED otherwise (also for ids that do not exist, as the real API does), 401 without a
-  valid token. ``SANDBOX_GCP_DELETED_PROJECT`` answers 200 with lifecycleState DELETE_REQUESTED.
+  valid token. ``SANDBOX_GCP_DELETED_PROJECT`` answers 200 with lifecycleState DELETE_REQUESTED. A
+  second key (``SANDBOX_GCP_API_DISABLED_KEY_FILE``) belongs to a project where the API is disabled:
+  every call with it is refused 403 SERVICE_DISABLED (charged to the key's project). Answers come from
+  ``contracts/gcp.yaml``.
 * ``gcloud-cli`` (simulated): a shell script standing in for gcloud that reads the configuration
   folder (``CLOUDSDK_CONFIG``) the way gcloud does and answers ``auth list --format=json``,
   ``config get-value account`` and ``--version``. The real gcloud needs Google to activate an account.
@@ -33,13 +36,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from conformance.sandbox import Sandbox
+from conformance.sandbox import Sandbox, contracts
 from conformance.sandbox.web import LoopbackServer
 
 PROJECT = "conformance-sandbox"
 DENIED_PROJECT = "conformance-denied"  # exists, but the sandbox's service account has no role on it
 DELETED_PROJECT = "conformance-deleted"  # the account has a role, the project is being deleted
 PROJECT_NUMBER = "123456789012"
+HOME_PROJECT = "conformance-keys"  # where a second key was made; Resource Manager is disabled there
+PROJECT_NUMBERS = {PROJECT: PROJECT_NUMBER, HOME_PROJECT: "210987654321"}
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL: what google-auth puts in "aud"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 FAKE_GCLOUD = """#!/bin/sh
@@ -69,12 +74,14 @@ class Principal:
     key_id: str
     public_key: rsa.RSAPublicKey
     projects: set[str] = field(default_factory=set)
+    key_project: str = PROJECT  # the key's project_id: the consumer its API calls are charged to
 
 
 @dataclass
 class State:
     principals: dict[str, Principal] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)  # access token -> principal e-mail
+    api_disabled_in: set[str] = field(default_factory=set)  # projects where Resource Manager is disabled
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def verify_grant(self, assertion: str, now: float) -> Principal:
@@ -149,16 +156,30 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             email = state.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
         if email is None:
-            self._error(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")
+            self._transcript("unauthenticated")
             return
-        if project not in state.principals[email].projects:  # unknown ids answer 403 too, like the real API
-            self._error(403, "PERMISSION_DENIED", "The caller does not have permission")
+        principal = state.principals[email]
+        if principal.key_project in state.api_disabled_in:  # charged to the key's project: the API is off there
+            self._transcript("service-disabled", consumer=PROJECT_NUMBERS[principal.key_project])
             return
-        lifecycle = "DELETE_REQUESTED" if project == DELETED_PROJECT else "ACTIVE"
-        self._send(
-            200,
-            {"projectNumber": PROJECT_NUMBER, "projectId": project, "lifecycleState": lifecycle, "name": project},
-        )
+        if project not in principal.projects:  # unknown ids answer 403 too, like the real API
+            self._transcript("permission-denied")
+            return
+        found = json.loads(self._render("project", project=project))
+        if project == DELETED_PROJECT:
+            found["lifecycleState"] = "DELETE_REQUESTED"
+        self._send(200, found)
+
+    def _render(self, name: str, **values: object) -> str:
+        transcript = contracts.get("gcp", name)
+        assert transcript.http is not None  # noqa: S101 - gcp.yaml's transcripts are all HTTP answers
+        return transcript.render(transcript.http.body, **values)
+
+    def _transcript(self, name: str, **values: object) -> None:
+        """Answer as the transcript ``gcp.yaml: <name>`` says Google does."""
+        transcript = contracts.get("gcp", name)
+        assert transcript.http is not None  # noqa: S101 - gcp.yaml's transcripts are all HTTP answers
+        self._send(transcript.http.status, json.loads(self._render(name, **values)))
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
         return
@@ -223,6 +244,14 @@ def start(sandbox: Sandbox) -> None:
     principal = write_key(key_file, email, PROJECT, token_uri)
     principal.projects = {PROJECT, DELETED_PROJECT}
     state.principals[email] = principal
+    # A key made in another project, where the Resource Manager API is disabled: its calls are charged
+    # there and refused with SERVICE_DISABLED, although it has a role on the sandbox's project.
+    other_email = f"conformance@{HOME_PROJECT}.iam.gserviceaccount.com"
+    other_key = folder / "service-account-api-disabled.json"
+    other = write_key(other_key, other_email, HOME_PROJECT, token_uri)
+    other.projects, other.key_project = {PROJECT}, HOME_PROJECT
+    state.principals[other_email] = other
+    state.api_disabled_in.add(HOME_PROJECT)
     config_dir = sandbox.home / ".config" / "gcloud"
     _gcloud_config(config_dir, email)
     gcloud = folder / "bin" / "gcloud"
@@ -234,6 +263,7 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_GCP_DENIED_PROJECT": DENIED_PROJECT,
             "SANDBOX_GCP_DELETED_PROJECT": DELETED_PROJECT,
             "SANDBOX_GCP_KEY_FILE": str(key_file),
+            "SANDBOX_GCP_API_DISABLED_KEY_FILE": str(other_key),
             "SANDBOX_GCP_ACCOUNT": email,
             "SANDBOX_GCP_CONFIG_DIR": str(config_dir),
             "SANDBOX_GCP_GCLOUD": str(gcloud),

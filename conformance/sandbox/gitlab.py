@@ -9,7 +9,9 @@ Real:
   password is the user's GitLab token, as with a real GitLab personal access token. Only the good
   token (SANDBOX_GITLAB_TOKEN) is in the htpasswd file: the fault tokens are for the API.
 
-Simulated (``gitlab-api``): the REST API, see :mod:`conformance.sandbox.gitlab_api`.
+Simulated (``gitlab-api``): the REST API, see :mod:`conformance.sandbox.gitlab_api`, in two versions:
+the current one (SANDBOX_GITLAB_URL) and one from before GitLab 15.5 (SANDBOX_GITLAB_OLD_URL), which has
+no ``/personal_access_tokens/self``. Both serve the same users, tokens and projects.
 
 The SSH client side lives in the sandbox HOME: a key pair, ``.ssh/config`` (``Host localhost`` with
 the port, ``IdentityFile``, ``UserKnownHostsFile``) and ``.ssh/known_hosts``. ssh expands ``~`` from
@@ -17,7 +19,9 @@ the password database, not ``$HOME``, so every path in it is absolute.
 
 Variables: SANDBOX_GITLAB_URL, SANDBOX_GITLAB_PROJECT, SANDBOX_GITLAB_BROKEN_PROJECT,
 SANDBOX_GITLAB_USER, SANDBOX_GITLAB_TOKEN and SANDBOX_GITLAB_<KIND>_TOKEN (EXPIRED, EXPIRING, REVOKED,
-READ_ONLY, GIT_ONLY, REPORTER), SANDBOX_GITLAB_API_STATE, SANDBOX_GIT_HTTPS_URL, SANDBOX_GIT_SSH_URL,
+READ_ONLY, GIT_ONLY, REPORTER; DEVELOPER: a Developer through the project's group; SHARED: through a group
+the project is shared with; ADMIN: an administrator with no membership), SANDBOX_GITLAB_OLD_URL,
+SANDBOX_GITLAB_API_STATE, SANDBOX_GIT_HTTPS_URL, SANDBOX_GIT_SSH_URL,
 SANDBOX_SSH_HOST, SANDBOX_SSH_PORT, SANDBOX_SSH_USER, SANDBOX_SSH_CONFIG, SANDBOX_SSH_KEY,
 SANDBOX_SSH_KNOWN_HOSTS, SANDBOX_GIT_CHECKOUT.
 """
@@ -43,7 +47,18 @@ BROKEN_PROJECT = "mlops/broken-ci"
 USER = "conformance"
 SSH_USER = "root"  # sshd only lets the user it runs as log in without privileges; we run as root
 PRIVSEP_DIR = Path("/run/sshd")  # compiled into Debian's sshd; it refuses to start without it
-TOKEN_KINDS = ("good", "expiring", "expired", "revoked", "read_only", "git_only", "reporter")
+TOKEN_KINDS = (
+    "good",
+    "expiring",
+    "expired",
+    "revoked",
+    "read_only",
+    "git_only",
+    "reporter",
+    "developer",
+    "shared",
+    "admin",
+)
 READY_SECONDS = 10.0
 # git without the user's or the machine's configuration, and a fixed identity for the seed commit.
 GIT_ENV = {
@@ -260,9 +275,15 @@ def start(sandbox: Sandbox) -> None:
     state.write_text(json.dumps(default_state(tokens, PROJECT, BROKEN_PROJECT), indent=2))
     state.chmod(0o600)
     api = sandbox.add(GitLabApi(state, sandbox.ca.issue(sandbox.pki_dir, "gitlab-api")))
+    old_state = root / "api-state-15.4.json"
+    old = {**default_state(tokens, PROJECT, BROKEN_PROJECT), "version": "15.4.6", "personal_access_tokens_self": False}
+    old_state.write_text(json.dumps(old, indent=2))
+    old_state.chmod(0o600)
+    old_api = sandbox.add(GitLabApi(old_state, sandbox.ca.issue(sandbox.pki_dir, "gitlab-api-old")))
     sandbox.simulated.append("gitlab-api")
     env = {
         "SANDBOX_GITLAB_URL": api.url,
+        "SANDBOX_GITLAB_OLD_URL": old_api.url,
         "SANDBOX_GITLAB_PROJECT": PROJECT,
         "SANDBOX_GITLAB_BROKEN_PROJECT": BROKEN_PROJECT,
         "SANDBOX_GITLAB_USER": USER,

@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from conformance.sandbox import contracts
 from conformance.sandbox.web import LoopbackServer
 
 API_SCOPES = {"api", "read_api"}
@@ -34,13 +35,26 @@ EXPIRED = {
 }
 REVOKED = {"error": "invalid_token", "error_description": "Token was revoked. You have to re-authorize from the user."}
 UNAUTHORIZED = {"message": "401 Unauthorized"}
-FORBIDDEN = {"message": "403 Forbidden"}
-PROJECT_NOT_FOUND = {"message": "404 Project Not Found"}
-NOT_FOUND = {"error": "404 Not Found"}
-GUEST, REPORTER, DEVELOPER, MAINTAINER = 10, 20, 30, 40
+
+
+def _said(name: str, **values: object) -> tuple[int, Any]:
+    """The status and JSON body of the transcript ``gitlab.yaml: <name>``."""
+    transcript = contracts.get("gitlab", name)
+    assert transcript.http is not None  # noqa: S101 - gitlab.yaml's transcripts are all HTTP answers
+    return transcript.http.status, json.loads(transcript.render(transcript.http.body, **values))
+
+
+FORBIDDEN = _said("forbidden")[1]
+PROJECT_NOT_FOUND = _said("project-not-found")[1]
+NOT_FOUND = _said("route-not-found")[1]
+GUEST, REPORTER, DEVELOPER, MAINTAINER, OWNER = 10, 20, 30, 40, 50
 # The role GitLab needs for each project endpoint (variables are Maintainer-only).
-ROLE_FOR = {"": GUEST, "variables": MAINTAINER, "pipeline_schedules": REPORTER, "pipelines": REPORTER}
-_PROJECT = re.compile(r"^/api/v4/projects/(?P<id>[^/]+)(?:/(?P<sub>variables|pipeline_schedules|pipelines))?$")
+ROLE_FOR = {"": GUEST, "variables": MAINTAINER, "pipeline_schedules": REPORTER, "pipelines": REPORTER,
+            "members/all": GUEST}  # fmt: skip
+_PROJECT = re.compile(
+    r"^/api/v4/projects/(?P<id>[^/]+)(?:/(?P<sub>variables|pipeline_schedules|pipelines|members/all)(?:/(?P<uid>\d+))?)?$"
+)
+_GROUP_VARIABLES = re.compile(r"^/api/v4/groups/(?P<id>[^/]+)/variables$")
 _TIMESTAMP = "2024-01-02T03:04:05.000Z"
 
 
@@ -64,13 +78,30 @@ def default_state(tokens: dict[str, str], project: str, broken_project: str) -> 
         "read_only": {"user": "conformance", "scopes": ["read_api", "read_repository"], "expires_at": _day(90)},
         "git_only": {"user": "conformance", "scopes": ["read_repository", "write_repository"], "expires_at": _day(90)},
         "reporter": {"user": "reporter", "scopes": write, "expires_at": _day(90)},
+        "developer": {"user": "developer", "scopes": write, "expires_at": _day(90)},
+        "shared": {"user": "shared", "scopes": write, "expires_at": _day(90)},
+        "admin": {"user": "admin", "scopes": write, "expires_at": _day(90)},
     }
-    file_variables = [
-        {"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "file"},
-        {"key": "GCP_SERVICE_ACCOUNT_KEY", "variable_type": "file"},
-    ]
+    group = project.rpartition("/")[0]
     return {
-        "users": {"conformance": {"id": 2, "name": "Conformance Suite"}, "reporter": {"id": 3, "name": "A Reporter"}},
+        "users": {
+            "conformance": {"id": 2, "name": "Conformance Suite"},
+            "reporter": {"id": 3, "name": "A Reporter"},
+            "developer": {"id": 4, "name": "A Developer (through the group)"},
+            "shared": {"id": 5, "name": "A Partner (through a group the project is shared with)"},
+            "admin": {"id": 6, "name": "An Administrator", "is_admin": True},
+        },
+        # The project's group holds the Harbor robot file (a File variable set once for every project of
+        # the team); the group Owner may list it, a Developer of the group may not.
+        "groups": {
+            group: {
+                "id": 20,
+                "members": {"conformance": OWNER, "developer": DEVELOPER},
+                "variables": [{"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "file"}],
+            },
+            "partners": {"id": 21, "members": {"shared": MAINTAINER}, "variables": []},
+        },
+        "instance_variables": [{"key": "PIP_INDEX_URL", "variable_type": "env_var"}],
         "tokens": [
             {"token": tokens[kind], "id": 100 + i, "name": f"sandbox-{kind}", **spec}
             for i, (kind, spec) in enumerate(kinds.items())
@@ -81,7 +112,8 @@ def default_state(tokens: dict[str, str], project: str, broken_project: str) -> 
                 "path": project,
                 "default_branch": "main",
                 "members": {"conformance": MAINTAINER, "reporter": REPORTER},
-                "variables": file_variables,
+                "shared_with": {"partners": DEVELOPER},  # the project is shared with group partners as Developer
+                "variables": [{"key": "GCP_SERVICE_ACCOUNT_KEY", "variable_type": "file"}],
                 "schedules": [{"description": "nightly conformance", "cron": "0 2 * * *", "active": True}],
                 "pipelines": [{"status": "success", "ref": "main"}, {"status": "failed", "ref": "feature"}],
             },
@@ -90,7 +122,8 @@ def default_state(tokens: dict[str, str], project: str, broken_project: str) -> 
                 "path": broken_project,
                 "default_branch": "main",
                 "members": {"conformance": MAINTAINER},
-                # F12: a Variable where the job does `cat $HARBOR_ROBOT_CREDS_JSON`; the gcp key is missing.
+                # F12: a Variable on the project where the job does `cat $HARBOR_ROBOT_CREDS_JSON`; it overrides
+                # the group's File variable. The gcp key is missing.
                 "variables": [{"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "env_var"}],
                 "schedules": [{"description": "paused schedule", "cron": "0 3 * * 1", "active": False}],
                 "pipelines": [{"status": "failed", "ref": "main"}, {"status": "success", "ref": "main"}],
@@ -118,6 +151,8 @@ class _Api:
         if token.get("expires_at") and token["expires_at"] < _day(0):
             return 401, EXPIRED
         if path == "/api/v4/personal_access_tokens/self":
+            if not self.state.get("personal_access_tokens_self", True):  # GitLab before 15.5
+                return _said("route-not-found")
             return 200, self._token_entity(token)
         if not set(token["scopes"]) & (USER_SCOPES if path == "/api/v4/user" else API_SCOPES):
             needed = "api read_api read_user" if path == "/api/v4/user" else "api read_api"
@@ -126,20 +161,45 @@ class _Api:
                 "error_description": "The request requires higher privileges than provided by the access token.",
                 "scope": needed,
             }
+        user = token["user"]
+        admin = bool(self.state["users"][user].get("is_admin"))
         if path == "/api/v4/user":
-            return 200, self._user(token["user"])
+            return 200, self._user(user)
         if path == "/api/v4/version":
-            return 200, {"version": "17.0.0-sandbox", "revision": "0000000", "kas": {"enabled": False}}
+            return 200, {"version": self.state.get("version", "17.0.0-sandbox"), "revision": "0000000"}
+        if path == "/api/v4/admin/ci/variables":
+            if not admin:
+                return _said("forbidden")
+            return 200, [self._variable(v) for v in self.state.get("instance_variables", [])]
+        group_match = _GROUP_VARIABLES.match(path)
+        if group_match is not None:
+            name = urllib.parse.unquote(group_match["id"])
+            group = self.state.get("groups", {}).get(name)
+            level = self._group_level(name, user)
+            # A private group is visible to its members and to members of a project in it.
+            inside = [q for q in self.state["projects"] if q["path"].startswith(f"{name}/")]
+            visible = level > 0 or admin or any(self._level(q, user) for q in inside)
+            if group is None or not visible:
+                return _said("group-not-found")
+            if level < OWNER and not admin:
+                return _said("forbidden")
+            return 200, [self._variable(v) for v in group["variables"]]
         match = _PROJECT.match(path)
         if match is None:
-            return 404, NOT_FOUND
+            return _said("route-not-found")
         project = self._project(urllib.parse.unquote(match["id"]))
-        level = project["members"].get(token["user"], 0) if project else 0
-        if project is None or level == 0:
-            return 404, PROJECT_NOT_FOUND
+        level = self._level(project, user) if project else 0
+        if project is None or (level == 0 and not admin):
+            return _said("project-not-found")
         sub = match["sub"] or ""
-        if level < ROLE_FOR[sub]:
-            return 403, FORBIDDEN
+        if level < ROLE_FOR[sub] and not admin:
+            return _said("forbidden")
+        if sub == "members/all":
+            member = next((n for n, u in self.state["users"].items() if str(u["id"]) == match["uid"]), None)
+            found = self._level(project, member) if member else 0
+            if not found:
+                return _said("member-not-found")
+            return _said("member-all", user_id=match["uid"], username=member, access_level=found)
         if sub == "variables":
             return 200, [self._variable(v) for v in project["variables"]]
         if sub == "pipeline_schedules":
@@ -150,7 +210,22 @@ class _Api:
                 pipelines = [p for p in pipelines if p["ref"] == query["ref"]]
             pipelines.sort(key=lambda p: int(p["id"]), reverse=True)
             return 200, pipelines[: int(query.get("per_page", "20"))]
-        return 200, self._project_entity(project, level)
+        return 200, self._project_entity(project, user)
+
+    def _group_level(self, name: str, user: str) -> int:
+        """The user's level in group ``name``: the highest membership in it or an ancestor (inherited)."""
+        groups = self.state.get("groups", {})
+        parts = name.split("/")
+        paths = ["/".join(parts[:end]) for end in range(1, len(parts) + 1)]
+        return max([int(groups[p]["members"].get(user, 0)) for p in paths if p in groups] or [0])
+
+    def _level(self, project: dict[str, Any], user: str) -> int:
+        """Effective level: direct, through the project's group (and ancestors), or a group it is shared with
+        (capped at the level it was shared with), the highest of these."""
+        direct = int(project["members"].get(user, 0))
+        group = self._group_level(project["path"].rpartition("/")[0], user)
+        shared = [min(self._group_level(g, user), int(cap)) for g, cap in project.get("shared_with", {}).items()]
+        return max([direct, group, *shared])
 
     def _project(self, ident: str) -> dict[str, Any] | None:
         return next((p for p in self.state["projects"] if ident in (str(p["id"]), p["path"])), None)
@@ -167,7 +242,7 @@ class _Api:
             "web_url": f"{self.base_url}/{name}",
             "created_at": _TIMESTAMP,
             "email": f"{name}@sandbox.invalid",
-            "is_admin": False,
+            "is_admin": bool(user.get("is_admin", False)),
         }
 
     def _token_entity(self, token: dict[str, Any]) -> dict[str, Any]:
@@ -184,8 +259,13 @@ class _Api:
             "expires_at": token.get("expires_at"),
         }
 
-    def _project_entity(self, project: dict[str, Any], level: int) -> dict[str, Any]:
+    def _project_entity(self, project: dict[str, Any], user: str) -> dict[str, Any]:
+        """``ProjectWithAccess``: project_access only for a direct member, group_access only for a member of
+        the project's group or its ancestors; both null through a shared group or for an administrator."""
         path = project["path"]
+        namespace = path.rpartition("/")[0]
+        direct = int(project["members"].get(user, 0))
+        group = self._group_level(namespace, user)
         host = urllib.parse.urlsplit(self.base_url).hostname
         return {
             "id": project["id"],
@@ -199,9 +279,17 @@ class _Api:
             "http_url_to_repo": f"{self.base_url}/{path}.git",
             "web_url": f"{self.base_url}/{path}",
             "archived": False,
+            "namespace": {
+                "id": self.state.get("groups", {}).get(namespace, {}).get("id", 1),
+                "name": namespace.rsplit("/", 1)[-1],
+                "path": namespace.rsplit("/", 1)[-1],
+                "kind": "group",
+                "full_path": namespace,
+                "parent_id": None,
+            },
             "permissions": {
-                "project_access": {"access_level": level, "notification_level": 3},
-                "group_access": None,
+                "project_access": {"access_level": direct, "notification_level": 3} if direct else None,
+                "group_access": {"access_level": group, "notification_level": 3} if group else None,
             },
         }
 

@@ -4,22 +4,31 @@ Real: Debian's ``docker-registry serve`` (distribution 2.8) with htpasswd (bcryp
 sandbox CA and deletion enabled. It speaks Basic authentication only, and it has no per-repository
 authorisation: every user may push everywhere.
 
-Simulated (``registry-token-realm``): Harbor and Artifact Registry answer ``/v2/`` with a Bearer
-challenge and hand out tokens from a realm. :class:`TokenFront` does the same in-process: its realm
-checks Basic credentials and grants scopes the way Harbor grants them by project role (a Developer
-may pull, push and delete; a Guest may only pull; a project that does not exist grants nothing), and
-its ``/v2/`` checks the token, answers ``401`` with a scoped challenge, ``403 DENIED`` for a scope
-refused, ``404 NAME_UNKNOWN`` for an unknown project, and proxies everything else to the real registry.
+Simulated (``registry-token-realm``): Harbor answers ``/v2/`` with a Bearer challenge and hands out
+tokens from a realm. :class:`TokenFront` does the same in-process, answering every refusal from the
+transcripts in ``contracts/harbor.yaml`` (goharbor/harbor v2.16.0 ``src/server/middleware/v2auth``):
+without credentials a Bearer challenge (scoped for a repository); a user whose project role does not
+allow the action ``401 UNAUTHORIZED unauthorized to access repository: <repo>, action: <action>`` with a
+``Basic realm="harbor"`` challenge (Harbor accepts Basic as well as its tokens); an unknown project
+``401 ... project <p> not found``; the realm itself ``401`` with an empty body for a wrong password.
+Roles as Harbor's ``rbac_role.go`` has them: a Maintainer may pull, push and delete; a Developer may
+pull and push but not delete; a Guest may only pull. Everything allowed is proxied to the real registry.
 
 Faults, for the suite's own tests: a second real registry with deletion disabled (``405 UNSUPPORTED``),
 and a second front that flips the last byte of every blob it serves (a proxy that alters content).
 
+The other generation of token authentication runs beside it (SANDBOX_REGISTRY_DISTRIBUTION_URL/_HOST):
+Distribution's own token access controller, as in Harbor 1.x: Bearer tokens only, and a token without
+the action answered ``401`` with ``error="insufficient_scope"`` (transcript ``insufficient-scope``).
+
 Variables: SANDBOX_REGISTRY_URL/_HOST (real, Basic), SANDBOX_REGISTRY_TOKEN_URL/_HOST (front, Bearer),
 SANDBOX_FAULT_REGISTRY_NODELETE_URL/_HOST, SANDBOX_FAULT_REGISTRY_CORRUPT_URL/_HOST,
 SANDBOX_REGISTRY_PROJECT (the project path below the host), SANDBOX_REGISTRY_USER/_PASSWORD (Developer),
-SANDBOX_REGISTRY_GUEST_USER/_GUEST_PASSWORD (Guest), SANDBOX_REGISTRY_ROBOT_JSON (a Harbor robot-account
-file for ``robot$mlops+conformance``, a Developer), SANDBOX_DOCKER_CONFIG (``auths`` for every host above,
-for the Developer).
+SANDBOX_REGISTRY_MAINTAINER_USER/_PASSWORD (Maintainer), SANDBOX_REGISTRY_GUEST_USER/_GUEST_PASSWORD
+(Guest), SANDBOX_REGISTRY_ROBOT_JSON (a Harbor robot-account file for ``robot$mlops+conformance``, push
+and pull), SANDBOX_DOCKER_CONFIG (``auths`` for every host above: the Developer for the plain registries,
+which have no roles; the Maintainer for the Harbor-like fronts, so that the sandbox's own runs delete
+what they push).
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from conformance.sandbox import contracts
 from conformance.sandbox.process import Process, http_ok
 from conformance.sandbox.web import LoopbackServer, free_port
 
@@ -51,6 +61,12 @@ PROJECT = "mlops"  # the one Harbor project the sandbox has
 PROJECT_PATH = f"{PROJECT}/kapitan-hull-sandbox"
 SERVICE = "harbor-registry"
 TOKEN_SECONDS = 300
+# goharbor/harbor v2.16.0 src/common/rbac/project/rbac_role.go: repository actions per project role.
+ROLE_ACTIONS = {
+    "maintainer": ("pull", "push", "delete"),
+    "developer": ("pull", "push"),
+    "guest": ("pull",),
+}
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags)(?:/|$)")
 
 
@@ -67,7 +83,7 @@ class Realm:
     """Users, their Harbor-like roles, and the tokens handed out."""
 
     passwords: dict[str, str]
-    roles: dict[str, str]  # user -> "developer" | "guest"
+    roles: dict[str, str]  # user -> "maintainer" | "developer" | "guest"
     projects: set[str]
     tokens: dict[str, Token] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -83,9 +99,10 @@ class Realm:
         return user if expected is not None and secrets.compare_digest(expected, password) else None
 
     def allowed(self, user: str, repository: str) -> set[str]:
+        """What the user's project role allows on a repository (Harbor's rbac_role.go: no delete for a Developer)."""
         if repository.split("/", 1)[0] not in self.projects:
             return set()
-        return {"pull", "push", "delete", "*"} if self.roles.get(user) == "developer" else {"pull"}
+        return set(ROLE_ACTIONS.get(self.roles.get(user, ""), ()))
 
     def issue(self, user: str, scopes: list[str]) -> str:
         requested: dict[str, set[str]] = {}
@@ -156,13 +173,15 @@ class _FrontHandler(BaseHTTPRequestHandler):
         body = json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode()
         self._reply(status, body, {"Content-Type": "application/json", **(headers or {})})
 
-    def _challenge(self, scope: str | None) -> None:
-        realm = f"{self.server.origin}/service/token"
-        value = f'Bearer realm="{realm}",service="{SERVICE}"'
-        if scope:
-            value += f',scope="{scope}"'
-        headers = {"WWW-Authenticate": value, **API_VERSION}
-        self._error(401, "UNAUTHORIZED", "unauthorized to access repository", headers)
+    def _transcript(self, name: str, extra: dict[str, str] | None = None, **values: object) -> None:
+        """Answer exactly as the transcript ``harbor.yaml: <name>`` says Harbor does."""
+        transcript = contracts.get("harbor", name)
+        answer = transcript.http
+        assert answer is not None  # noqa: S101 - harbor.yaml's transcripts are all HTTP answers
+        values = {"realm": f"{self.server.origin}/service/token", "service": SERVICE, **values}
+        headers = {k: transcript.render(v, **values) for k, v in answer.headers.items()}
+        body = transcript.render(answer.body, **values).encode()
+        self._reply(answer.status, body, {**headers, **(extra or {})})
 
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -183,39 +202,81 @@ class _FrontHandler(BaseHTTPRequestHandler):
         realm = self.server.realm
         user = realm.check_basic(self.headers.get("Authorization"))
         if user is None:
-            self._error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": 'Basic realm="harbor"'})
+            self._transcript("token-refused")
             return
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-        token = realm.issue(user, query.get("scope", []))
         issued = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        body = {"token": token, "access_token": token, "expires_in": TOKEN_SECONDS, "issued_at": issued}
-        self._reply(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        self._transcript("token-issued", token=realm.issue(user, query.get("scope", [])), issued=issued)
+
+    def _allowed(self, header: str, repository: str) -> set[str]:
+        """What the request's credentials may do: a token's grant, or a Basic user's role; nothing if neither."""
+        realm = self.server.realm
+        token = realm.lookup(header)
+        if token is not None:
+            return token.granted.get(repository, set())
+        user = realm.check_basic(header)
+        return realm.allowed(user, repository) if user is not None else set()
 
     def _registry(self, path: str) -> None:
+        """Harbor's v2auth middleware (harbor.yaml), then the real registry behind it."""
+        if self.server.generation == "distribution":
+            self._distribution(path)
+            return
         realm = self.server.realm
         body = self._body()
-        token = realm.lookup(self.headers.get("Authorization"))
+        header = self.headers.get("Authorization") or ""
         match = _REPO_PATH.match(path)
-        if match is None:  # /v2/ itself, or _catalog: any valid token will do
-            if token is None:
-                self._challenge(None)
+        if match is None:  # /v2/ itself, or _catalog: any authenticated user will do
+            known = realm.lookup(header) is not None or realm.check_basic(header) is not None
+            if not known:
+                # getChallenge: a Basic challenge once the request carried credentials, else the Bearer one.
+                extra = {"Www-Authenticate": 'Basic realm="harbor"'} if header else None
+                self._transcript("challenge-anonymous", extra)
             elif path == "/v2/":
                 self._reply(200, b"{}", {"Content-Type": "application/json", **API_VERSION})
             else:
-                self._error(403, "DENIED", "requested access to the resource is denied")
+                self._transcript("denied")
             return
         name, action = match.group("name"), _action(self.command)
         scope = f"repository:{name}:{_scope_actions(action)}"
-        if token is None or action not in token.granted.get(name, set()):
-            if token is not None and action in token.requested.get(name, set()):
-                if name.split("/", 1)[0] not in realm.projects:
-                    self._error(404, "NAME_UNKNOWN", f"project {name.split('/', 1)[0]} not found")
-                else:
-                    self._error(403, "DENIED", "requested access to the resource is denied")
-                return
-            self._challenge(scope)
+        if not header and self.command in ("GET", "HEAD"):
+            self._transcript("challenge-repository", scope=scope)
+            return
+        project = name.split("/", 1)[0]
+        if project not in realm.projects:
+            self._transcript("project-not-found", project=project)
+            return
+        if action not in self._allowed(header, name):
+            # getChallenge: without credentials, the Bearer challenge for the scope; with them, Basic.
+            challenge = f'Bearer realm="{self.server.origin}/service/token",service="{SERVICE}",scope="{scope}"'
+            bearer = None if header else {"Www-Authenticate": challenge}
+            self._transcript("no-role", bearer, repository=name, action=action)
             return
         self._proxy(body)
+
+    def _distribution(self, path: str) -> None:
+        """The other generation: Distribution's own token access controller (Harbor 1.x, plain registries
+        with token auth). Bearer tokens only; a token without the action is ``insufficient_scope``."""
+        realm = self.server.realm
+        body = self._body()
+        header = self.headers.get("Authorization") or ""
+        token = realm.lookup(header)
+        match = _REPO_PATH.match(path)
+        if match is None:
+            if token is None:
+                self._transcript("distribution-challenge", scope_param="", detail="null")
+            else:
+                self._reply(200, b"{}", {"Content-Type": "application/json", **API_VERSION})
+            return
+        name, action = match.group("name"), _action(self.command)
+        scope = f"repository:{name}:{_scope_actions(action)}"
+        if token is None:
+            detail = json.dumps([{"Type": "repository", "Class": "", "Name": name, "Action": action}])
+            self._transcript("distribution-challenge", scope_param=f',scope="{scope}"', detail=detail)
+        elif action not in token.granted.get(name, set()):
+            self._transcript("insufficient-scope", scope=scope, repository=name, action=action)
+        else:
+            self._proxy(body)
 
     def _proxy(self, body: bytes) -> None:
         server = self.server
@@ -263,6 +324,7 @@ class _FrontServer(LoopbackServer):
         self.upstream_auth = auth
         self.origin = self.url
         self.corrupt_blobs = False  # fault: flip the last byte of every blob served
+        self.generation = "harbor"  # or "distribution": the token access controller of Harbor 1.x
 
 
 class TokenFront:
@@ -277,10 +339,12 @@ class TokenFront:
         upstream_auth: str,
         *,
         corrupt_blobs: bool = False,
+        generation: str = "harbor",
     ) -> None:
         client_tls = ssl.create_default_context(cafile=str(ca_bundle))
         self._server = _FrontServer(realm, cert, client_tls, upstream_port, upstream_auth)
         self._server.corrupt_blobs = corrupt_blobs
+        self._server.generation = generation
         self._server.start()
         self.port = self._server.port
 
@@ -343,13 +407,16 @@ def start(sandbox: Sandbox) -> None:
     root = sandbox.dir / "registry"
     root.mkdir()
     user, guest, robot = "conformance-dev", "conformance-guest", "robot$mlops+conformance"
+    maintainer = "conformance-maintainer"
     passwords = {user: secrets.token_urlsafe(18), guest: secrets.token_urlsafe(18), robot: secrets.token_urlsafe(24)}
+    passwords[maintainer] = secrets.token_urlsafe(18)
     (root / "htpasswd").write_text(_htpasswd(passwords))
     port = _serve_registry(sandbox, root, "registry", delete=True)
     # Fault: a registry that forbids deletion (405 UNSUPPORTED), as many production registries do.
     nodelete_port = _serve_registry(sandbox, root, "registry-nodelete", delete=False)
 
-    realm = Realm(passwords, {user: "developer", robot: "developer", guest: "guest"}, {PROJECT})
+    roles = {user: "developer", robot: "developer", guest: "guest", maintainer: "maintainer"}
+    realm = Realm(passwords, roles, {PROJECT})
     upstream_auth = "Basic " + _basic(user, passwords[user])
     front = sandbox.add(
         TokenFront(realm, sandbox.ca.issue(sandbox.pki_dir, "registry-front"), sandbox.ca_bundle, port, upstream_auth)
@@ -365,6 +432,17 @@ def start(sandbox: Sandbox) -> None:
             corrupt_blobs=True,
         )
     )
+    # The other generation: Distribution's token access controller (Harbor 1.x), insufficient_scope.
+    distribution = sandbox.add(
+        TokenFront(
+            realm,
+            sandbox.ca.issue(sandbox.pki_dir, "registry-distribution"),
+            sandbox.ca_bundle,
+            port,
+            upstream_auth,
+            generation="distribution",
+        )
+    )
     sandbox.simulated.append("registry-token-realm")
 
     hosts = {
@@ -372,9 +450,16 @@ def start(sandbox: Sandbox) -> None:
         "SANDBOX_REGISTRY_TOKEN": f"localhost:{front.port}",
         "SANDBOX_FAULT_REGISTRY_NODELETE": f"localhost:{nodelete_port}",
         "SANDBOX_FAULT_REGISTRY_CORRUPT": f"localhost:{corrupt.port}",
+        "SANDBOX_REGISTRY_DISTRIBUTION": f"localhost:{distribution.port}",
     }
     docker_config = sandbox.home / ".docker" / "config.json"
-    auths = {host: {"auth": _basic(user, passwords[user])} for host in hosts.values()}
+    fronts = {
+        hosts[k] for k in ("SANDBOX_REGISTRY_TOKEN", "SANDBOX_FAULT_REGISTRY_CORRUPT", "SANDBOX_REGISTRY_DISTRIBUTION")
+    }
+    auths = {
+        host: {"auth": _basic(maintainer, passwords[maintainer]) if host in fronts else _basic(user, passwords[user])}
+        for host in hosts.values()
+    }
     _write_private(docker_config, json.dumps({"auths": auths}, indent=2))
     robot_json = root / "robot-account.json"
     robot_file = {"id": 1, "name": robot, "secret": passwords[robot], "creation_time": 0, "expires_at": -1}
@@ -387,6 +472,8 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_REGISTRY_PROJECT": PROJECT_PATH,
             "SANDBOX_REGISTRY_USER": user,
             "SANDBOX_REGISTRY_PASSWORD": passwords[user],
+            "SANDBOX_REGISTRY_MAINTAINER_USER": maintainer,
+            "SANDBOX_REGISTRY_MAINTAINER_PASSWORD": passwords[maintainer],
             "SANDBOX_REGISTRY_GUEST_USER": guest,
             "SANDBOX_REGISTRY_GUEST_PASSWORD": passwords[guest],
             "SANDBOX_REGISTRY_ROBOT_JSON": str(robot_json),

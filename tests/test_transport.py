@@ -1,0 +1,180 @@
+"""One trust and one proxy decision for the clients (conformance/transport.py).
+
+Unit tests of the rules, then the registry client through a real CONNECT proxy on loopback: the
+request goes through it when HTTPS_PROXY says so and straight past it when NO_PROXY names the host.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import socketserver
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance import transport
+from conformance.checks import CannotEvaluate
+from conformance.clients import registry
+from conformance.profile import TLS, Profile
+
+
+@pytest.mark.parametrize("name", transport.CA_VARIABLES)
+def test_trust_never_comes_from_the_environment(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    planted = tmp_path / "planted.pem"
+    planted.write_text("x")
+    monkeypatch.setenv(name, str(planted))
+    assert transport.verify(TLS()) == (transport.system_store() or True)
+    assert str(planted) != transport.system_store()
+    bundle = tmp_path / "profile.pem"
+    bundle.write_text("x")
+    assert transport.verify(TLS(ca_bundle=bundle)) == str(bundle)
+    assert transport.verify(TLS(insecure=True)) is False
+
+
+PROXY = "http://proxy.corp:3128"
+
+
+@pytest.mark.parametrize(
+    ("url", "environ", "expected"),
+    [
+        ("https://harbor.example/v2/", {"HTTPS_PROXY": PROXY}, {"https": PROXY}),
+        ("https://harbor.example/v2/", {"https_proxy": PROXY, "HTTPS_PROXY": "http://other:1"}, {"https": PROXY}),
+        ("https://harbor.example/v2/", {"HTTPS_PROXY": "proxy.corp:3128"}, {"https": PROXY}),
+        ("http://harbor.example/v2/", {"HTTPS_PROXY": PROXY}, {}),  # http URLs use HTTP_PROXY
+        ("http://harbor.example/v2/", {"HTTP_PROXY": PROXY}, {"http": PROXY}),
+        (
+            "https://harbor.example/v2/",
+            {"HTTPS_PROXY": PROXY, "NO_PROXY": "ample"},
+            {"https": PROXY},
+        ),  # whole labels only
+        ("https://harbor.example/v2/", {"HTTPS_PROXY": PROXY, "NO_PROXY": "example.com, harbor.example"}, {}),
+        ("https://a.harbor.example/", {"HTTPS_PROXY": PROXY, "no_proxy": ".harbor.example"}, {}),
+        ("https://a.harbor.example/", {"HTTPS_PROXY": PROXY, "no_proxy": "harbor.example"}, {}),
+        ("https://a.harbor.example/", {"HTTPS_PROXY": PROXY, "no_proxy": "*.harbor.example"}, {}),
+        ("https://harbor.example/", {"HTTPS_PROXY": PROXY, "NO_PROXY": "harbor.example:443"}, {}),
+        ("https://harbor.example:8443/", {"HTTPS_PROXY": PROXY, "NO_PROXY": "harbor.example:443"}, {"https": PROXY}),
+        ("https://10.1.2.3/", {"HTTPS_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8"}, {}),
+        ("https://192.168.1.1/", {"HTTPS_PROXY": PROXY, "NO_PROXY": "10.0.0.0/8"}, {"https": PROXY}),
+        ("https://anything/", {"HTTPS_PROXY": PROXY, "NO_PROXY": "*"}, {}),
+        ("https://localhost:5000/", {"HTTPS_PROXY": PROXY}, {}),  # as Go's httpproxy: never for loopback
+        ("https://127.0.0.1:5000/", {"HTTPS_PROXY": PROXY}, {}),
+        ("https://[::1]:5000/", {"HTTPS_PROXY": PROXY}, {}),
+        ("https://harbor.example/", {}, {}),
+    ],
+)
+def test_proxy_rules(url: str, environ: dict[str, str], expected: dict[str, str]) -> None:
+    assert transport.proxies_for(url, environ) == expected
+
+
+# --------------------------------------------------------------------------- a real proxy
+
+
+class _Tunnel(socketserver.BaseRequestHandler):
+    """HTTP CONNECT, as corporate proxies do; any host name is connected to on loopback."""
+
+    server: _Proxy
+
+    def handle(self) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.request.recv(4096)
+            if not chunk:
+                return
+            head += chunk
+        method, target = head.split(b" ", 2)[:2]
+        host, _, port = target.decode().rpartition(":")
+        self.server.seen.append(f"{method.decode()} {host}:{port}")
+        upstream = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+        self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        sockets = [self.request, upstream]
+        while True:
+            ready, _, _ = select.select(sockets, [], [], 10)
+            if not ready:
+                break
+            for sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    upstream.close()
+                    return
+                (upstream if sock is self.request else self.request).sendall(data)
+
+
+class _Proxy(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Tunnel)
+        self.seen: list[str] = []
+
+
+@pytest.fixture
+def proxy() -> Iterator[_Proxy]:
+    server = _Proxy()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _client(sandbox_env: dict[str, str], host: str) -> registry.RegistryClient:
+    """A registry client for the sandbox's token front, under a host name only the proxy resolves."""
+    port = sandbox_env["SANDBOX_REGISTRY_TOKEN_HOST"].rpartition(":")[2]
+    profile = Profile.model_validate(
+        {
+            "platform": "onprem",
+            "orchestrator": "runai",
+            "timeouts": {"connect": 2, "request": 5},
+            "tls": {"insecure": True},  # the sandbox's certificate names localhost, not the proxy-only name
+            "registry": {"url": f"https://{host}:{port}", "project_path": f"{host}:{port}/mlops/x"},
+        }
+    )
+    assert profile.registry is not None
+    return registry.RegistryClient(profile.registry, profile, "run", registry.Credentials(host))
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_the_registry_client_goes_through_https_proxy(
+    proxy: _Proxy, sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    login = _client(sandbox_env, "registry.proxy-only.test").login()
+    assert login.replies[0].status == 401  # the front's challenge came back, through the tunnel
+    port = sandbox_env["SANDBOX_REGISTRY_TOKEN_HOST"].rpartition(":")[2]
+    assert proxy.seen[0] == f"CONNECT registry.proxy-only.test:{port}"
+
+
+def test_no_proxy_sends_the_registry_client_direct(
+    proxy: _Proxy, sandbox_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "proxy-only.test")
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(CannotEvaluate, match=r"GET /v2/ on registry.proxy-only.test:\d+ failed"):
+        _client(sandbox_env, "registry.proxy-only.test").login()  # direct: the name does not resolve
+    assert proxy.seen == []
+
+
+def test_pinned_sessions_take_trust_and_proxies_from_transport(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What requests would take from REQUESTS_CA_BUNDLE and its own proxy rules is replaced, per URL."""
+    import requests
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/planted.pem")
+    monkeypatch.setenv("HTTPS_PROXY", PROXY)
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("x")
+    session = transport.pinned_session(requests.Session, TLS(ca_bundle=bundle))()
+    outside = session.merge_environment_settings("https://gitlab.example/api/v4/user", {}, False, True, None)
+    assert (outside["verify"], outside["proxies"]) == (str(bundle), {"https": PROXY})
+    inside = session.merge_environment_settings("https://git.internal.example/", {}, False, None, None)
+    assert (inside["verify"], inside["proxies"]) == (str(bundle), {})
+    local = session.merge_environment_settings("https://localhost:8443/", {}, False, True, None)
+    assert local["proxies"] == {}  # requests itself would proxy localhost
