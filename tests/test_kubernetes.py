@@ -249,7 +249,7 @@ def test_exec_plugin_output_not_an_execcredential(suite: Any, tmp_path: Path, sa
 )
 def test_job_accepted_but_pods_refused(suite: Any, tmp_path: Path, fault: tuple[str, str, str]) -> None:
     namespace, quoted, hint = fault
-    profile = kube_profile(tmp_path, namespace=f"${{{namespace}}}", secrets="[]")
+    profile = kube_profile(tmp_path, namespace=f"${{{namespace}}}")  # K8S-011 only: the Secrets are not looked at
     run = suite("-m", "kubernetes", "-k", "smoke_job", profile=profile)
     record = run.check("K8S-011")
     assert record["outcome"] == "failed"
