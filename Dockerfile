@@ -3,10 +3,16 @@
 #
 #   docker build -t conformance-suite:0.1.0 .
 #   docker build --build-arg UID=2222 -t conformance-suite:0.1.0-uid2222 .   # Run:ai / Coder workspaces
-FROM python:3.11.7-slim-bookworm
+# Without Docker: scripts/build-image.sh (buildah, on a local Debian base passed as BASE; see README).
+ARG BASE=python:3.11.7-slim-bookworm
+FROM ${BASE}
 
 ARG UID=10001
 ARG GID=10001
+# Where pip gets the client lock's wheels: PyPI by default; scripts/build-image.sh mounts a folder of
+# wheels it downloaded and passes PIP_FIND_LINKS=<folder> PIP_NO_INDEX=1. Build-time only, not in the image.
+ARG PIP_FIND_LINKS=""
+ARG PIP_NO_INDEX=0
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
