@@ -8,7 +8,8 @@
 # Steps, each cached so a second run takes seconds:
 #   1. base: debootstrap bookworm (Debian's python3.11 in a venv at /opt/python, git, openssh-client,
 #      ca-certificates) from the Debian mirror apt uses here, imported as localhost/conformance-base:<key>.
-#      The tarball is kept under $CACHE keyed by this script's content: change the script, get a new base.
+#      The tarball is kept under $CACHE keyed by the base's recipe in this script (make_base, the
+#      packages, the environment): change the recipe, get a new base.
 #   2. wheels: the host's pip (its configured index) downloads requirements-client.lock, --no-deps,
 #      into $CACHE/wheels-<lock hash>.
 #   3. buildah bud --isolation chroot --build-arg BASE=... with that folder mounted; pip in the
@@ -50,9 +51,25 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }'; }
 mkdir -p "$CACHE"
 
-# 1. base
+# 1. base: the root file system, made in $1 (its recipe, this function, keys the cache).
+make_base() {
+  local root=$1
+  debootstrap --variant=minbase "$SUITE" "$root" "$(mirror)" >"$CACHE/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$CACHE/debootstrap.log" >&2; return 1; }
+  mount -t proc proc "$root/proc"
+  chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    --no-install-recommends $BASE_PACKAGES" >>"$CACHE/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$CACHE/debootstrap.log" >&2; return 1; }
+  # python and pip on PATH as in the official python image (a venv of Debian's python3.11).
+  chroot "$root" python3.11 -m venv /opt/python
+  umount "$root/proc"
+  # No apt lists or package caches in the base (the Dockerfile runs apt-get update itself).
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+}
+BASE_ENV="PATH=/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 t0=$(now)
-key=$(sha256sum "$0" | cut -c1-16)
+key=$( (declare -f make_base; echo "$SUITE $BASE_PACKAGES $BASE_ENV") | sha256sum | cut -c1-16)
 BASE="localhost/conformance-base:$key"
 tarball="$CACHE/base-$key.tar"
 if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
@@ -60,25 +77,14 @@ if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
     root=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     trap 'umount "$root/proc" 2>/dev/null || true; rm -rf "$root"' EXIT
     echo "build-image: debootstrap $SUITE from $(mirror)"
-    debootstrap --variant=minbase "$SUITE" "$root" "$(mirror)" >"$CACHE/debootstrap.log" 2>&1 ||
-      { tail -n 20 "$CACHE/debootstrap.log" >&2; exit 1; }
-    mount -t proc proc "$root/proc"
-    chroot "$root" sh -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends $BASE_PACKAGES" >>"$CACHE/debootstrap.log" 2>&1 ||
-      { tail -n 20 "$CACHE/debootstrap.log" >&2; exit 1; }
-    # python and pip on PATH as in the official python image (a venv of Debian's python3.11).
-    chroot "$root" python3.11 -m venv /opt/python
-    umount "$root/proc"
-    # No apt lists or package caches in the base (the Dockerfile runs apt-get update itself).
-    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/var/cache/apt/archives/*.deb
+    make_base "$root"
     tar --numeric-owner -C "$root" -cf "$tarball.part" .
     mv "$tarball.part" "$tarball"
+    find "$CACHE" -maxdepth 1 -name 'base-*.tar' ! -name "base-$key.tar" -delete  # older recipes
     rm -rf "$root"
     trap - EXIT
   fi
-  podman import --quiet \
-    --change "ENV PATH=/opt/python/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    --change "ENV LANG=C.UTF-8" --change 'CMD ["python3"]' \
+  podman import --quiet --change "ENV $BASE_ENV" --change "ENV LANG=C.UTF-8" --change 'CMD ["python3"]' \
     "$tarball" "$BASE" >/dev/null
 fi
 base_s=$(since "$t0")
