@@ -18,14 +18,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTEST_ADDOPTS="-p no:cacheprovider" \
     CONFORMANCE_HOME=/opt/conformance
 
-# git and ssh for the GitLab checks; nothing else from Debian.
+# git and ssh for the GitLab checks; nothing else from Debian. The in-cluster Job and Run:ai/Coder
+# workspaces run the image as UID 2222, so that user exists too: ssh refuses to run for a UID
+# without a passwd entry ("No user exists for uid 2222").
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid "${GID}" conformance \
-    && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin conformance
+    && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin conformance \
+    && if [ "${UID}" != 2222 ]; then \
+        groupadd --gid 2222 workspace \
+        && useradd --uid 2222 --gid 2222 --create-home --shell /usr/sbin/nologin workspace; \
+    fi
 
 WORKDIR /opt/conformance
 COPY requirements-client.lock ./

@@ -4,6 +4,7 @@
 # buildah, podman and debootstrap when they are missing.
 #
 #   scripts/build-image.sh                 # builds $IMAGE (default localhost/conformance-suite:0.1.0)
+#   NO_CACHE=1 scripts/build-image.sh      # every Dockerfile step again (the base and wheels stay cached)
 #
 # Steps, each cached so a second run takes seconds:
 #   1. base: debootstrap bookworm (Debian's python3.11 in a venv at /opt/python, git, openssh-client,
@@ -104,7 +105,9 @@ wheels_s=$(since "$t0")
 
 # 3. the Dockerfile
 t0=$(now)
-buildah bud --quiet --isolation chroot --layers \
+cache_flag=--layers  # reuse unchanged layers; NO_CACHE=1 builds every step again (bench/bench.py)
+[ "${NO_CACHE:-0}" = 1 ] && cache_flag=--no-cache
+buildah bud --quiet --isolation chroot "$cache_flag" \
   --build-arg "BASE=$BASE" --build-arg "UID=$UID_ARG" \
   --build-arg PIP_FIND_LINKS=/wheels --build-arg PIP_NO_INDEX=1 \
   --volume "$wheels:/wheels:ro" \

@@ -87,11 +87,12 @@ for uid in $UIDS; do
     --volume "$copy:$sandbox_dir" --volume "$out:/reports" \
     --env "CONFORMANCE_SANDBOX_STATE=$state" \
     "$c" -- sh -ec '
+      cd "$CONFORMANCE_HOME"
       python -m conformance.sandbox.relocate
       status=0
-      python -m pytest --profile sandbox --reports-dir /reports || status=$?
+      python -m pytest --profile=sandbox --reports-dir=/reports || status=$?
       latest=$(ls -t /reports/*.json | head -n 1)
-      python -m conformance bundle "$latest" --profile sandbox
+      python -m conformance bundle "$latest" --profile=sandbox
       ls /reports/*-bundle.tar.gz >/dev/null
       exit $status' >"$out/output.txt" 2>&1 || rc=$?
   tail -n 3 "$out/output.txt"
