@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 IMAGE=${IMAGE:-localhost/conformance-suite:0.1.0}
 PYTHON=${PYTHON:-.venv/bin/python}
 UIDS=${UIDS:-10001 2222}
-CI_MARKERS=${CI_MARKERS:-network}
+CI_MARKERS=${CI_MARKERS:-onprem and runai}  # the template matrix's first entry (PROFILE onprem-runai)
 
 work=$(mktemp -d /tmp/conformance-image-test.XXXXXX)
 chmod 755 "$work"
@@ -38,11 +38,10 @@ trap cleanup EXIT
 
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }'; }
-container() {
-  local c
-  c=$(buildah from --quiet --pull-never "$IMAGE")
+# A fresh container of $IMAGE in $c (not in a subshell: cleanup must see it to remove it).
+new_container() {
+  c=$(buildah from --quiet --pull-never "$IMAGE") || { echo "test-image: no image $IMAGE (build-image.sh)" >&2; exit 1; }
   containers+=("$c")
-  echo "$c"
 }
 
 # 1. The sandbox, on the host.
@@ -81,7 +80,7 @@ for uid in $UIDS; do
   out="$REPORTS/uid-$uid"
   mkdir -p "$out"
   chown "$uid:$uid" "$out"
-  c=$(container)
+  new_container
   rc=0
   buildah run --isolation chroot --network host --user "$uid:$uid" \
     --volume "$copy:$sandbox_dir" --volume "$out:/reports" \
@@ -115,7 +114,7 @@ cp profiles/sandbox.yaml "$project/profiles/onprem-runai.yaml"
 chown -R "$uid:$uid" "$project"
 env_args=()
 while IFS= read -r line; do env_args+=(--env "$line"); done <"$work/ci-job.env"
-c=$(container)
+new_container
 rc=0
 buildah run --isolation chroot --network host --user "$uid:$uid" \
   --volume "$copy:$sandbox_dir" --volume "$project:$project" --volume "$work/ci-job.sh:/ci-job.sh:ro" \
@@ -129,7 +128,7 @@ else
   tail -n 60 "$project/output.txt" >&2
   echo "test-image: the CI job failed (rc=$rc) or left no JUnit report and bundle in $project/reports" >&2
 fi
-cp -r "$project/reports" "$REPORTS/ci-job"
+[ -d "$project/reports" ] && cp -r "$project/reports" "$REPORTS/ci-job"
 summary+=("CI template job (markers: $CI_MARKERS): rc=$rc in $(since "$t0") s")
 
 printf 'test-image: %s\n' "${summary[@]}"
