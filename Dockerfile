@@ -3,23 +3,36 @@
 #
 #   docker build -t conformance-suite:0.1.0 .
 #   docker build --build-arg UID=2222 -t conformance-suite:0.1.0-uid2222 .   # Run:ai / Coder workspaces
-FROM python:3.11.7-slim-bookworm
+# Without Docker: scripts/build-image.sh (buildah, on a local Debian base passed as BASE; see README).
+ARG BASE=python:3.11.7-slim-bookworm
+FROM ${BASE}
 
 ARG UID=10001
 ARG GID=10001
+# Where pip gets the client lock's wheels: PyPI by default; scripts/build-image.sh mounts a folder of
+# wheels it downloaded and passes PIP_FIND_LINKS=<folder> PIP_NO_INDEX=1. Build-time only, not in the image.
+ARG PIP_FIND_LINKS=""
+ARG PIP_NO_INDEX=0
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTEST_ADDOPTS="-p no:cacheprovider" \
     CONFORMANCE_HOME=/opt/conformance
 
-# git and ssh for the GitLab checks; nothing else from Debian.
+# git and ssh for the GitLab checks; nothing else from Debian. The in-cluster Job and Run:ai/Coder
+# workspaces run the image as UID 2222, so that user exists too: ssh refuses to run for a UID
+# without a passwd entry ("No user exists for uid 2222").
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --gid "${GID}" conformance \
-    && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin conformance
+    && useradd --uid "${UID}" --gid "${GID}" --create-home --shell /usr/sbin/nologin conformance \
+    && if [ "${UID}" != 2222 ]; then \
+        groupadd --gid 2222 workspace \
+        && useradd --uid 2222 --gid 2222 --create-home --shell /usr/sbin/nologin workspace; \
+    fi
 
 WORKDIR /opt/conformance
 COPY requirements-client.lock ./

@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/bench.py            # P1-P4 (P5: bench/fleet_bench.py)
     .venv/bin/python bench/bench.py --only P2
+    .venv/bin/python bench/bench.py --only IMG   # the container image (root, buildah); also --image
 
 P1  the whole suite vs the guide's manual procedure with the official tools, same sandbox
 P2  time to a full report when every endpoint hangs / refuses / does not resolve
 P3  start-up: pytest --collect-only of the whole suite
 P4  peak RSS of a full run (the suite's process, not the sandbox)
+IMG the container image: size, and the time to build it (scripts/build-image.sh, every Dockerfile step)
 
 It starts one sandbox for all measurements and stops it at the end.
 """
@@ -244,19 +246,45 @@ def p4(env: dict[str, str]) -> None:
     ROWS.append(("P4", f"peak RSS, full sandbox run{note}", f"{peak_mb:.0f} MB", "<= 400 MB", _v(peak_mb <= 400)))
 
 
+# --------------------------------------------------------------------------- IMG
+
+
+def image() -> None:
+    """Build the image with every Dockerfile step (the cached Debian base and wheels reused); size and times."""
+    seconds, proc = timed(["bash", "scripts/build-image.sh"], {**os.environ, "NO_CACHE": "1"})
+    found = re.search(r"^image: \S+ size_mb=(\d+) base_s=(\d+) wheels_s=(\d+) build_s=(\d+)$", proc.stdout, re.M)
+    if proc.returncode != 0 or found is None:
+        ROWS.append(("IMG", "container image", f"build failed: {(proc.stderr or proc.stdout)[-200:]!r}", "", ""))
+        return
+    size, base, wheels, build = (int(g) for g in found.groups())
+    ROWS.append(("IMG", "container image size (Debian 12 base from debootstrap, client lock)", f"{size} MB", "", ""))
+    ROWS.append(
+        (
+            "IMG",
+            f"image build, every Dockerfile step with buildah (base {base} s and wheels {wheels} s, cached)",
+            f"{build} s ({seconds:.0f} s in all)", "", "",
+        )
+    )  # fmt: skip
+
+
 def _v(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", action="append", choices=["P1", "P2", "P3", "P4"], help="run only these")
+    parser.add_argument("--only", action="append", choices=["P1", "P2", "P3", "P4", "IMG"], help="run only these")
+    parser.add_argument("--image", action="store_true", help="also build the container image (root, buildah)")
     parser.add_argument("--runs", type=int, default=5, help="repetitions for medians (default 5)")
     args = parser.parse_args()
     chosen = args.only or ["P4", "P3", "P2", "P1"]
-    sandbox = Sandbox().start()
+    if args.image or "IMG" in chosen:
+        image()
+    if not set(chosen) - {"IMG"}:
+        chosen = []
+    sandbox = Sandbox().start() if chosen else None
     try:
-        env = dict(sandbox.env)
+        env = dict(sandbox.env) if sandbox else {}
         if "P4" in chosen:  # first, so no larger child process skews the maximum
             p4(env)
         if "P3" in chosen:
@@ -266,7 +294,8 @@ def main() -> int:
         if "P1" in chosen:
             p1(env, args.runs)
     finally:
-        sandbox.stop()
+        if sandbox:
+            sandbox.stop()
     print(f"\nMachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}\n")
     print("| goal | what | measured | target | verdict |")
     print("|---|---|---|---|---|")

@@ -474,6 +474,9 @@ def main(argv: list[str], version: str = VERSION, generation: str = "kubeconfig"
 # --------------------------------------------------------------------------- sandbox service
 
 
+PROJECT = "conformance"
+
+
 def install(directory: Path, version: str, generation: str = "kubeconfig", config_path: Path | None = None) -> Path:
     """Write an executable ``runai`` into ``directory`` that runs :func:`main` as the given CLI."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -508,31 +511,36 @@ def install_new(directory: Path, kubeconfig: Path, *, project: str | None, logge
     return install(directory, NEW_VERSION, "new", config_path)
 
 
-def start(sandbox: Sandbox) -> None:
-    """Install the simulated CLIs (each generation, each fault); needs the kubernetes sandbox.
+def install_all(base: Path, kubeconfig: Path, generation: str) -> dict[str, str]:
+    """Install every simulated CLI (each generation, each fault) under ``base``; their ``SANDBOX_*`` variables.
 
-    ``SANDBOX_RUNAI_CLI`` (what the sandbox profiles use) is the generation named by
-    ``SANDBOX_RUNAI_CLI_GENERATION`` (``kubeconfig``, the default, or ``new``).
+    ``SANDBOX_RUNAI_CLI`` (what the sandbox profiles use) is the generation named ``generation``.
     """
-    generation = os.environ.get(GENERATION_VAR) or "kubeconfig"
     if generation not in GENERATIONS:
         raise ValueError(f"{GENERATION_VAR}={generation!r}: one of {', '.join(GENERATIONS)}")
-    base = sandbox.dir / "runai"
-    kubeconfig = Path(sandbox.env["SANDBOX_KUBECONFIG"])
-    project = "conformance"
     clis = {
         "SANDBOX_RUNAI_KUBECONFIG_CLI": install(base / "v2", VERSION),
         "SANDBOX_RUNAI_V1_CLI": install(base / "v1", V1_VERSION),
-        "SANDBOX_RUNAI_NEW_CLI": install_new(base / "new", kubeconfig, project=project),
+        "SANDBOX_RUNAI_NEW_CLI": install_new(base / "new", kubeconfig, project=PROJECT),
         "SANDBOX_RUNAI_NEW_CLI_NOLOGIN": install_new(
-            base / "new-nologin", kubeconfig, project=project, logged_in=False
+            base / "new-nologin", kubeconfig, project=PROJECT, logged_in=False
         ),
         "SANDBOX_RUNAI_NEW_CLI_OTHER_PROJECT": install_new(base / "new-other", kubeconfig, project="other"),
     }
-    sandbox.env.update({name: str(path) for name, path in clis.items()})
-    chosen = "SANDBOX_RUNAI_NEW_CLI" if generation == "new" else "SANDBOX_RUNAI_KUBECONFIG_CLI"
-    sandbox.env["SANDBOX_RUNAI_CLI"] = sandbox.env[chosen]
-    sandbox.env[GENERATION_VAR] = generation
-    sandbox.env["SANDBOX_RUNAI_PROJECT"] = project
+    env = {name: str(path) for name, path in clis.items()}
+    env["SANDBOX_RUNAI_CLI"] = env["SANDBOX_RUNAI_NEW_CLI" if generation == "new" else "SANDBOX_RUNAI_KUBECONFIG_CLI"]
+    env[GENERATION_VAR] = generation
+    return env
+
+
+def start(sandbox: Sandbox) -> None:
+    """Install the simulated CLIs; needs the kubernetes sandbox.
+
+    ``SANDBOX_RUNAI_CLI_GENERATION`` (``kubeconfig``, the default, or ``new``) picks the one the profiles use.
+    """
+    generation = os.environ.get(GENERATION_VAR) or "kubeconfig"
+    kubeconfig = Path(sandbox.env["SANDBOX_KUBECONFIG"])
+    sandbox.env.update(install_all(sandbox.dir / "runai", kubeconfig, generation))
+    sandbox.env["SANDBOX_RUNAI_PROJECT"] = PROJECT
     sandbox.env["SANDBOX_RUNAI_FAILING_IMAGE"] = FAILING_IMAGE
     sandbox.simulated.append("runai-cli")

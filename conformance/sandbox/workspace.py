@@ -7,7 +7,7 @@ the profile points them at:
   the guide's workspace-prep job leaves it; when the sandbox cannot chown (not root) it stays owned by
   the current user and ``SANDBOX_WORKSPACE_UID`` says so.
 * ``<sandbox>/workspace-tools/``: small shell scripts standing in for conda and nvidia-smi (and
-  kubectl, when none is installed); runai is the sandbox's simulated Run:ai CLI (``runai.cli``).
+  kubectl and the AWS CLI, when none is installed); runai is the sandbox's simulated Run:ai CLI (``runai.cli``).
   They print what the real tools print for the commands the checks run and say in every file that
   they are simulated; the report lists them as the simulated component "workspace-tools". The check
   logic is the same for them as for real executables: ``workspace.tool_paths`` only changes which
@@ -35,6 +35,12 @@ esac
   -L) echo "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-00000000-0000-0000-0000-000000000000)" ;;
   --version) printf 'NVIDIA-SMI version  : 550.54.15\\nDRIVER version      : 550.54.15\\n' ;;
   *) echo "simulated nvidia-smi: only -L and --version are supported" >&2; exit 2 ;;
+esac
+""",
+    # The first line AWS CLI v2 prints for --version (aws-cli/<version> Python/<version> <platform>).
+    "aws": """case "$1" in
+  --version) echo "aws-cli/2.17.20 Python/3.11.9 Linux/6.1.0 exe/x86_64.debian.12 prompt/off" ;;
+  *) echo "simulated aws: only --version is supported" >&2; exit 2 ;;
 esac
 """,
     "kubectl": """case "$*" in
@@ -72,16 +78,20 @@ def start(sandbox: Sandbox) -> None:
     tools.mkdir()
     for name in ("conda", "nvidia-smi"):
         write_tool(tools, name, FAKES[name])
-    kubectl = shutil.which("kubectl") or str(write_tool(tools, "kubectl", FAKES["kubectl"]))
-    venv_aws = Path(sys.executable).with_name("aws")  # the real AWS CLI from the suite's environment
-    aws = str(venv_aws) if venv_aws.is_file() else (shutil.which("aws") or "aws")
     sandbox.env.update(
         {
             "SANDBOX_WORKSPACE_PVC": str(mount),
             "SANDBOX_WORKSPACE_UID": str(uid),
             "SANDBOX_WORKSPACE_TOOLS": str(tools),
-            "SANDBOX_WORKSPACE_KUBECTL": kubectl,
-            "SANDBOX_WORKSPACE_AWS": aws,
+            **machine_tools(tools),
         }
     )
     sandbox.simulated.append("workspace-tools")
+
+
+def machine_tools(tools: Path) -> dict[str, str]:
+    """This machine's kubectl and AWS CLI, or labelled stand-ins written into ``tools`` when it has none."""
+    kubectl = shutil.which("kubectl") or str(write_tool(tools, "kubectl", FAKES["kubectl"]))
+    venv_aws = Path(sys.executable).with_name("aws")  # the real AWS CLI from the suite's environment
+    aws = str(venv_aws) if venv_aws.is_file() else (shutil.which("aws") or str(write_tool(tools, "aws", FAKES["aws"])))
+    return {"SANDBOX_WORKSPACE_KUBECTL": kubectl, "SANDBOX_WORKSPACE_AWS": aws}
