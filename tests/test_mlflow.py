@@ -245,8 +245,8 @@ def test_client_environment_pins_trust_timeouts_and_retries(tmp_path: Path) -> N
     insecure = client.client_environment(Timeouts(), TLS(insecure=True))
     assert insecure["MLFLOW_TRACKING_INSECURE_TLS"] == "true"
     assert insecure["MLFLOW_TRACKING_SERVER_CERT_PATH"] is None  # mlflow refuses both at once
-    system = client.requests_verify(TLS())
-    assert system is True or os.path.exists(str(system))
+    system = client.client_environment(Timeouts(), TLS())["REQUESTS_CA_BUNDLE"]  # the system store, by path
+    assert system is None or os.path.exists(str(system))
 
 
 def test_credentials_fall_back_to_environment() -> None:

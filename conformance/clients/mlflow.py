@@ -20,7 +20,6 @@ import importlib.util
 import math
 import os
 import re
-import ssl
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from conformance import transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, is_old, run_id_of
 from conformance.profile import TLS, MLflow, Profile, Timeouts
@@ -72,27 +72,9 @@ def scoped_environ(values: Mapping[str, str | None]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def system_ca_file() -> str | bool:
-    """The system trust store as a path, so that REQUESTS_CA_BUNDLE and friends cannot replace it."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.openssl_cafile, paths.openssl_capath):
-        if candidate and os.path.exists(candidate):
-            return candidate
-    return True
-
-
-def requests_verify(tls: TLS) -> str | bool:
-    """``verify=`` for requests: an explicit path always wins over REQUESTS_CA_BUNDLE in requests."""
-    if tls.insecure:
-        return False
-    if tls.ca_bundle is not None:
-        return str(tls.ca_bundle)
-    return system_ca_file()
-
-
 def client_environment(timeouts: Timeouts, tls: TLS) -> dict[str, str | None]:
     """The MLflow (and, for s3:// artifact locations, boto3) settings a call runs under."""
-    verify = requests_verify(tls)
+    verify = transport.verify(tls)
     ca_path = verify if isinstance(verify, str) else None
     return {
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(1, math.ceil(timeouts.request))),  # mlflow reads an int
@@ -453,7 +435,7 @@ class Connection:
                 url,
                 auth=self._basic() if authenticated else None,
                 timeout=(self.timeouts.connect, self.timeouts.request),
-                verify=requests_verify(self.tls),
+                verify=transport.verify(self.tls),
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
