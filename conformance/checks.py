@@ -31,13 +31,18 @@ class ConformanceWarning(UserWarning):
 
 
 class NonConformance(Exception):
-    """The target answered, and the answer is not what the guide needs."""
+    """The target answered, and the answer is not what the guide needs.
 
-    def __init__(self, expected: str, actual: str, hint: str | None = None) -> None:
+    ``blocks=False``: a finding the checks that depend on this one (``conformance/graph.py``) do not
+    share, so they still run (an empty bucket listing does not make the named bucket unusable).
+    """
+
+    def __init__(self, expected: str, actual: str, hint: str | None = None, *, blocks: bool = True) -> None:
         super().__init__(expected, actual, hint)
         self.expected = expected
         self.actual = actual
         self.hint = hint
+        self.blocks = blocks
 
     def __str__(self) -> str:
         lines = [f"expected: {self.expected}", f"actual:   {self.actual}"]
@@ -77,11 +82,11 @@ def check(check_id: str, remediation: str) -> pytest.MarkDecorator:
     return pytest.mark.check(check_id, remediation=remediation.strip())
 
 
-def expect(condition: object, *, expected: str, actual: str, hint: str | None = None) -> None:
+def expect(condition: object, *, expected: str, actual: str, hint: str | None = None, blocks: bool = True) -> None:
     """Raise :class:`NonConformance` unless ``condition`` holds."""
     __tracebackhide__ = True
     if not condition:
-        raise NonConformance(expected, actual, hint)
+        raise NonConformance(expected, actual, hint, blocks=blocks)
 
 
 @dataclass

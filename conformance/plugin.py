@@ -22,9 +22,12 @@ from typing import Any
 import pytest
 from pytest_metadata.plugin import metadata_key
 
+from conformance import graph
 from conformance import report as reports
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
+from conformance.clients.network import endpoints_of
 from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
+from conformance.fixtures import reachability_of
 from conformance.profile import LoadedProfile, ProfileError, available_profiles, display, load_profile, read_raw
 from conformance.profile import resolve_profile_path as _resolve_path
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
@@ -62,6 +65,8 @@ class RunState:
 
 
 STATE_KEY = pytest.StashKey[RunState]()
+RUN_PLUGIN = "conformance-run"
+MAX_CAUSE = 200  # characters of a failure quoted by the checks it blocks
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -131,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         _default_report_paths(config, loaded, state)
     _install_signal_handlers(config)
-    config.pluginmanager.register(RunPlugin(config, loaded, state), "conformance-run")
+    config.pluginmanager.register(RunPlugin(config, loaded, state), RUN_PLUGIN)
 
 
 def _with_workspace_pod(loaded: LoadedProfile, target: str | None) -> LoadedProfile:
@@ -221,7 +226,7 @@ def _install_signal_handlers(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "endpoint" in metafunc.fixturenames and PROFILE_KEY in metafunc.config.stash:
-        endpoints = metafunc.config.stash[PROFILE_KEY].profile.endpoints()
+        endpoints, _ = endpoints_of(metafunc.config.stash[PROFILE_KEY].profile)
         metafunc.parametrize("endpoint", endpoints, ids=[e.name for e in endpoints])
 
 
@@ -275,9 +280,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         waiver = config.stash[STATE_KEY].waivers.active_for(check_id, item.nodeid)
         if waiver is not None:
             item.add_marker(pytest.mark.xfail(reason=waiver.reason(), strict=False))
+        if config.pluginmanager.hasplugin("xdist") and (graph.prerequisites(check_id) or graph.dependents(check_id)):
+            item.add_marker(pytest.mark.xdist_group(graph.group_of(check_id)))  # --dist loadgroup: one worker
+    items[:] = _prerequisites_first(items)
+
+
+def _prerequisites_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """``items`` with each check after the checks it depends on; otherwise unmoved (stable)."""
+    ids = {item: str(mark.args[0]) for item in items if (mark := item.get_closest_marker("check"))}
+    waiting: dict[str, int] = {}
+    for check_id in ids.values():
+        waiting[check_id] = waiting.get(check_id, 0) + 1
+    placed: list[pytest.Item] = []
+    pending = list(items)
+    while pending:
+        ready = next(
+            (i for i in pending if all(waiting.get(n, 0) == 0 for n in graph.prerequisites(ids.get(i, "")))), None
+        )
+        if ready is None:  # a cycle cannot be declared (tests/test_graph.py); keep the rest as they are
+            return placed + pending
+        pending.remove(ready)
+        placed.append(ready)
+        if ready in ids:
+            waiting[ids[ready]] -= 1
+    return placed
 
 
 # --------------------------------------------------------------------------- running
+
+
+def _cause(exc: BaseException | None, message: str) -> str:
+    """What a failed check found, in one line (what its dependents' ``blocked by`` quotes)."""
+    if isinstance(exc, Blocked):
+        text = exc.reason
+    elif isinstance(exc, NonConformance):
+        text = exc.actual or exc.expected
+    elif isinstance(exc, CannotEvaluate):
+        text = exc.reason
+    else:
+        text = message
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    first = lines[0] if lines else "failed"
+    return first if len(first) <= MAX_CAUSE else first[: MAX_CAUSE - 3] + "..."
 
 
 def _message(call: pytest.CallInfo[None], rep: pytest.TestReport) -> tuple[str, str | None]:
@@ -303,6 +347,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if loaded is None or mark is None:
         return
     exc = call.excinfo.value if call.excinfo else None
+    run = item.config.pluginmanager.get_plugin(RUN_PLUGIN)
+    if isinstance(exc, Blocked) and isinstance(run, RunPlugin):
+        run.to_root(exc)  # blocked by a check that was itself blocked: name the root cause
     if isinstance(exc, NonConformance | CannotEvaluate):
         rep.longrepr = str(exc)  # the message is the whole story; no traceback, no locals
     check_id = str(mark.args[0])
@@ -311,6 +358,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if rep.failed and not isinstance(exc, Blocked):  # a blocked check's fix is its blocker's
         rep.sections.append((f"Remediation [{check_id}]", " ".join(remediation.split())))
     message, blocked_by = _message(call, rep)
+    cause = _cause(exc, message)
     if getattr(rep, "wasxfail", None):  # waived: say by whom and until when, then what failed
         message = f"{rep.wasxfail}\n{message}".strip()
     evidence = reports.bounded(item.stash.get(EVIDENCE_KEY, {})) if rep.when == "call" else {}
@@ -321,6 +369,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             rep.longrepr = index.redact(text)
         rep.sections = [(title, index.redact(body)) for title, body in rep.sections]
         message = index.redact(message)
+        cause = index.redact(cause)
         try:
             evidence = json.loads(index.redact(json.dumps(evidence)))
         except ValueError:  # a secret that spanned JSON syntax: drop the evidence rather than risk it
@@ -332,6 +381,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "message": message,
         "blocked_by": blocked_by,
         "evidence": evidence,
+        "cause": cause,  # for the plugin's blocked-by (not in the JSON results)
+        "blocks": getattr(exc, "blocks", True),
     }
     if evidence:
         from pytest_html import extras  # noqa: PLC0415 - pytest-html is loaded by now
@@ -346,12 +397,35 @@ class RunPlugin:
         self.config = config
         self.loaded = loaded
         self.state = state
+        # check id -> (the check at the root of its failure, what that check found): what blocks dependents
+        self.failures: dict[str, tuple[str, str]] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         budget = self.config.getoption("budget")
         if budget is not None and time.time() - float(os.environ[ENV_RUN_STARTED]) > budget:
             pytest.skip(f"not run (budget): the run's budget of {budget:g} s was spent before this check")
+        mark = item.get_closest_marker("check")
+        if mark is not None and not item.get_closest_marker("skip"):
+            self.block_if_needed(str(mark.args[0]))
+
+    def block_if_needed(self, check_id: str) -> None:
+        """Raise :class:`Blocked` at once when a prerequisite failed, or an endpoint this check contacts is down."""
+        for needed in graph.prerequisites(check_id):
+            if needed in self.failures:
+                root, cause = self.failures[needed]
+                raise Blocked(root, cause)
+        endpoints = graph.ENDPOINTS.get(check_id, ())
+        if endpoints:
+            reachability = reachability_of(self.config)
+            for name in endpoints:
+                reachability.require(name)
+
+    def to_root(self, exc: Blocked) -> None:
+        """Point ``exc`` at the check that failed on its own, when what it names was itself blocked."""
+        found = self.failures.get(exc.blocked_by)
+        if found is not None and found[0] != exc.blocked_by:
+            exc.blocked_by, exc.reason = found
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "wasxfail", None) and report.skipped:
@@ -360,6 +434,9 @@ class RunPlugin:
         if info is not None:
             outcome = reports.phase_outcome(report.when, report.outcome, hasattr(report, "wasxfail"))
             self.state.results.add(report.nodeid, outcome, report.duration, info)
+            if report.failed and report.when in ("setup", "call") and info.get("blocks", True):
+                root = info.get("blocked_by") or info["id"]
+                self.failures.setdefault(info["id"], (root, str(info.get("cause") or "failed")))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
