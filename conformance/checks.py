@@ -12,12 +12,14 @@ them from markers; a check never skips itself to hide a failure.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -87,6 +89,37 @@ def expect(condition: object, *, expected: str, actual: str, hint: str | None = 
     __tracebackhide__ = True
     if not condition:
         raise NonConformance(expected, actual, hint, blocks=blocks)
+
+
+def expires_in_time(
+    what: str,
+    expires: dt.datetime,
+    *,
+    horizon_days: float,
+    check_id: str,
+    evidence: dict[str, Any],
+    remedy: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Fail when ``what`` expires within the profile's ``expiry_horizon_days``; warn within twice that.
+
+    Either way the date goes into the evidence. The failure does not block the checks that depend on
+    this one (``blocks=False``): the credential still works today.
+    """
+    __tracebackhide__ = True
+    left = (expires - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
+    date = f"{expires.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    evidence.update({"expires": date, "days_left": round(left, 1), "expiry_horizon_days": horizon_days})
+    if left < horizon_days:
+        raise NonConformance(
+            f"{what} stays valid for longer than the expiry horizon ({horizon_days:g} days, expiry_horizon_days)",
+            f"{what} expires on {date}, in {left:.1f} days",
+            remedy,
+            blocks=False,
+        )
+    if left < 2 * horizon_days:
+        evidence["warning"] = f"{what} expires on {date}, in {left:.1f} days"
+        warnings.warn(ConformanceWarning(f"{check_id}: {evidence['warning']}"), stacklevel=2)
 
 
 @dataclass

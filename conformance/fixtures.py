@@ -76,18 +76,25 @@ class Reachability:
                 raise Blocked(VPN_CHECK, verdict)
 
     def same_cause(self, name: str, layer: str) -> network_client.Probe | None:
-        """An endpoint before ``name`` on the same host that failed ``layer`` the same way (one failure per host)."""
+        """An endpoint before ``name`` that failed ``layer`` the same way on the same host (DNS) or host and port.
+
+        One NET failure per host and layer, not per URL: the API and git over HTTPS of one GitLab share it.
+        """
         probe = self.probes[name]
         failed = probe.failure()
         if failed is None or failed.name != layer:
             return None
+
+        def where(p: network_client.Probe) -> tuple[str, int | None]:
+            return (p.endpoint.host, None if layer == "dns" else p.endpoint.port)
+
         for other_name in sorted(self.probes):
             if other_name == name:
                 return None
             other = self.probes[other_name]
             other_failed = other.failure()
             if (
-                other.endpoint.host == probe.endpoint.host
+                where(other) == where(probe)
                 and other_failed is not None
                 and (other_failed.name, other_failed.mode) == (failed.name, failed.mode)
             ):

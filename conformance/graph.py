@@ -13,7 +13,8 @@ An edge is declared only where the dependent's own result would repeat its prere
 finding or cannot be had without it (a wrong SSH port makes the host-key lookup look in the
 wrong place; refused S3 keys refuse every bucket call). A prerequisite that fails with a finding
 its dependents do not share says so with ``expect(..., blocks=False)`` (an empty bucket listing
-does not make the named bucket unusable).
+does not make the named bucket unusable). ``DUPLICATES`` folds a check that would repeat another
+component's finding under it, whatever that finding.
 
 Under pytest-xdist a worker only knows the outcomes of the checks it ran: the plugin marks the
 checks of one connected part of this graph with the same ``xdist_group``, so that
@@ -30,9 +31,10 @@ from conformance.profile import GCP_API_ENDPOINT
 
 PREREQUISITES: dict[str, tuple[str, ...]] = {
     # GitLab: the token first; SSH settings before ssh itself; SSH greeting before git over SSH.
-    "GIT-003": ("GIT-001",),
-    "GIT-004": ("GIT-001",),
-    "GIT-005": ("GIT-001",),
+    # GIT-002 first: an expired token fails both, and "expired" is the more telling of the two.
+    "GIT-003": ("GIT-002", "GIT-001"),
+    "GIT-004": ("GIT-002", "GIT-001"),
+    "GIT-005": ("GIT-002", "GIT-001"),
     "GIT-007": ("GIT-006",),
     "GIT-008": ("GIT-006",),  # the host-key lookup uses the port ssh_config gives
     "GIT-009": ("GIT-006", "GIT-007", "GIT-008"),
@@ -42,7 +44,6 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "GIT-015": ("GIT-004",),
     # Kubernetes: the kubeconfig, its context, its credential, the API server, the namespace.
     "K8S-002": ("K8S-001",),
-    "K8S-003": ("K8S-001",),
     "K8S-004": ("K8S-002",),
     "K8S-005": ("K8S-002",),
     "K8S-006": ("K8S-005",),
@@ -54,8 +55,8 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     # Run:ai: the CLI, its generation, the login (the kubeconfig's OIDC user, K8S-005).
     "RAI-002": ("RAI-001",),
     "RAI-003": ("K8S-005",),
-    "RAI-004": ("RAI-002", "RAI-003"),
-    "RAI-005": ("RAI-002", "RAI-003"),
+    "RAI-004": ("RAI-001", "RAI-003"),  # not RAI-002: an old CLI still lists projects and submits
+    "RAI-005": ("RAI-001", "RAI-003"),
     # Container registry: credentials, login, push, pull.
     "REG-002": ("REG-001",),
     "REG-003": ("REG-002",),
@@ -67,18 +68,20 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "OBJ-004": ("OBJ-003",),
     "OBJ-005": ("OBJ-004",),
     # MLflow: the server, the login, the experiment, then runs and artifacts.
-    "MLF-002": ("MLF-001",),
     "MLF-003": ("MLF-002",),
     "MLF-004": ("MLF-003",),
     "MLF-005": ("MLF-003",),
-    "MLF-006": ("MLF-001",),
-    # Workspace: the PVC before writing to it; credential modes already judged by their component.
+    # Workspace: the PVC before writing to it.
     "WSP-003": ("WSP-002",),
     "WSP-004": ("WSP-002",),
-    "WSP-007": ("OBJ-001", "GIT-007"),
-    # GCP: a credential, a well-formed key, then the project.
-    "GCP-002": ("GCP-001",),
+    # GCP: a well-formed key before the project (GCP-001 and GCP-002 both judge the key file).
     "GCP-003": ("GCP-002",),
+}
+
+# ``DUPLICATES[check]``: checks whose failure ``check`` would repeat (the same file judged twice). Any
+# failure of one of them folds ``check`` under it, also one that does not block (``blocks=False``).
+DUPLICATES: dict[str, tuple[str, ...]] = {
+    "WSP-007": ("OBJ-001", "GIT-007"),  # ~/.aws/credentials and the SSH key are among the files WSP-007 reads
 }
 
 KUBERNETES_API = "kubernetes"  # the endpoint name of the kubeconfig's API server
@@ -103,8 +106,12 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
 }
 
 
+_WITH_EDGES = sorted({*PREREQUISITES, *DUPLICATES})
+
+
 def prerequisites(check_id: str) -> tuple[str, ...]:
-    return PREREQUISITES.get(check_id, ())
+    """What ``check_id`` needs or repeats: the checks that must run before it."""
+    return PREREQUISITES.get(check_id, ()) + DUPLICATES.get(check_id, ())
 
 
 def dependents(check_id: str) -> list[str]:
@@ -113,8 +120,8 @@ def dependents(check_id: str) -> list[str]:
     frontier = [check_id]
     while frontier:
         current = frontier.pop(0)
-        for dependent, needs in sorted(PREREQUISITES.items()):
-            if current in needs and dependent not in found:
+        for dependent in _WITH_EDGES:
+            if current in prerequisites(dependent) and dependent not in found:
                 found.append(dependent)
                 frontier.append(dependent)
     return found
@@ -126,7 +133,7 @@ def group_of(check_id: str) -> str:
     frontier = [check_id]
     while frontier:
         current = frontier.pop()
-        neighbours = [*prerequisites(current), *(d for d, needs in PREREQUISITES.items() if current in needs)]
+        neighbours = [*prerequisites(current), *(d for d in _WITH_EDGES if current in prerequisites(d))]
         for other in neighbours:
             if other not in seen:
                 seen.add(other)
@@ -159,7 +166,8 @@ def order(check_ids: Iterable[str]) -> list[str]:
 
 def column(check_id: str) -> str:
     """The catalogue's "blocked by" cell: checks first, then the endpoints' NET probes."""
-    parts = list(prerequisites(check_id))
+    parts = list(PREREQUISITES.get(check_id, ()))
+    parts += [f"{other} (same finding)" for other in DUPLICATES.get(check_id, ())]
     endpoints = ENDPOINTS.get(check_id, ())
     if endpoints:
         parts.append(f"NET ({', '.join(endpoints)})")

@@ -27,7 +27,6 @@ from conformance import report as reports
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
 from conformance.clients.network import endpoints_of
 from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
-from conformance.fixtures import reachability_of
 from conformance.profile import LoadedProfile, ProfileError, available_profiles, display, load_profile, read_raw
 from conformance.profile import resolve_profile_path as _resolve_path
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
@@ -136,6 +135,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         _default_report_paths(config, loaded, state)
     _install_signal_handlers(config)
+    if getattr(config.option, "dist", "no") == "load" and not hasattr(config, "workerinput"):
+        # -n N sets --dist load: make it loadgroup, so that each connected part of the dependency graph
+        # (conformance/graph.py) goes to one worker and a check sees its prerequisites' outcomes.
+        config.option.dist = "loadgroup"
     config.pluginmanager.register(RunPlugin(config, loaded, state), RUN_PLUGIN)
 
 
@@ -397,8 +400,8 @@ class RunPlugin:
         self.config = config
         self.loaded = loaded
         self.state = state
-        # check id -> (the check at the root of its failure, what that check found): what blocks dependents
-        self.failures: dict[str, tuple[str, str]] = {}
+        # check id -> (the check at the root of its failure, what that check found, whether it blocks dependents)
+        self.failures: dict[str, tuple[str, str, bool]] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -411,12 +414,16 @@ class RunPlugin:
 
     def block_if_needed(self, check_id: str) -> None:
         """Raise :class:`Blocked` at once when a prerequisite failed, or an endpoint this check contacts is down."""
-        for needed in graph.prerequisites(check_id):
-            if needed in self.failures:
-                root, cause = self.failures[needed]
-                raise Blocked(root, cause)
+        for needed in graph.PREREQUISITES.get(check_id, ()):
+            if needed in self.failures and self.failures[needed][2]:
+                raise Blocked(*self.failures[needed][:2])
+        for repeated in graph.DUPLICATES.get(check_id, ()):
+            if repeated in self.failures:
+                raise Blocked(*self.failures[repeated][:2])
         endpoints = graph.ENDPOINTS.get(check_id, ())
         if endpoints:
+            from conformance.fixtures import reachability_of  # noqa: PLC0415 - a pytest plugin: pytest imports it first
+
             reachability = reachability_of(self.config)
             for name in endpoints:
                 reachability.require(name)
@@ -425,7 +432,7 @@ class RunPlugin:
         """Point ``exc`` at the check that failed on its own, when what it names was itself blocked."""
         found = self.failures.get(exc.blocked_by)
         if found is not None and found[0] != exc.blocked_by:
-            exc.blocked_by, exc.reason = found
+            exc.blocked_by, exc.reason = found[:2]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "wasxfail", None) and report.skipped:
@@ -434,9 +441,10 @@ class RunPlugin:
         if info is not None:
             outcome = reports.phase_outcome(report.when, report.outcome, hasattr(report, "wasxfail"))
             self.state.results.add(report.nodeid, outcome, report.duration, info)
-            if report.failed and report.when in ("setup", "call") and info.get("blocks", True):
+            if report.failed and report.when in ("setup", "call"):
                 root = info.get("blocked_by") or info["id"]
-                self.failures.setdefault(info["id"], (root, str(info.get("cause") or "failed")))
+                cause = str(info.get("cause") or "failed")
+                self.failures.setdefault(info["id"], (root, cause, bool(info.get("blocks", True))))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:

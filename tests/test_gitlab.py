@@ -199,8 +199,9 @@ def test_expiring_token_unknown_host_key_and_broken_ci(
     gitlab = {"ssh_config": config, "known_hosts": str(empty), "project": "${SANDBOX_GITLAB_BROKEN_PROJECT}"}
     run = run_gitlab("expiring", gitlab)
     _assert(run, "GIT-001", "passed")
-    _assert(run, "GIT-002", "passed")
-    assert "expires in 5 days" in run.check("GIT-002")["evidence"]["warning"]
+    # within the profile's expiry horizon (default 7 days): a failure with the date, which blocks nothing
+    _assert(run, "GIT-002", "failed", "the GitLab token expires on", "expiry horizon (7 days")
+    assert run.check("GIT-002")["evidence"]["days_left"] <= 5
     _assert(run, "GIT-008", "failed", f"a host key for [localhost]:{sandbox_env['SANDBOX_SSH_PORT']}", str(empty))
     _assert(run, "GIT-009", "error", "blocked by GIT-008")
     _assert(run, "GIT-013", "failed", "HARBOR_ROBOT_CREDS_JSON is of type env_var", "F12")

@@ -12,17 +12,16 @@ the plugin.
 
 from __future__ import annotations
 
-import warnings
+import datetime as dt
+import ssl
 from typing import Any
 
 import pytest
 
-from conformance.checks import Blocked, ConformanceWarning, check, expect
+from conformance.checks import Blocked, check, expect, expires_in_time
 from conformance.clients.network import LAYERS, MODES, Probe
 from conformance.fixtures import LAYER_CHECK, Reachability
-from conformance.profile import Endpoint
-
-CERT_WARN_DAYS = 14
+from conformance.profile import Endpoint, Profile
 
 
 def _probe_at(layer: str) -> Any:
@@ -96,10 +95,11 @@ def test_tcp_connects(tcp_probe: Probe, endpoint: Endpoint) -> None:
     """
     Point the profile's tls.ca_bundle at the CA that signed the server's certificate (on-prem: the
     organisation's root CA bundle). An expired or mismatched certificate is for the platform team to renew.
-    Never work around it with tls.insecure outside a throw-away test.
+    Never work around it with tls.insecure outside a throw-away test. A certificate that expires within the
+    profile's expiry_horizon_days (default 7) fails with its date: ask for it to be renewed now.
     """,
 )
-def test_tls_handshake(tls_probe: Probe, endpoint: Endpoint, evidence: dict[str, Any]) -> None:
+def test_tls_handshake(tls_probe: Probe, endpoint: Endpoint, profile: Profile, evidence: dict[str, Any]) -> None:
     layer = tls_probe.layers["tls"]
     expect(
         layer.ok,
@@ -107,10 +107,16 @@ def test_tls_handshake(tls_probe: Probe, endpoint: Endpoint, evidence: dict[str,
         actual=layer.detail,
         hint="the server's CA is not in tls.ca_bundle, or its certificate is expired or for another name",
     )
-    days = tls_probe.evidence.get("certificate_days_left")
-    if isinstance(days, int) and days < CERT_WARN_DAYS:
-        evidence["warning"] = f"certificate of {endpoint.host} expires in {days} days"
-        warnings.warn(ConformanceWarning(f"NET-003: {evidence['warning']}"), stacklevel=1)
+    not_after = tls_probe.evidence.get("certificate_not_after")
+    if isinstance(not_after, str):
+        expires_in_time(
+            f"the certificate of {endpoint.host}:{endpoint.port}",
+            dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), dt.UTC),
+            horizon_days=profile.expiry_horizon_days,
+            check_id="NET-003",
+            evidence=evidence,
+            remedy="ask the team that runs the service to renew the certificate before it expires",
+        )
 
 
 @check(

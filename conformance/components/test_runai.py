@@ -8,16 +8,14 @@ the JWT without verification). Only on Run:ai profiles (``runai`` marker).
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect, wait_for
+from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
 from conformance.profile import LoadedProfile, Profile, Runai
 
-LOGIN_WARN_DAYS = 3
 LOGIN_HINT = "Run:ai logins last 30 days on the platform (F5): run `runai login` with KUBECONFIG set to this file"
 
 
@@ -111,10 +109,11 @@ def test_cli_version(cli: Any, evidence: dict[str, Any]) -> None:
     "RAI-003",
     """
     Log in again: `export KUBECONFIG=<your kubeconfig>; runai login`, open the link, paste the code. A login
-    lasts 30 days on the platform; the suite warns 3 days before it expires.
+    lasts 30 days on the platform; within the profile's expiry_horizon_days (default 7) of its end this check
+    fails with the date, and warns within twice that.
     """,
 )
-def test_logged_in(runai_login: tuple[Any, Any], evidence: dict[str, Any]) -> None:
+def test_logged_in(runai_login: tuple[Any, Any], profile: Profile, evidence: dict[str, Any]) -> None:
     kc, credential = runai_login
     provider = (kc.user.get("auth-provider") or {}).get("name")
     evidence.update({"kubeconfig": str(kc.path), "user": kc.user_name, "credential": credential.kind})
@@ -133,9 +132,16 @@ def test_logged_in(runai_login: tuple[Any, Any], evidence: dict[str, Any]) -> No
         actual=credential.problem or "",
         hint=LOGIN_HINT,
     )
-    if days is not None and days < LOGIN_WARN_DAYS:
-        evidence["warning"] = f"the Run:ai login expires in {days:.1f} days"
-        warnings.warn(ConformanceWarning(f"RAI-003: {evidence['warning']}; run `runai login` soon"), stacklevel=1)
+    if credential.expires is not None:
+        horizon = profile.expiry_horizon_days
+        expires_in_time(
+            "the Run:ai login",
+            credential.expires,
+            horizon_days=horizon,
+            check_id="RAI-003",
+            evidence=evidence,
+            remedy=LOGIN_HINT,
+        )
 
 
 @pytest.fixture(scope="session")
