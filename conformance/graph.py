@@ -86,6 +86,7 @@ DUPLICATES: dict[str, tuple[str, ...]] = {
 
 KUBERNETES_API = "kubernetes"  # the endpoint name of the kubeconfig's API server
 MLFLOW_ARTIFACTS = "mlflow-artifacts"  # the endpoint name of MLflow's S3 artifact store, when one is set
+GCP_OAUTH = "gcp-oauth"  # the endpoint name of the service-account key's token_uri
 
 _GITLAB_API = ("GIT-001", "GIT-002", "GIT-003", "GIT-004", "GIT-013", "GIT-014", "GIT-015")
 _K8S_API = ("K8S-006", "K8S-007", "K8S-008", "K8S-009", "K8S-010", "K8S-011")
@@ -102,7 +103,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("OBJ-002", "OBJ-003", "OBJ-004", "OBJ-005"), ("object_storage",)),
     **dict.fromkeys(("MLF-001", "MLF-002", "MLF-003", "MLF-004", "MLF-006"), ("mlflow",)),
     "MLF-005": ("mlflow", MLFLOW_ARTIFACTS),
-    "GCP-003": (GCP_API_ENDPOINT,),
+    "GCP-003": (GCP_OAUTH, GCP_API_ENDPOINT),
 }
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -66,6 +67,7 @@ class RunState:
 STATE_KEY = pytest.StashKey[RunState]()
 RUN_PLUGIN = "conformance-run"
 MAX_CAUSE = 200  # characters of a failure quoted by the checks it blocks
+XDIST_GROUP_SUFFIX = re.compile(r"@[A-Z0-9]{3}-\d{3}$")  # what --dist loadgroup appends to a grouped check's id
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -430,7 +432,7 @@ class RunPlugin:
 
     def to_root(self, exc: Blocked) -> None:
         """Point ``exc`` at the check that failed on its own, when what it names was itself blocked."""
-        found = self.failures.get(exc.blocked_by)
+        found = self.failures.get(exc.blocked_by) if graph.dependents(exc.blocked_by) else None  # NET: per endpoint
         if found is not None and found[0] != exc.blocked_by:
             exc.blocked_by, exc.reason = found[:2]
 
@@ -440,7 +442,8 @@ class RunPlugin:
         info = getattr(report, "conformance", None)
         if info is not None:
             outcome = reports.phase_outcome(report.when, report.outcome, hasattr(report, "wasxfail"))
-            self.state.results.add(report.nodeid, outcome, report.duration, info)
+            nodeid = XDIST_GROUP_SUFFIX.sub("", report.nodeid)  # loadgroup's "@<group>": the same id as without -n
+            self.state.results.add(nodeid, outcome, report.duration, info)
             if report.failed and report.when in ("setup", "call"):
                 root = info.get("blocked_by") or info["id"]
                 cause = str(info.get("cause") or "failed")
@@ -453,6 +456,20 @@ class RunPlugin:
             metadata = self.config.stash[metadata_key]
             _keep_safe_metadata(metadata)
             metadata.update(reports.environment(self.loaded))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """The root causes, each with the checks folded under it (one cause, one line to act on)."""
+        folded: dict[str, list[str]] = {}
+        for record in self.state.results.checks.values():
+            if record["blocked_by"]:
+                folded.setdefault(str(record["blocked_by"]), []).append(str(record["id"]))
+        if not folded:
+            return
+        terminalreporter.section("root causes (blocked_by)")
+        for root, blocked in sorted(folded.items(), key=lambda item: -len(item[1])):
+            ids = sorted(set(blocked))
+            shown = ", ".join(ids[:12]) + (f" and {len(ids) - 12} more" if len(ids) > 12 else "")
+            terminalreporter.write_line(f"{root} blocks {len(blocked)} check(s): {shown}")
 
     def pytest_report_header(self) -> list[str]:
         profile = self.loaded.profile

@@ -236,7 +236,7 @@ def test_reporter_and_a_key_gitlab_does_not_know(
     _assert(run, "GIT-013", "error", "needs the Maintainer role")
     _assert(run, "GIT-007", "passed")
     _assert(run, "GIT-009", "failed", "Permission denied (publickey)")
-    _assert(run, "GIT-010", "failed", "Permission denied (publickey)")
+    _assert(run, "GIT-010", "error", "blocked by GIT-009", "Permission denied (publickey)")  # one cause, once
 
 
 def test_git_only_token_and_a_wrong_ssh_path(run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import json
 import os
 import socket
 import ssl
@@ -23,13 +24,15 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from conformance.checks import Deadline
-from conformance.graph import KUBERNETES_API, MLFLOW_ARTIFACTS
+from conformance.graph import GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
 from conformance.profile import TLS, Endpoint, Profile, Timeouts
 
 LAYERS = ("dns", "tcp", "tls", "app")
+GOOGLE_OAUTH = "https://oauth2.googleapis.com/"  # Google's own token endpoint: public, no VPN
 USER_AGENT = "conformance-suite"
 # How a layer failed. The first five are the network's (what a VPN that is down looks like);
 # "tls" (a certificate refused) and "status" (a 5xx) are answers from the service itself.
@@ -348,6 +351,21 @@ def _kubernetes_context(kc: Any, tls: TLS) -> ssl.SSLContext | None:
     return None
 
 
+def _gcp_token_endpoint(profile: Profile) -> Endpoint | None:
+    """The token endpoint (``token_uri``) of the service-account key the GCP client signs in with."""
+    if profile.gcp is None:
+        return None
+    path = profile.gcp.key_file or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    try:
+        data = json.loads(Path(str(path)).read_text(encoding="utf-8")) if path else None
+        uri = data.get("token_uri") if isinstance(data, dict) else None
+        if not isinstance(uri, str) or not uri.startswith("https://"):
+            return None  # no key, or a malformed one: GCP-001/002 say why
+        return Endpoint(name=GCP_OAUTH, url=uri, private=not uri.startswith(GOOGLE_OAUTH))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 def endpoints_of(profile: Profile) -> tuple[list[Endpoint], dict[str, ssl.SSLContext]]:
     """Every endpoint any check will contact, and the TLS trust of those that bring their own."""
     found = list(profile.endpoints())
@@ -361,6 +379,9 @@ def endpoints_of(profile: Profile) -> tuple[list[Endpoint], dict[str, ssl.SSLCon
             context = _kubernetes_context(kc, profile.tls)
             if context is not None:
                 contexts[KUBERNETES_API] = context
+    token = _gcp_token_endpoint(profile)
+    if token is not None and GCP_OAUTH not in names:
+        found.append(token)
     artifacts = os.environ.get("MLFLOW_S3_ENDPOINT_URL")
     if profile.mlflow is not None and artifacts and MLFLOW_ARTIFACTS not in names:
         # The S3 endpoint MLflow's client uploads s3:// artifacts to; not a URL: MLF-005 says what is wrong.
