@@ -308,7 +308,7 @@ def probe_all(
             stuck = Probe(endpoint)
             stuck.layers["dns"] = Layer("dns", False, "probe did not finish within its time bound", mode="silent")
             results[endpoint.name] = stuck
-    return results
+    return {e.name: results[e.name] for e in endpoints}  # in the profile's order, whichever finished first
 
 
 # --------------------------------------------------------------------------- what to probe
