@@ -67,6 +67,7 @@ class RunState:
 STATE_KEY = pytest.StashKey[RunState]()
 RUN_PLUGIN = "conformance-run"
 MAX_CAUSE = 200  # characters of a failure quoted by the checks it blocks
+LOADGROUP_INPUT = "conformance_loadgroup"  # workerinput key: the controller switched -n to loadgroup
 XDIST_GROUP_SUFFIX = re.compile(r"@[A-Z0-9]{3}-\d{3}$")  # what --dist loadgroup appends to a grouped check's id
 
 
@@ -141,6 +142,8 @@ def pytest_configure(config: pytest.Config) -> None:
         # -n N sets --dist load: make it loadgroup, so that each connected part of the dependency graph
         # (conformance/graph.py) goes to one worker and a check sees its prerequisites' outcomes.
         config.option.dist = "loadgroup"
+    if getattr(config, "workerinput", {}).get(LOADGROUP_INPUT):
+        config.option.loadgroup = True  # a worker knows --dist from its own arguments only: tell it
     config.pluginmanager.register(RunPlugin(config, loaded, state), RUN_PLUGIN)
 
 
@@ -456,6 +459,12 @@ class RunPlugin:
             metadata = self.config.stash[metadata_key]
             _keep_safe_metadata(metadata)
             metadata.update(reports.environment(self.loaded))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """(xdist controller) Tell each worker to group checks when the run distributes by group."""
+        if self.config.getoption("dist", "no") == "loadgroup":
+            node.workerinput[LOADGROUP_INPUT] = True
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """The root causes, each with the checks folded under it (one cause, one line to act on)."""

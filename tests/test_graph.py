@@ -274,3 +274,15 @@ def test_one_failure_per_cause_a_wrong_ssh_port(fault_runs: dict[str, SuiteRun])
     for check_id in ("GIT-007", "GIT-008", "GIT-009", "GIT-010"):
         assert checks[check_id]["blocked_by"] == "GIT-006", (check_id, checks[check_id]["message"])
         assert "gives port 22" in checks[check_id]["message"]
+
+
+def test_under_xdist_the_graph_holds(
+    fault_runs: dict[str, SuiteRun], tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """-n 2: each connected part of the graph runs in one worker, so the same checks are blocked by the same causes."""
+    make, profile, args = FAULTS["c"]
+    env = variant(sandbox_env, make(sandbox_env, tmp_path), tmp_path)
+    run = run_suite("-n", "2", *args, profile=profile, reports=tmp_path / "reports", env=env)
+    serial = {c["nodeid"]: (c["outcome"], c["blocked_by"]) for c in fault_runs["c"].results["checks"]}
+    parallel = {c["nodeid"]: (c["outcome"], c["blocked_by"]) for c in run.results["checks"]}
+    assert parallel == serial
