@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from conformance.profile import GCP_API_ENDPOINT
+from conformance.profile import GCP_API_ENDPOINT, Profile
 
 PREREQUISITES: dict[str, tuple[str, ...]] = {
     # GitLab: the token first; SSH settings before ssh itself; SSH greeting before git over SSH.
@@ -110,6 +110,14 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
 _WITH_EDGES = sorted({*PREREQUISITES, *DUPLICATES})
 
 
+def endpoints_for(check_id: str, profile: Profile) -> tuple[str, ...]:
+    """The endpoints ``check_id`` contacts with this profile (the workspace checks, through a pod: the API server)."""
+    found = ENDPOINTS.get(check_id, ())
+    if check_id.startswith("WSP-") and profile.workspace is not None and profile.workspace.pod:
+        found = (*found, KUBERNETES_API)  # kubectl exec into the pod
+    return found
+
+
 def prerequisites(check_id: str) -> tuple[str, ...]:
     """What ``check_id`` needs or repeats: the checks that must run before it."""
     return PREREQUISITES.get(check_id, ()) + DUPLICATES.get(check_id, ())
@@ -172,6 +180,8 @@ def column(check_id: str) -> str:
     endpoints = ENDPOINTS.get(check_id, ())
     if endpoints:
         parts.append(f"NET ({', '.join(endpoints)})")
+    elif check_id.startswith("WSP-"):
+        parts.append(f"NET ({KUBERNETES_API}) with workspace.pod")
     if check_id in ("NET-002", "NET-003", "NET-004"):
         parts.append("the lower NET layers of the same endpoint; NET-005 when the VPN is down")
     elif check_id == "NET-001":

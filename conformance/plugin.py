@@ -425,7 +425,7 @@ class RunPlugin:
         for repeated in graph.DUPLICATES.get(check_id, ()):
             if repeated in self.failures:
                 raise Blocked(*self.failures[repeated][:2])
-        endpoints = graph.ENDPOINTS.get(check_id, ())
+        endpoints = graph.endpoints_for(check_id, self.loaded.profile)
         if endpoints:
             from conformance.fixtures import reachability_of  # noqa: PLC0415 - a pytest plugin: pytest imports it first
 

@@ -54,6 +54,16 @@ def test_order_moves_only_what_must_move() -> None:
     assert graph.group_of("RAI-005") == graph.group_of("K8S-001") == "K8S-001"
 
 
+def test_workspace_checks_through_a_pod_need_the_api_server(sandbox_env: dict[str, str]) -> None:
+    loaded = load_profile(REPO / "profiles" / "sandbox.yaml", dict(sandbox_env))
+    assert graph.endpoints_for("WSP-002", loaded.profile) == ()  # this host: no network
+    workspace = loaded.profile.workspace
+    assert workspace is not None
+    in_pod = loaded.profile.model_copy(update={"workspace": workspace.model_copy(update={"pod": "ws-0"})})
+    assert graph.endpoints_for("WSP-002", in_pod) == (graph.KUBERNETES_API,)
+    assert graph.endpoints_for("K8S-007", in_pod) == (graph.KUBERNETES_API,)
+
+
 def test_catalogue_has_a_blocked_by_column() -> None:
     table = catalogue.markdown()
     assert "| blocked by |" in table.splitlines()[0]
