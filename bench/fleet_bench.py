@@ -97,7 +97,7 @@ def _record(rng: random.Random, check_id: str, component: str, nodeid: str, bad_
 def _checks(rng: random.Random, bad_rate: float) -> list[dict[str, Any]]:
     records = []
     for number, name in enumerate(
-        ("test_dns_resolves", "test_tcp_connects", "test_tls_handshake", "test_http_answers"), start=1
+        ("test_dns_resolves", "test_tcp_connects", "test_tls_handshake", "test_service_answers"), start=1
     ):
         for endpoint in ENDPOINTS:
             nodeid = f"conformance/components/test_network.py::{name}[{endpoint}]"

@@ -9,6 +9,7 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance import graph
 from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS
 
 COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
@@ -63,12 +64,19 @@ def entries() -> list[Entry]:
 
 
 def markdown() -> str:
-    lines = ["| id | component | check | applies to | remediation (first sentence) |", "|---|---|---|---|---|"]
+    lines = [
+        "| id | component | check | applies to | blocked by | remediation (first sentence) |",
+        "|---|---|---|---|---|---|",
+    ]
     for entry in entries():
         first = entry.remediation.split(". ")[0].rstrip(".") + "."
-        lines.append(f"| {entry.check_id} | {entry.component} | {entry.name} | {entry.applies} | {first} |")
+        blocked = graph.column(entry.check_id) or "-"
+        lines.append(f"| {entry.check_id} | {entry.component} | {entry.name} | {entry.applies} | {blocked} | {first} |")
     return "\n".join(lines)
 
 
 def text() -> str:
-    return "\n".join(f"{e.check_id:8} {e.component:15} {e.name:40} {e.applies}" for e in entries())
+    return "\n".join(
+        f"{e.check_id:8} {e.component:15} {e.name:40} {e.applies:22} {graph.column(e.check_id)}".rstrip()
+        for e in entries()
+    )

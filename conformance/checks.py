@@ -14,12 +14,14 @@ failure. A profile without a section its platform needs is a profile error.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -33,13 +35,18 @@ class ConformanceWarning(UserWarning):
 
 
 class NonConformance(Exception):
-    """The target answered, and the answer is not what the guide needs."""
+    """The target answered, and the answer is not what the guide needs.
 
-    def __init__(self, expected: str, actual: str, hint: str | None = None) -> None:
+    ``blocks=False``: a finding the checks that depend on this one (``conformance/graph.py``) do not
+    share, so they still run (an empty bucket listing does not make the named bucket unusable).
+    """
+
+    def __init__(self, expected: str, actual: str, hint: str | None = None, *, blocks: bool = True) -> None:
         super().__init__(expected, actual, hint)
         self.expected = expected
         self.actual = actual
         self.hint = hint
+        self.blocks = blocks
 
     def __str__(self) -> str:
         lines = [f"expected: {self.expected}", f"actual:   {self.actual}"]
@@ -79,11 +86,42 @@ def check(check_id: str, remediation: str) -> pytest.MarkDecorator:
     return pytest.mark.check(check_id, remediation=remediation.strip())
 
 
-def expect(condition: object, *, expected: str, actual: str, hint: str | None = None) -> None:
+def expect(condition: object, *, expected: str, actual: str, hint: str | None = None, blocks: bool = True) -> None:
     """Raise :class:`NonConformance` unless ``condition`` holds."""
     __tracebackhide__ = True
     if not condition:
-        raise NonConformance(expected, actual, hint)
+        raise NonConformance(expected, actual, hint, blocks=blocks)
+
+
+def expires_in_time(
+    what: str,
+    expires: dt.datetime,
+    *,
+    horizon_days: float,
+    check_id: str,
+    evidence: dict[str, Any],
+    remedy: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Fail when ``what`` expires within the profile's ``expiry_horizon_days``; warn within twice that.
+
+    Either way the date goes into the evidence. The failure does not block the checks that depend on
+    this one (``blocks=False``): the credential still works today.
+    """
+    __tracebackhide__ = True
+    left = (expires - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400
+    date = f"{expires.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    evidence.update({"expires": date, "days_left": round(left, 1), "expiry_horizon_days": horizon_days})
+    if left < horizon_days:
+        raise NonConformance(
+            f"{what} stays valid for longer than the expiry horizon ({horizon_days:g} days, expiry_horizon_days)",
+            f"{what} expires on {date}, in {left:.1f} days",
+            remedy,
+            blocks=False,
+        )
+    if left < 2 * horizon_days:
+        evidence["warning"] = f"{what} expires on {date}, in {left:.1f} days"
+        warnings.warn(ConformanceWarning(f"{check_id}: {evidence['warning']}"), stacklevel=2)
 
 
 @dataclass

@@ -18,7 +18,9 @@ from conformance.clients import network as network_client
 from conformance.profile import LoadedProfile, Profile
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
 
-LAYER_CHECK = {"dns": "NET-001", "tcp": "NET-002", "tls": "NET-003", "http": "NET-004"}
+LAYER_CHECK = {"dns": "NET-001", "tcp": "NET-002", "tls": "NET-003", "app": "NET-004"}
+VPN_CHECK = "NET-005"
+REACHABILITY_KEY = pytest.StashKey["Reachability"]()
 
 
 @dataclass
@@ -26,12 +28,35 @@ class Reachability:
     """The result of probing every endpoint once, at the start of the run."""
 
     probes: dict[str, network_client.Probe]
+    vpn: str = "the VPN"
 
     def probe(self, name: str) -> network_client.Probe:
         return self.probes[name]
 
+    @property
+    def private(self) -> list[network_client.Probe]:
+        return [p for p in self.probes.values() if p.endpoint.private]
+
+    def vpn_down(self) -> str | None:
+        """Why the VPN is probably down: every private endpoint fails the same network way (else None)."""
+        private = self.private
+        failures = [p.network_failure for p in private]
+        if len(private) < 2 or any(f is None for f in failures):  # one endpoint alone is no pattern
+            return None
+        modes = {f.mode for f in failures if f is not None}
+        if len(modes) != 1:
+            return None
+        layers = "/".join(sorted({f.name.upper() for f in failures if f is not None}))
+        return (
+            f"every private endpoint ({len(private)}) fails the same way at {layers}: "
+            f"{network_client.MODES[str(modes.pop())]}; {self.vpn} is probably down"
+        )
+
     def require(self, name: str, *, before: str | None = None) -> None:
-        """Raise :class:`Blocked` if a layer of ``name`` failed (up to, not including, ``before``)."""
+        """Raise :class:`Blocked` if a layer of ``name`` failed (up to, not including, ``before``).
+
+        When the VPN is probably down, a private endpoint's failure is folded under NET-005.
+        """
         probe = self.probes.get(name)
         if probe is None:
             return
@@ -39,9 +64,58 @@ class Reachability:
             if layer.name == before:
                 return
             if layer.ok is False:
-                host = probe.endpoint.host
-                reason = layer.detail if host in layer.detail else f"{host}: {layer.detail}"
-                raise Blocked(LAYER_CHECK[layer.name], reason)
+                self.fold(name)
+                raise Blocked(LAYER_CHECK[layer.name], self.reason(probe, layer))
+
+    def fold(self, name: str) -> None:
+        """Blocked by NET-005 when ``name`` is private and the VPN is probably down."""
+        probe = self.probes.get(name)
+        if probe is not None and probe.endpoint.private and probe.failure() is not None:
+            verdict = self.vpn_down()
+            if verdict:
+                raise Blocked(VPN_CHECK, verdict)
+
+    def same_cause(self, name: str, layer: str) -> network_client.Probe | None:
+        """An endpoint before ``name`` that failed ``layer`` the same way on the same host (DNS) or host and port.
+
+        One NET failure per host and layer, not per URL: the API and git over HTTPS of one GitLab share it.
+        """
+        probe = self.probes[name]
+        failed = probe.failure()
+        if failed is None or failed.name != layer:
+            return None
+
+        def where(p: network_client.Probe) -> tuple[str, int | None]:
+            return (p.endpoint.host, None if layer == "dns" else p.endpoint.port)
+
+        for other_name in sorted(self.probes):
+            if other_name == name:
+                return None
+            other = self.probes[other_name]
+            other_failed = other.failure()
+            if (
+                where(other) == where(probe)
+                and other_failed is not None
+                and (other_failed.name, other_failed.mode) == (failed.name, failed.mode)
+            ):
+                return other
+        return None
+
+    @staticmethod
+    def reason(probe: network_client.Probe, layer: network_client.Layer) -> str:
+        host = probe.endpoint.host
+        return layer.detail if host in layer.detail else f"{host}: {layer.detail}"
+
+
+def reachability_of(config: pytest.Config) -> Reachability:
+    """The session's probes of every endpoint any check contacts: run once, on first need, all at once."""
+    found = config.stash.get(REACHABILITY_KEY, None)
+    if found is None:
+        profile = config.stash[PROFILE_KEY].profile
+        endpoints, contexts = network_client.endpoints_of(profile)
+        probes = network_client.probe_all(endpoints, profile.timeouts, profile.tls, contexts)
+        found = config.stash[REACHABILITY_KEY] = Reachability(probes, profile.network.vpn)
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +142,8 @@ def evidence(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def reachability(profile: Profile) -> Reachability:
-    return Reachability(network_client.probe_all(profile.endpoints(), profile.timeouts, profile.tls))
+def reachability(request: pytest.FixtureRequest) -> Reachability:
+    return reachability_of(request.config)
 
 
 @pytest.fixture(scope="session")

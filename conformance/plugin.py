@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -22,9 +23,11 @@ from typing import Any
 import pytest
 from pytest_metadata.plugin import metadata_key
 
+from conformance import graph
 from conformance import report as reports
 from conformance import verdict as verdicts
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
+from conformance.clients.network import endpoints_of
 from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
 from conformance.fleet import parse_run
 from conformance.profile import (
@@ -73,6 +76,10 @@ class RunState:
 
 STATE_KEY = pytest.StashKey[RunState]()
 APPLIES_KEY = pytest.StashKey[str]()  # on a check that applies to the profile: its component
+RUN_PLUGIN = "conformance-run"
+MAX_CAUSE = 200  # characters of a failure quoted by the checks it blocks
+LOADGROUP_INPUT = "conformance_loadgroup"  # workerinput key: the controller switched -n to loadgroup
+XDIST_GROUP_SUFFIX = re.compile(r"@[A-Z0-9]{3}-\d{3}$")  # what --dist loadgroup appends to a grouped check's id
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -142,7 +149,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         _default_report_paths(config, loaded, state)
     _install_signal_handlers(config)
-    config.pluginmanager.register(RunPlugin(config, loaded, state), "conformance-run")
+    if getattr(config.option, "dist", "no") == "load" and not hasattr(config, "workerinput"):
+        # -n N sets --dist load: make it loadgroup, so that each connected part of the dependency graph
+        # (conformance/graph.py) goes to one worker and a check sees its prerequisites' outcomes.
+        config.option.dist = "loadgroup"
+    if getattr(config, "workerinput", {}).get(LOADGROUP_INPUT):
+        config.option.loadgroup = True  # a worker knows --dist from its own arguments only: tell it
+    config.pluginmanager.register(RunPlugin(config, loaded, state), RUN_PLUGIN)
 
 
 def _with_workspace_pod(loaded: LoadedProfile, target: str | None) -> LoadedProfile:
@@ -232,7 +245,7 @@ def _install_signal_handlers(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "endpoint" in metafunc.fixturenames and PROFILE_KEY in metafunc.config.stash:
-        endpoints = metafunc.config.stash[PROFILE_KEY].profile.endpoints()
+        endpoints, _ = endpoints_of(metafunc.config.stash[PROFILE_KEY].profile)
         metafunc.parametrize("endpoint", endpoints, ids=[e.name for e in endpoints])
 
 
@@ -290,9 +303,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         waiver = config.stash[STATE_KEY].waivers.active_for(check_id, item.nodeid)
         if waiver is not None:
             item.add_marker(pytest.mark.xfail(reason=waiver.reason(), strict=False))
+        if config.pluginmanager.hasplugin("xdist") and (graph.prerequisites(check_id) or graph.dependents(check_id)):
+            item.add_marker(pytest.mark.xdist_group(graph.group_of(check_id)))  # --dist loadgroup: one worker
+    items[:] = _prerequisites_first(items)
+
+
+def _prerequisites_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """``items`` with each check after the checks it depends on; otherwise unmoved (stable)."""
+    ids = {item: str(mark.args[0]) for item in items if (mark := item.get_closest_marker("check"))}
+    waiting: dict[str, int] = {}
+    for check_id in ids.values():
+        waiting[check_id] = waiting.get(check_id, 0) + 1
+    placed: list[pytest.Item] = []
+    pending = list(items)
+    while pending:
+        ready = next(
+            (i for i in pending if all(waiting.get(n, 0) == 0 for n in graph.prerequisites(ids.get(i, "")))), None
+        )
+        if ready is None:  # a cycle cannot be declared (tests/test_graph.py); keep the rest as they are
+            return placed + pending
+        pending.remove(ready)
+        placed.append(ready)
+        if ready in ids:
+            waiting[ids[ready]] -= 1
+    return placed
 
 
 # --------------------------------------------------------------------------- running
+
+
+def _cause(exc: BaseException | None, message: str) -> str:
+    """What a failed check found, in one line (what its dependents' ``blocked by`` quotes)."""
+    if isinstance(exc, Blocked):
+        text = exc.reason
+    elif isinstance(exc, NonConformance):
+        text = exc.actual or exc.expected
+    elif isinstance(exc, CannotEvaluate):
+        text = exc.reason
+    else:
+        text = message
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    first = lines[0] if lines else "failed"
+    return first if len(first) <= MAX_CAUSE else first[: MAX_CAUSE - 3] + "..."
 
 
 def _message(call: pytest.CallInfo[None], rep: pytest.TestReport) -> tuple[str, str | None]:
@@ -318,6 +370,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if loaded is None or mark is None:
         return
     exc = call.excinfo.value if call.excinfo else None
+    run = item.config.pluginmanager.get_plugin(RUN_PLUGIN)
+    if isinstance(exc, Blocked) and isinstance(run, RunPlugin):
+        run.to_root(exc)  # blocked by a check that was itself blocked: name the root cause
     if isinstance(exc, NonConformance | CannotEvaluate):
         rep.longrepr = str(exc)  # the message is the whole story; no traceback, no locals
     check_id = str(mark.args[0])
@@ -326,6 +381,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if rep.failed and not isinstance(exc, Blocked):  # a blocked check's fix is its blocker's
         rep.sections.append((f"Remediation [{check_id}]", " ".join(remediation.split())))
     message, blocked_by = _message(call, rep)
+    cause = _cause(exc, message)
     if getattr(rep, "wasxfail", None):  # waived: say by whom and until when, then what failed
         message = f"{rep.wasxfail}\n{message}".strip()
     evidence = reports.bounded(item.stash.get(EVIDENCE_KEY, {})) if rep.when == "call" else {}
@@ -336,6 +392,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             rep.longrepr = index.redact(text)
         rep.sections = [(title, index.redact(body)) for title, body in rep.sections]
         message = index.redact(message)
+        cause = index.redact(cause)
         try:
             evidence = json.loads(index.redact(json.dumps(evidence)))
         except ValueError:  # a secret that spanned JSON syntax: drop the evidence rather than risk it
@@ -347,6 +404,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "message": message,
         "blocked_by": blocked_by,
         "evidence": evidence,
+        "cause": cause,  # for the plugin's blocked-by (not in the JSON results)
+        "blocks": getattr(exc, "blocks", True),
     }
     if evidence:
         from pytest_html import extras  # noqa: PLC0415 - pytest-html is loaded by now
@@ -387,12 +446,39 @@ class RunPlugin:
                 if terminal is not None:
                     terminal.write_line(f"ERROR: {line}", red=True)
             pytest.exit("the profile lacks what the selected checks need", returncode=pytest.ExitCode.USAGE_ERROR)
+        # check id -> (the check at the root of its failure, what that check found, whether it blocks dependents)
+        self.failures: dict[str, tuple[str, str, bool]] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         budget = self.config.getoption("budget")
         if budget is not None and time.time() - float(os.environ[ENV_RUN_STARTED]) > budget:
             pytest.skip(f"not run (budget): the run's budget of {budget:g} s was spent before this check")
+        mark = item.get_closest_marker("check")
+        if mark is not None and not item.get_closest_marker("skip"):
+            self.block_if_needed(str(mark.args[0]))
+
+    def block_if_needed(self, check_id: str) -> None:
+        """Raise :class:`Blocked` at once when a prerequisite failed, or an endpoint this check contacts is down."""
+        for needed in graph.PREREQUISITES.get(check_id, ()):
+            if needed in self.failures and self.failures[needed][2]:
+                raise Blocked(*self.failures[needed][:2])
+        for repeated in graph.DUPLICATES.get(check_id, ()):
+            if repeated in self.failures:
+                raise Blocked(*self.failures[repeated][:2])
+        endpoints = graph.endpoints_for(check_id, self.loaded.profile)
+        if endpoints:
+            from conformance.fixtures import reachability_of  # noqa: PLC0415 - a pytest plugin: pytest imports it first
+
+            reachability = reachability_of(self.config)
+            for name in endpoints:
+                reachability.require(name)
+
+    def to_root(self, exc: Blocked) -> None:
+        """Point ``exc`` at the check that failed on its own, when what it names was itself blocked."""
+        found = self.failures.get(exc.blocked_by) if graph.dependents(exc.blocked_by) else None  # NET: per endpoint
+        if found is not None and found[0] != exc.blocked_by:
+            exc.blocked_by, exc.reason = found[:2]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "wasxfail", None) and report.skipped:
@@ -400,7 +486,12 @@ class RunPlugin:
         info = getattr(report, "conformance", None)
         if info is not None:
             outcome = reports.phase_outcome(report.when, report.outcome, hasattr(report, "wasxfail"))
-            self.state.results.add(report.nodeid, outcome, report.duration, info)
+            nodeid = XDIST_GROUP_SUFFIX.sub("", report.nodeid)  # loadgroup's "@<group>": the same id as without -n
+            self.state.results.add(nodeid, outcome, report.duration, info)
+            if report.failed and report.when in ("setup", "call"):
+                root = info.get("blocked_by") or info["id"]
+                cause = str(info.get("cause") or "failed")
+                self.failures.setdefault(info["id"], (root, cause, bool(info.get("blocks", True))))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -409,6 +500,12 @@ class RunPlugin:
             metadata = self.config.stash[metadata_key]
             _keep_safe_metadata(metadata)
             metadata.update(reports.environment(self.loaded))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """(xdist controller) Tell each worker to group checks when the run distributes by group."""
+        if self.config.getoption("dist", "no") == "loadgroup":
+            node.workerinput[LOADGROUP_INPUT] = True
 
     def pytest_report_header(self) -> list[str]:
         profile = self.loaded.profile

@@ -64,3 +64,33 @@ def test_wait_for_reports_the_last_state_seen() -> None:
         wait_for(lambda: (False, "Pending"), timeout=0.05, describe="PVC becomes Bound", interval=0.01)
     assert info.value.expected == "PVC becomes Bound"
     assert info.value.actual == "after 0.05 s the last state seen was: Pending"
+
+
+def test_expires_in_time_fails_within_the_horizon_warns_within_twice_and_is_silent_beyond() -> None:
+    import datetime as dt
+    import warnings
+
+    from conformance.checks import ConformanceWarning, NonConformance, expires_in_time
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    evidence: dict[str, object] = {}
+    with pytest.raises(NonConformance) as failure:
+        expires_in_time(
+            "the token", now + dt.timedelta(days=3), horizon_days=7, check_id="GIT-002", evidence=evidence,
+            remedy="renew it", now=now,
+        )  # fmt: skip
+    assert "actual:   the token expires on 2026-01-04 00:00 UTC, in 3.0 days" in str(failure.value)
+    assert "expiry horizon (7 days, expiry_horizon_days)" in str(failure.value)
+    assert failure.value.blocks is False  # it still works today: its dependents run
+    assert evidence["days_left"] == 3.0
+    with pytest.warns(ConformanceWarning, match="GIT-002: the token expires on 2026-01-11 00:00 UTC, in 10.0 days"):
+        expires_in_time(
+            "the token", now + dt.timedelta(days=10), horizon_days=7, check_id="GIT-002", evidence={},
+            remedy="renew it", now=now,
+        )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expires_in_time(
+            "the token", now + dt.timedelta(days=20), horizon_days=7, check_id="GIT-002", evidence={},
+            remedy="renew it", now=now,
+        )  # fmt: skip

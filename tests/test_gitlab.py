@@ -206,8 +206,9 @@ def test_expiring_token_unknown_host_key_and_broken_ci(
     gitlab = {"ssh_config": config, "known_hosts": str(empty), "project": "${SANDBOX_GITLAB_BROKEN_PROJECT}"}
     run = run_gitlab("expiring", gitlab)
     _assert(run, "GIT-001", "passed")
-    _assert(run, "GIT-002", "passed")
-    assert "expires in 5 days" in run.check("GIT-002")["evidence"]["warning"]
+    # within the profile's expiry horizon (default 7 days): a failure with the date, which blocks nothing
+    _assert(run, "GIT-002", "failed", "the GitLab token expires on", "expiry horizon (7 days")
+    assert run.check("GIT-002")["evidence"]["days_left"] <= 5
     _assert(run, "GIT-008", "failed", f"a host key for [localhost]:{sandbox_env['SANDBOX_SSH_PORT']}", str(empty))
     _assert(run, "GIT-009", "error", "blocked by GIT-008")
     _assert(run, "GIT-013", "failed", "HARBOR_ROBOT_CREDS_JSON is of type env_var", "F12")
@@ -242,7 +243,7 @@ def test_reporter_and_a_key_gitlab_does_not_know(
     _assert(run, "GIT-013", "error", "needs the Maintainer role")
     _assert(run, "GIT-007", "passed")
     _assert(run, "GIT-009", "failed", "Permission denied (publickey)")
-    _assert(run, "GIT-010", "failed", "Permission denied (publickey)")
+    _assert(run, "GIT-010", "error", "blocked by GIT-009", "Permission denied (publickey)")  # one cause, once
 
 
 API_CHECKS = "token_authenticates or project_access or ci_file_variables or token_not_expired or token_scopes"

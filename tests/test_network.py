@@ -25,6 +25,8 @@ network:
     - {name: expired, url: "${SANDBOX_FAULT_EXPIRED_URL}"}
     - {name: expiring, url: "${SANDBOX_FAULT_EXPIRING_URL}"}
     - {name: http-503, url: "${SANDBOX_FAULT_503_URL}"}
+    - {name: unknown-host-again, url: "https://no-such-host.invalid:8443/"}
+    - {name: ssh, url: "ssh://localhost:${SANDBOX_SSH_PORT}"}
 """
 
 # (check id, endpoint): the check passes there.
@@ -34,6 +36,7 @@ PASSES = [
     ("NET-003", "healthy"),
     ("NET-004", "healthy"),
     ("NET-004", "plain"),
+    ("NET-004", "ssh"),
     ("NET-005", None),
 ]
 # (check id, endpoint, outcome, words of the message): the check fails for this fault.
@@ -46,7 +49,10 @@ FAILS = [
     ("NET-003", "hung", "failed", "TLS: no handshake answer from localhost:"),
     ("NET-004", "http-503", "failed", "HTTP: GET / answered 503 Service Unavailable"),
     ("NET-004", "refused", "error", "blocked by NET-002 (localhost: TCP: connection to 127.0.0.1:"),
-    ("NET-005", None, "failed", "every private endpoint fails at DNS: the VPN is probably down (a heuristic)"),
+    ("NET-004", "hung-ssh", "failed", "SSH: no banner from localhost:"),
+    ("NET-001", "unknown-host-again", "error", "blocked by NET-001 (as endpoint unknown-host on the same host: DNS:"),
+    ("NET-005", None, "failed", "endpoint (2) fails the same way at DNS: no DNS; the VPN is probably down"),
+    ("NET-001", "a", "error", "blocked by NET-005 (every private endpoint (2) fails the same way at DNS"),
 ]
 
 
@@ -55,7 +61,9 @@ def faults_run(tmp_path_factory: pytest.TempPathFactory, sandbox_env: dict[str, 
     from tests.conftest import run_suite
 
     directory = tmp_path_factory.mktemp("net-faults")
-    profile = write_profile(directory, FAULTS_PROFILE)
+    hung_port = sandbox_env["SANDBOX_FAULT_HUNG_URL"].rstrip("/").rsplit(":", 1)[1]
+    text = FAULTS_PROFILE + f'    - {{name: hung-ssh, url: "ssh://localhost:{hung_port}"}}\n'
+    profile = write_profile(directory, text)
     return run_suite("-m", "network", profile=profile, reports=directory / "reports", env=sandbox_env)
 
 
@@ -96,7 +104,7 @@ def runs(faults_run: SuiteRun, vpn_down_run: SuiteRun) -> dict[str, SuiteRun]:
 def test_check_fails_for_its_own_fault(
     runs: dict[str, SuiteRun], check_id: str, endpoint: str | None, outcome: str, words: str
 ) -> None:
-    run = runs["vpn-down" if check_id == "NET-005" else "faults"]
+    run = runs["vpn-down" if check_id == "NET-005" or endpoint == "a" else "faults"]
     record = run.check(check_id, endpoint)
     assert record["outcome"] == outcome
     assert words in record["message"]
@@ -113,11 +121,33 @@ def test_evidence_names_layers_timings_and_certificate(faults_run: SuiteRun) -> 
     assert faults_run.check("NET-004", "healthy")["evidence"]["http_status"] == 200
 
 
-def test_certificate_about_to_expire_passes_with_a_warning(faults_run: SuiteRun) -> None:
-    record = faults_run.check("NET-003", "expiring")
+def test_certificate_expiring_within_the_horizon_fails_with_its_date(faults_run: SuiteRun) -> None:
+    record = faults_run.check("NET-003", "expiring")  # valid for 3 more days; the default horizon is 7
+    assert record["outcome"] == "failed"
+    assert "the certificate of localhost:" in record["message"]
+    assert "expires on 20" in record["message"]
+    assert "expiry horizon (7 days, expiry_horizon_days)" in record["message"]
+    assert faults_run.check("NET-004", "expiring")["outcome"] == "passed"  # it still works today
+
+
+def test_certificate_expiring_beyond_the_horizon_passes_with_a_warning(suite: Any, tmp_path: Path) -> None:
+    profile = write_profile(
+        tmp_path,
+        """
+platform: onprem
+orchestrator: runai
+expiry_horizon_days: 2
+timeouts: {connect: 1, request: 2}
+tls: {ca_bundle: "${SANDBOX_CA_BUNDLE}"}
+network: {endpoints: [{name: expiring, url: "${SANDBOX_FAULT_EXPIRING_URL}"}]}
+""",
+    )
+    run = suite("-m", "network", "-k", "tls", profile=profile)
+    record = run.check("NET-003", "expiring")
     assert record["outcome"] == "passed"
-    assert "expires in 2 days" in record["evidence"]["warning"]
-    assert "NET-003: certificate of localhost expires in 2 days" in faults_run.output
+    assert record["evidence"]["warning"].startswith("the certificate of localhost:")
+    assert 2 < record["evidence"]["days_left"] <= 3
+    assert "NET-003: the certificate of localhost:" in run.output
 
 
 def test_a_hung_endpoint_costs_one_timeout_not_one_per_check(faults_run: SuiteRun) -> None:
@@ -128,8 +158,22 @@ def test_a_hung_endpoint_costs_one_timeout_not_one_per_check(faults_run: SuiteRu
 
 def test_vpn_heuristic_ignores_public_endpoints_and_says_it_is_a_heuristic(vpn_down_run: SuiteRun) -> None:
     record = vpn_down_run.check("NET-005")
-    assert "at least one of the 2 private endpoints accepts a TCP connection" in record["message"]
+    assert "at least one of the 2 private endpoints answers on the network" in record["message"]
     assert "none of a, b does" in record["message"]
+    assert "(a heuristic)" in record["message"]
+    assert "folded under this one" in record["message"]
+    # the private endpoints' failures are folded under it; the public one still fails on its own
+    for endpoint in ("a", "b"):
+        assert vpn_down_run.check("NET-001", endpoint)["blocked_by"] == "NET-005"
+    public = vpn_down_run.check("NET-001", "public")
+    assert public["outcome"] == "failed"
+    assert "public.example.invalid does not resolve" in public["message"]
+
+
+def test_ssh_endpoint_is_greeted_with_its_banner(faults_run: SuiteRun) -> None:
+    evidence = faults_run.check("NET-004", "ssh")["evidence"]
+    assert evidence["ssh_banner"].startswith("SSH-2.0-")
+    assert faults_run.check("NET-003", "ssh")["outcome"] == "skipped"
 
 
 def test_insecure_profile_accepts_an_unknown_ca_and_says_so(suite: Any, tmp_path: Path) -> None:
@@ -166,9 +210,15 @@ def test_onprem_template_with_unreachable_hosts_finishes_within_connect_plus_3s(
     assert run.rc == 1
     assert run.seconds < 5 + 3
     assert "Traceback" not in run.output
-    dns = [c for c in run.results["checks"] if c["id"] == "NET-001"]
-    assert len(dns) == 8
-    assert all(c["outcome"] == "failed" and "does not resolve" in c["message"] for c in dns)
-    later = [c for c in run.results["checks"] if c["id"] in ("NET-002", "NET-003", "NET-004")]
-    assert {c["outcome"] for c in later} == {"error", "skipped"}  # blocked by DNS, or not TLS/HTTP
-    assert all(c["blocked_by"] == "NET-001" for c in later if c["outcome"] == "error")
+    checks = run.results["checks"]
+    vpn = run.check("NET-005")
+    assert vpn["outcome"] == "failed"
+    assert "fails the same way at DNS: no DNS" in vpn["message"]
+    dns = [c for c in checks if c["id"] == "NET-001"]
+    assert len(dns) >= 8  # every endpoint the profile names, and more (the kubeconfig's server when it has one)
+    # one root cause, one failure: every private endpoint's DNS failure is folded under NET-005
+    assert all(c["blocked_by"] in ("NET-005", "NET-001") for c in dns if c["outcome"] == "error")
+    assert not [c["nodeid"] for c in dns if c["outcome"] == "failed" and "private" in c["message"]]
+    later = [c for c in checks if c["id"] in ("NET-002", "NET-003", "NET-004")]
+    assert {c["outcome"] for c in later} <= {"error", "skipped"}  # blocked, or not TLS/HTTP
+    assert all(str(c["blocked_by"]).startswith("NET-") for c in later if c["outcome"] == "error")

@@ -185,8 +185,9 @@ def test_readonly_key_in_a_world_readable_file(tmp_path: Path, sandbox_env: dict
 def test_missing_section_is_named(tmp_path: Path, sandbox_env: dict[str, str]) -> None:
     run = _s3_run(tmp_path, sandbox_env, section="nosuch")
     assert_outcome(run, "OBJ-001", "failed", "has no section [nosuch]", "[conformance], [readonly]")
-    for check_id in OBJ_IDS[1:]:
-        assert_outcome(run, check_id, "error", "cannot evaluate", "no section [nosuch]")
+    for check_id in OBJ_IDS[1:]:  # one failure for one cause: the rest are blocked by it (conformance/graph.py)
+        assert_outcome(run, check_id, "error", "blocked by OBJ-001", "no section [nosuch]")
+        assert run.check(check_id)["blocked_by"] == "OBJ-001"
 
 
 @pytest.mark.parametrize(
@@ -204,8 +205,10 @@ def test_wrong_keys_are_named(
     credentials = _credentials_copy(tmp_path, sandbox_env, 0o600, text)
     run = _s3_run(tmp_path, sandbox_env, section=section, credentials=str(credentials))
     assert_outcome(run, "OBJ-001", "passed")
-    for check_id in OBJ_IDS[1:]:
-        assert_outcome(run, check_id, "error", "refused the credentials", code, meaning, f"[{section}]")
+    assert_outcome(run, "OBJ-002", "error", "refused the credentials", code, meaning, f"[{section}]")
+    for check_id in OBJ_IDS[2:]:  # the same refusal once, not four times
+        assert_outcome(run, check_id, "error", "blocked by OBJ-002", code)
+        assert run.check(check_id)["blocked_by"] == "OBJ-002"
 
 
 def test_missing_bucket_is_named(tmp_path: Path, sandbox_env: dict[str, str]) -> None:
@@ -239,7 +242,7 @@ def test_gcs_malformed_key_from_environment(tmp_path: Path, sandbox_env: dict[st
     first = assert_outcome(run, "OBJ-001", "failed", f"{bad} is not JSON (line 1")
     assert first["evidence"]["chosen_by"] == "GOOGLE_APPLICATION_CREDENTIALS"
     for check_id in OBJ_IDS[1:]:
-        assert_outcome(run, check_id, "error", "cannot evaluate", f"{bad} is not JSON")
+        assert_outcome(run, check_id, "error", "blocked by OBJ-001", f"{bad} is not JSON")
 
 
 def test_gcs_missing_bucket_is_named(tmp_path: Path, sandbox_env: dict[str, str]) -> None:

@@ -94,17 +94,26 @@ def test_cli_v1_and_wrong_project(suite: Any, tmp_path: Path) -> None:
     assert "runai config project conformance" in message(run, "RAI-004")
 
 
-def test_login_expiring_warns_and_a_failed_job(suite: Any, tmp_path: Path) -> None:
-    profile = runai_profile(
+def test_login_expiring_within_the_horizon_fails_and_beyond_it_warns_and_a_failed_job(
+    suite: Any, tmp_path: Path
+) -> None:
+    profile = runai_profile(  # the login expires in 1 day
         tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_EXPIRING}", image="${SANDBOX_RUNAI_FAILING_IMAGE}"
     )
     run = suite(*RAI_SELECT, profile=profile)
     record = run.check("RAI-003")
-    assert record["outcome"] == "passed"
-    assert record["evidence"]["warning"].startswith("the Run:ai login expires in 1.0 days")
+    assert record["outcome"] == "failed"
+    assert "the Run:ai login expires on" in record["message"]
+    assert "expiry horizon (7 days" in record["message"]
+    assert run.check("RAI-004")["outcome"] == "passed"  # it still works today: nothing is blocked by it
     assert run.check("RAI-005")["outcome"] == "failed"
     assert "the job ended with status Failed" in message(run, "RAI-005")
     assert "-rai -p conformance` and the job's log" in message(run, "RAI-005")  # runai describe job NAME -p P
+    profile.write_text(profile.read_text() + "expiry_horizon_days: 0.6\n")
+    run = suite("-m", f"{RAI_ONLY} and not writes", profile=profile)
+    record = run.check("RAI-003")
+    assert record["outcome"] == "passed"
+    assert record["evidence"]["warning"].startswith("the Run:ai login expires on")
 
 
 def test_not_logged_in(suite: Any, tmp_path: Path) -> None:
@@ -115,8 +124,9 @@ def test_not_logged_in(suite: Any, tmp_path: Path) -> None:
     )
     assert run.check("RAI-003")["outcome"] == "failed"
     assert "no id-token" in message(run, "RAI-003")
-    assert run.check("RAI-004")["outcome"] == "error"  # runai list projects cannot authenticate
-    assert "You must be logged in" in message(run, "RAI-004")
+    assert run.check("RAI-004")["outcome"] == "error"  # blocked by the login, not failing again on its own
+    assert run.check("RAI-004")["blocked_by"] == "RAI-003"
+    assert "no id-token" in message(run, "RAI-004")
 
 
 def test_new_cli_all_pass(suite: Any, tmp_path: Path) -> None:

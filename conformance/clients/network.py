@@ -1,26 +1,51 @@
-"""Reach an endpoint layer by layer: DNS, TCP, TLS, HTTP. Reports; never asserts.
+"""Reach an endpoint layer by layer: DNS, TCP, TLS, then the service's greeting. Reports; never asserts.
 
-Every endpoint of a profile is probed once, all at the same time, and the
-result is cached for the session. A probe never takes longer than
+Every endpoint any check will contact (:func:`endpoints_of`: the profile's, plus the API server
+of the kubeconfig and the artifact store MLflow's S3 client is pointed at) is probed once, all at
+the same time, and the result is cached for the session. A probe climbs to the highest layer
+testable without credentials: DNS, TCP, TLS, then the application's own greeting (the HTTP
+status, the SSH banner, the API server's ``/version``). It never takes longer than
 ``connect + request`` seconds, whatever hangs.
+
+Each failed layer says how it failed (:data:`MODES`); when every private endpoint fails the
+same network way (no DNS, refused, dropped, or accepted and silent), the VPN is probably down.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.client
+import json
+import os
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from conformance.checks import Deadline
-from conformance.profile import TLS, Endpoint, Timeouts
+from conformance.graph import GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
+from conformance.profile import TLS, Endpoint, Profile, Timeouts
 
-LAYERS = ("dns", "tcp", "tls", "http")
+LAYERS = ("dns", "tcp", "tls", "app")
+GOOGLE_OAUTH = "https://oauth2.googleapis.com/"  # Google's own token endpoint: public, no VPN
 USER_AGENT = "conformance-suite"
+# How a layer failed. The first five are the network's (what a VPN that is down looks like);
+# "tls" (a certificate refused) and "status" (a 5xx) are answers from the service itself.
+MODES = {
+    "dns": "no DNS",
+    "refused": "refused",
+    "dropped": "connect timed out",
+    "unreachable": "no route",
+    "silent": "accepted and silent",
+    "tls": "certificate refused",
+    "status": "service failing",
+}
+NETWORK_MODES = ("dns", "refused", "dropped", "unreachable", "silent")
 
 
 @dataclass
@@ -29,6 +54,7 @@ class Layer:
     ok: bool | None = None  # None: not attempted (an earlier layer failed) or not applicable
     detail: str = ""
     duration_s: float = 0.0
+    mode: str | None = None  # how it failed (a key of MODES); None when it did not
 
 
 @dataclass
@@ -41,6 +67,12 @@ class Probe:
     def failure(self) -> Layer | None:
         """The first layer that failed, if any."""
         return next((layer for layer in self.layers.values() if layer.ok is False), None)
+
+    @property
+    def network_failure(self) -> Layer | None:
+        """The failed layer, when the network (not the service) failed."""
+        failed = self.failure()
+        return failed if failed is not None and failed.mode in NETWORK_MODES else None
 
 
 def tls_context(tls: TLS) -> ssl.SSLContext:
@@ -103,20 +135,17 @@ def probe(endpoint: Endpoint, timeouts: Timeouts, ctx: ssl.SSLContext) -> Probe:
     host, port = endpoint.host, endpoint.port
     if not endpoint.uses_tls:
         layers["tls"].detail = f"not applicable: {endpoint.scheme}:// has no TLS"
-    if not endpoint.uses_http:
-        layers["http"].detail = f"not applicable: {endpoint.scheme}:// is not HTTP"
-
-    def timed(layer: Layer, started: float, ok: bool, detail: str) -> None:
-        layer.ok, layer.detail, layer.duration_s = ok, detail, round(time.monotonic() - started, 4)
+    if endpoint.scheme == "tcp":
+        layers["app"].detail = "not applicable: tcp:// names no service to greet"
 
     # DNS
     started = time.monotonic()
     try:
         result.addresses = _resolve(host, port, deadline.left(timeouts.connect))
     except (TimeoutError, LookupError) as exc:
-        timed(layers["dns"], started, False, f"DNS: {exc}")
+        _set(layers["dns"], started, False, f"DNS: {exc}", "dns")
         return result
-    timed(layers["dns"], started, True, f"{host} -> {', '.join(result.addresses)}")
+    _set(layers["dns"], started, True, f"{host} -> {', '.join(result.addresses)}")
 
     # TCP
     address = result.addresses[0]
@@ -125,15 +154,17 @@ def probe(endpoint: Endpoint, timeouts: Timeouts, ctx: ssl.SSLContext) -> Probe:
     try:
         sock = socket.create_connection((address, port), timeout=connect_timeout)
     except TimeoutError:
-        timed(layers["tcp"], started, False, f"TCP: connect to {address}:{port} timed out after {connect_timeout:g} s")
+        detail = f"TCP: connect to {address}:{port} timed out after {connect_timeout:g} s"
+        _set(layers["tcp"], started, False, detail, "dropped")
         return result
     except ConnectionRefusedError:
-        timed(layers["tcp"], started, False, f"TCP: connection to {address}:{port} refused")
+        _set(layers["tcp"], started, False, f"TCP: connection to {address}:{port} refused", "refused")
         return result
     except OSError as exc:
-        timed(layers["tcp"], started, False, f"TCP: connect to {address}:{port} failed ({exc.strerror or exc})")
+        detail = f"TCP: connect to {address}:{port} failed ({exc.strerror or exc})"
+        _set(layers["tcp"], started, False, detail, "unreachable")
         return result
-    timed(layers["tcp"], started, True, f"connected to {address}:{port}")
+    _set(layers["tcp"], started, True, f"connected to {address}:{port}")
 
     try:
         conn_sock: socket.socket = sock
@@ -145,64 +176,123 @@ def probe(endpoint: Endpoint, timeouts: Timeouts, ctx: ssl.SSLContext) -> Probe:
                 tls_sock = ctx.wrap_socket(sock, server_hostname=host)
             except TimeoutError:
                 detail = f"TLS: no handshake answer from {host}:{port} within {tls_timeout:g} s"
-                timed(layers["tls"], started, False, detail)
+                _set(layers["tls"], started, False, detail, "silent")
                 return result
             except ssl.SSLError as exc:
-                timed(layers["tls"], started, False, f"TLS: {_tls_failure(exc, host)}")
+                _set(layers["tls"], started, False, f"TLS: {_tls_failure(exc, host)}", "tls")
                 return result
             except OSError as exc:
-                timed(layers["tls"], started, False, f"TLS: connection closed during handshake ({exc.strerror or exc})")
+                detail = f"TLS: connection closed during handshake ({exc.strerror or exc})"
+                _set(layers["tls"], started, False, detail, "tls")
                 return result
             conn_sock = tls_sock
             cert = tls_sock.getpeercert() or {}
             detail = f"{tls_sock.version()}"
             if "notAfter" in cert:
-                days = int((ssl.cert_time_to_seconds(str(cert["notAfter"])) - time.time()) // 86400)
+                seconds_left = ssl.cert_time_to_seconds(str(cert["notAfter"])) - time.time()
+                days = int(seconds_left // 86400)
                 result.evidence["certificate_days_left"] = days
                 result.evidence["certificate_not_after"] = cert["notAfter"]
                 detail += f", certificate valid for {days} more days"
             if ctx.verify_mode == ssl.CERT_NONE:
                 detail += ", NOT VERIFIED (tls.insecure)"
             result.evidence["tls_version"] = tls_sock.version()
-            timed(layers["tls"], started, True, detail)
+            _set(layers["tls"], started, True, detail)
 
         if endpoint.uses_http:
-            started = time.monotonic()
-            http_timeout = deadline.left(timeouts.request)
-            conn_sock.settimeout(http_timeout)
-            conn = http.client.HTTPConnection(host, port, timeout=http_timeout)
-            conn.sock = conn_sock
-            path = endpoint.path
-            try:
-                conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Connection": "close"})
-                response = conn.getresponse()
-                response.read(4096)
-            except TimeoutError:
-                timed(layers["http"], started, False, f"HTTP: no answer to GET {path} within {http_timeout:g} s")
-                return result
-            except (http.client.HTTPException, OSError) as exc:
-                timed(layers["http"], started, False, f"HTTP: GET {path} failed ({type(exc).__name__}: {exc})")
-                return result
-            status = f"{response.status} {response.reason}".strip()
-            result.evidence["http_status"] = response.status
-            server = response.getheader("Server")
-            if server:
-                result.evidence["server"] = server[:80]
-            timed(layers["http"], started, response.status < 500, f"HTTP: GET {path} answered {status}")
+            _greet_http(endpoint, conn_sock, deadline.left(timeouts.request), result)
+        elif endpoint.scheme == "ssh":
+            _greet_ssh(endpoint, conn_sock, deadline.left(timeouts.request), result)
     finally:
         sock.close()
     return result
 
 
-def probe_all(endpoints: Iterable[Endpoint], timeouts: Timeouts, tls: TLS) -> dict[str, Probe]:
-    """Probe every endpoint at once; returns when the slowest is done or timed out."""
+def _greet_http(endpoint: Endpoint, conn_sock: socket.socket, timeout: float, result: Probe) -> None:
+    """GET the endpoint's path: any status below 500 is the service answering."""
+    layer, started, path = result.layers["app"], time.monotonic(), endpoint.path
+    conn_sock.settimeout(timeout)
+    conn = http.client.HTTPConnection(endpoint.host, endpoint.port, timeout=timeout)
+    conn.sock = conn_sock
+    try:
+        conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Connection": "close"})
+        response = conn.getresponse()
+        response.read(4096)
+    except TimeoutError:
+        _set(layer, started, False, f"HTTP: no answer to GET {path} within {timeout:g} s", "silent")
+        return
+    except (http.client.HTTPException, OSError) as exc:
+        _set(layer, started, False, f"HTTP: GET {path} failed ({type(exc).__name__}: {exc})", "status")
+        return
+    status = f"{response.status} {response.reason}".strip()
+    result.evidence["http_status"] = response.status
+    server = response.getheader("Server")
+    if server:
+        result.evidence["server"] = server[:80]
+    _set(layer, started, response.status < 500, f"HTTP: GET {path} answered {status}", "status")
+
+
+def _greet_ssh(endpoint: Endpoint, conn_sock: socket.socket, timeout: float, result: Probe) -> None:
+    """Read the server's identification line (RFC 4253 4.2: it sends ``SSH-2.0-...`` first)."""
+    layer, started = result.layers["app"], time.monotonic()
+    deadline = Deadline.after(timeout)
+    received = b""
+    try:
+        while b"\n" not in received and len(received) < 1024:
+            conn_sock.settimeout(max(deadline.left(), 0.001))
+            chunk = conn_sock.recv(256)
+            if not chunk:
+                break
+            received += chunk
+    except TimeoutError:
+        if not received:
+            _set(
+                layer,
+                started,
+                False,
+                f"SSH: no banner from {endpoint.host}:{endpoint.port} within {timeout:g} s",
+                "silent",
+            )
+            return
+    except OSError as exc:
+        _set(layer, started, False, f"SSH: connection closed before the banner ({exc.strerror or exc})", "status")
+        return
+    lines = received.decode("latin-1").splitlines()
+    banner = next((line.strip() for line in lines if line.startswith("SSH-")), None)
+    if banner is None:
+        shown = received[:60].decode("latin-1", errors="replace").strip() or "nothing"
+        _set(
+            layer,
+            started,
+            False,
+            f"SSH: {endpoint.host}:{endpoint.port} answered {shown!r}, not an SSH banner",
+            "status",
+        )
+        return
+    result.evidence["ssh_banner"] = banner[:80]
+    _set(layer, started, True, f"SSH: banner {banner[:80]}")
+
+
+def _set(layer: Layer, started: float, ok: bool, detail: str, mode: str | None = None) -> None:
+    layer.ok, layer.detail, layer.duration_s = ok, detail, round(time.monotonic() - started, 4)
+    layer.mode = None if ok else mode
+
+
+def probe_all(
+    endpoints: Iterable[Endpoint], timeouts: Timeouts, tls: TLS, contexts: Mapping[str, ssl.SSLContext] | None = None
+) -> dict[str, Probe]:
+    """Probe every endpoint at once; returns when the slowest is done or timed out.
+
+    ``contexts`` gives an endpoint its own TLS trust (the API server: the kubeconfig's CA).
+    """
     endpoints = list(endpoints)
     ctx = tls_context(tls)
+    own = contexts or {}
     results: dict[str, Probe] = {}
     lock = threading.Lock()
 
     def run(endpoint: Endpoint) -> None:
-        outcome = probe(endpoint, timeouts, ctx)
+        outcome = probe(endpoint, timeouts, own.get(endpoint.name, ctx))
         with lock:
             results[endpoint.name] = outcome
 
@@ -216,6 +306,85 @@ def probe_all(endpoints: Iterable[Endpoint], timeouts: Timeouts, tls: TLS) -> di
     for endpoint in endpoints:
         if endpoint.name not in results:
             stuck = Probe(endpoint)
-            stuck.layers["dns"] = Layer("dns", False, "probe did not finish within its time bound")
+            stuck.layers["dns"] = Layer("dns", False, "probe did not finish within its time bound", mode="silent")
             results[endpoint.name] = stuck
-    return results
+    return {e.name: results[e.name] for e in endpoints}  # in the profile's order, whichever finished first
+
+
+# --------------------------------------------------------------------------- what to probe
+
+
+def _kubeconfig(profile: Profile) -> Any:
+    """The kubeconfig the kubernetes section selects, when it names a usable server (else None)."""
+    if profile.kubernetes is None:
+        return None
+    from conformance.clients import kubernetes  # noqa: PLC0415 - reads YAML only; no SDK is imported
+
+    found = kubernetes.find_kubeconfig(profile.kubernetes)
+    if not found.usable or not found.server.startswith(("https://", "http://")):
+        return None  # K8S-001/002 say why
+    return found
+
+
+def _kubernetes_endpoint(profile: Profile, kc: Any) -> Endpoint | None:
+    try:
+        return Endpoint(
+            name=KUBERNETES_API, url=kc.server.rstrip("/") + "/version", private=profile.platform == "onprem"
+        )
+    except ValueError:  # a server URL the Endpoint type refuses: K8S-006 reports what the client makes of it
+        return None
+
+
+def _kubernetes_context(kc: Any, tls: TLS) -> ssl.SSLContext | None:
+    """The trust kubectl would use for the API server: the kubeconfig's own CA, else the profile's."""
+    if kc.insecure:
+        return tls_context(TLS(insecure=True))
+    data = kc.cluster.get("certificate-authority-data")
+    try:
+        if isinstance(data, str) and data:
+            return ssl.create_default_context(cadata=base64.b64decode(data).decode("ascii"))
+        path = kc.cluster.get("certificate-authority")
+        if isinstance(path, str) and path:
+            return ssl.create_default_context(cafile=path)
+    except (ValueError, OSError, ssl.SSLError):  # unusable CA data: the probe then fails TLS with the profile's trust
+        return None
+    return None
+
+
+def _gcp_token_endpoint(profile: Profile) -> Endpoint | None:
+    """The token endpoint (``token_uri``) of the service-account key the GCP client signs in with."""
+    if profile.gcp is None:
+        return None
+    path = profile.gcp.key_file or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    try:
+        data = json.loads(Path(str(path)).read_text(encoding="utf-8")) if path else None
+        uri = data.get("token_uri") if isinstance(data, dict) else None
+        if not isinstance(uri, str) or not uri.startswith("https://"):
+            return None  # no key, or a malformed one: GCP-001/002 say why
+        return Endpoint(name=GCP_OAUTH, url=uri, private=not uri.startswith(GOOGLE_OAUTH))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def endpoints_of(profile: Profile) -> tuple[list[Endpoint], dict[str, ssl.SSLContext]]:
+    """Every endpoint any check will contact, and the TLS trust of those that bring their own."""
+    found = list(profile.endpoints())
+    contexts: dict[str, ssl.SSLContext] = {}
+    names = {e.name for e in found}
+    kc = _kubeconfig(profile)
+    if kc is not None and KUBERNETES_API not in names:
+        endpoint = _kubernetes_endpoint(profile, kc)
+        if endpoint is not None:
+            found.append(endpoint)
+            context = _kubernetes_context(kc, profile.tls)
+            if context is not None:
+                contexts[KUBERNETES_API] = context
+    token = _gcp_token_endpoint(profile)
+    if token is not None and GCP_OAUTH not in names:
+        found.append(token)
+    artifacts = os.environ.get("MLFLOW_S3_ENDPOINT_URL")
+    if profile.mlflow is not None and artifacts and MLFLOW_ARTIFACTS not in names:
+        # The S3 endpoint MLflow's client uploads s3:// artifacts to; not a URL: MLF-005 says what is wrong.
+        with contextlib.suppress(ValueError):
+            found.append(Endpoint(name=MLFLOW_ARTIFACTS, url=artifacts))
+    return found, contexts

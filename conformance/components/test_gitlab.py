@@ -9,18 +9,17 @@ python-gitlab loads only when these checks run (the ``gitlab`` fixture imports t
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
-import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect
+from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time
 from conformance.fixtures import Reachability
 from conformance.profile import GitLab, Profile
 
-TOKEN_WARN_DAYS = 14
 OLD_GITLAB = "personal_access_tokens/self unavailable"  # token_info's key on GitLab before 15.5
 DEVELOPER = 30
 # CI/CD variables the guide's .gitlab-ci.yml reads with `cat $VAR`, so they must be of type File (F12).
@@ -287,7 +286,9 @@ def test_token_authenticates(gitlab: Any, evidence: dict[str, Any]) -> None:
     wherever you keep it: the profile's gitlab.token, GITLAB_TOKEN, and your git credential store.
     """,
 )
-def test_token_not_expired(gitlab: Any, token_info: dict[str, Any] | None, evidence: dict[str, Any]) -> None:
+def test_token_not_expired(
+    gitlab: Any, token_info: dict[str, Any] | None, profile: Profile, evidence: dict[str, Any]
+) -> None:
     hint = "GitLab refuses expired and revoked tokens for the API and for git over HTTPS alike"
     if token_info is None:
         expect(False, expected="the token is active and not expired", actual=gitlab.current_user().summary(), hint=hint)
@@ -307,9 +308,12 @@ def test_token_not_expired(gitlab: Any, token_info: dict[str, Any] | None, evide
         actual=f"active={token.get('active')}, revoked={token.get('revoked')}, expires_at={expires}",
         hint=hint,
     )
-    if days is not None and days < TOKEN_WARN_DAYS:
-        evidence["warning"] = f"the GitLab token expires in {days} days ({expires})"
-        warnings.warn(ConformanceWarning(f"GIT-002: {evidence['warning']}"), stacklevel=1)
+    if expires:  # GitLab's expires_at is a date: the token stops working when that day starts (UTC)
+        when = dt.datetime.combine(dt.date.fromisoformat(expires[:10]), dt.time(), dt.UTC)
+        what, renew = "the GitLab token", "create a new token now and replace the old one where you keep it"
+        expires_in_time(
+            what, when, horizon_days=profile.expiry_horizon_days, check_id="GIT-002", evidence=evidence, remedy=renew
+        )
 
 
 @check(
@@ -358,6 +362,7 @@ def test_project_access(authenticated: Any, project_reply: Any, evidence: dict[s
         expected=f"role Developer (30) or higher on {section.project}",
         actual=f"role {role}, from {access.via}",
         hint="Reporter and Guest may clone but not push",
+        blocks=False,  # the project is visible: the CI checks still read it
     )
 
 

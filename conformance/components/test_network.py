@@ -1,24 +1,27 @@
-"""NET: can this workspace reach every endpoint the profile names?
+"""NET: can this workspace reach every endpoint any check will contact?
 
-Each endpoint is probed once, layer by layer (DNS, TCP, TLS, HTTP), at the
-start of the run; the checks below read that cache. A layer whose
-predecessor failed reports ``blocked by`` it, so one root cause is one
-failure. The checks are parametrised per endpoint by the plugin.
+Each endpoint (the profile's, the kubeconfig's API server, the GitLab SSH port, ...) is probed
+once, layer by layer (DNS, TCP, TLS, then the service's greeting: HTTP status, SSH banner), at
+the start of the run; the checks below read that cache. One root cause is one failure: a layer
+whose predecessor failed reports ``blocked by`` it; an endpoint on a host whose other endpoint
+already failed the same layer the same way is ``blocked by`` that failure; and when every
+private endpoint fails the same network way, NET-005 says the VPN is probably down and the
+private endpoints' failures are folded under it. The checks are parametrised per endpoint by
+the plugin.
 """
 
 from __future__ import annotations
 
-import warnings
+import datetime as dt
+import ssl
 from typing import Any
 
 import pytest
 
-from conformance.checks import ConformanceWarning, check, expect
-from conformance.clients.network import Probe
-from conformance.fixtures import Reachability
+from conformance.checks import Blocked, check, expect, expires_in_time
+from conformance.clients.network import LAYERS, MODES, Probe
+from conformance.fixtures import LAYER_CHECK, Reachability
 from conformance.profile import Endpoint, Profile
-
-CERT_WARN_DAYS = 14
 
 
 def _probe_at(layer: str) -> Any:
@@ -28,10 +31,17 @@ def _probe_at(layer: str) -> Any:
     def fixture(network: Reachability, endpoint: Endpoint, evidence: dict[str, Any]) -> Probe:
         if layer == "tls" and not endpoint.uses_tls:
             pytest.skip(f"not applicable: endpoint {endpoint.name} is {endpoint.scheme}://, without TLS")
-        if layer == "http" and not endpoint.uses_http:
-            pytest.skip(f"not applicable: endpoint {endpoint.name} is {endpoint.scheme}://, not HTTP")
-        network.require(endpoint.name, before=layer)
+        if layer == "app" and endpoint.scheme == "tcp":
+            pytest.skip(f"not applicable: endpoint {endpoint.name} is tcp://, which names no service to greet")
         probe = network.probe(endpoint.name)
+        failed = probe.failure()
+        if failed is not None and LAYERS.index(failed.name) <= LAYERS.index(layer):
+            network.fold(endpoint.name)
+        network.require(endpoint.name, before=layer)
+        same = network.same_cause(endpoint.name, layer)
+        if same is not None and failed is not None:
+            reason = f"as endpoint {same.endpoint.name} on the same host: {network.reason(probe, failed)}"
+            raise Blocked(LAYER_CHECK[layer], reason)
         result = probe.layers[layer]
         evidence.update({"endpoint": endpoint.url, layer: result.detail, f"{layer}_seconds": result.duration_s})
         evidence.update(probe.evidence)
@@ -43,7 +53,7 @@ def _probe_at(layer: str) -> Any:
 dns_probe = _probe_at("dns")
 tcp_probe = _probe_at("tcp")
 tls_probe = _probe_at("tls")
-http_probe = _probe_at("http")
+app_probe = _probe_at("app")
 
 
 @check(
@@ -85,10 +95,11 @@ def test_tcp_connects(tcp_probe: Probe, endpoint: Endpoint) -> None:
     """
     Point the profile's tls.ca_bundle at the CA that signed the server's certificate (on-prem: the
     organisation's root CA bundle). An expired or mismatched certificate is for the platform team to renew.
-    Never work around it with tls.insecure outside a throw-away test.
+    Never work around it with tls.insecure outside a throw-away test. A certificate that expires within the
+    profile's expiry_horizon_days (default 7) fails with its date: ask for it to be renewed now.
     """,
 )
-def test_tls_handshake(tls_probe: Probe, endpoint: Endpoint, evidence: dict[str, Any]) -> None:
+def test_tls_handshake(tls_probe: Probe, endpoint: Endpoint, profile: Profile, evidence: dict[str, Any]) -> None:
     layer = tls_probe.layers["tls"]
     expect(
         layer.ok,
@@ -96,26 +107,33 @@ def test_tls_handshake(tls_probe: Probe, endpoint: Endpoint, evidence: dict[str,
         actual=layer.detail,
         hint="the server's CA is not in tls.ca_bundle, or its certificate is expired or for another name",
     )
-    days = tls_probe.evidence.get("certificate_days_left")
-    if isinstance(days, int) and days < CERT_WARN_DAYS:
-        evidence["warning"] = f"certificate of {endpoint.host} expires in {days} days"
-        warnings.warn(ConformanceWarning(f"NET-003: {evidence['warning']}"), stacklevel=1)
+    not_after = tls_probe.evidence.get("certificate_not_after")
+    if isinstance(not_after, str):
+        expires_in_time(
+            f"the certificate of {endpoint.host}:{endpoint.port}",
+            dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), dt.UTC),
+            horizon_days=profile.expiry_horizon_days,
+            check_id="NET-003",
+            evidence=evidence,
+            remedy="ask the team that runs the service to renew the certificate before it expires",
+        )
 
 
 @check(
     "NET-004",
     """
-    The server is reachable but failing (HTTP 5xx) or not answering. This is on the platform side:
-    send this report to the team that runs the service.
+    The server is reachable but its service is failing (HTTP 5xx, no SSH banner) or not answering. This is
+    on the platform side: send this report to the team that runs the service.
     """,
 )
-def test_http_answers(http_probe: Probe, endpoint: Endpoint) -> None:
-    layer = http_probe.layers["http"]
+def test_service_answers(app_probe: Probe, endpoint: Endpoint) -> None:
+    layer = app_probe.layers["app"]
+    greeting = "an SSH banner (SSH-2.0-...)" if endpoint.scheme == "ssh" else "a status below 500"
     expect(
         layer.ok,
-        expected=f"GET {endpoint.url} answers with a status below 500",
+        expected=f"{endpoint.url} answers with {greeting}",
         actual=layer.detail,
-        hint="the service or its ingress is down, or a proxy in between cannot reach it",
+        hint="the service or its ingress is down, or a proxy or firewall in between holds the connection",
     )
 
 
@@ -126,21 +144,24 @@ def test_http_answers(http_probe: Probe, endpoint: Endpoint) -> None:
     through Pulse Secure) and run again. This is a heuristic; if the VPN is up, read the other NET failures.
     """,
 )
-def test_private_network_reachable(network: Reachability, profile: Profile, evidence: dict[str, Any]) -> None:
-    private = [e for e in profile.endpoints() if e.private]
+def test_private_network_reachable(network: Reachability, evidence: dict[str, Any]) -> None:
+    private = network.private
     if not private:
-        pytest.skip("not applicable: the profile marks no endpoint as private")
-    reached = [e.name for e in private if network.probe(e.name).layers["tcp"].ok]
-    failures = {e.name: network.probe(e.name).failure() for e in private if e.name not in reached}
-    layers = sorted({f.name.upper() for f in failures.values() if f is not None})
-    evidence.update({"private_endpoints": len(private), "reached": reached, "failing_layers": layers})
-    if len(layers) == 1:
-        hint = f"every private endpoint fails at {layers[0]}: {profile.network.vpn} is probably down (a heuristic)"
+        pytest.skip("not applicable: no endpoint of the profile is private")
+    reached = [p.endpoint.name for p in private if p.network_failure is None]
+    failures = {p.endpoint.name: p.network_failure for p in private if p.endpoint.name not in reached}
+    ways = sorted({MODES[str(f.mode)] for f in failures.values() if f is not None})
+    evidence.update({"private_endpoints": len(private), "reached": reached, "failing": ways})
+    verdict = network.vpn_down()
+    if verdict:
+        hint = f"{verdict} (a heuristic); the per-endpoint NET failures are folded under this one"
+    elif len(private) < 2:
+        hint = "only one private endpoint: read its NET failure (one endpoint is no pattern for a VPN)"
     else:
-        hint = f"private endpoints fail at different layers ({', '.join(layers)}), so probably not only the VPN"
+        hint = f"private endpoints fail in different ways ({', '.join(ways)}), so probably not only the VPN"
     expect(
         reached,
-        expected=f"at least one of the {len(private)} private endpoints accepts a TCP connection",
-        actual=f"none of {', '.join(e.name for e in private)} does",
+        expected=f"at least one of the {len(private)} private endpoints answers on the network",
+        actual=f"none of {', '.join(p.endpoint.name for p in private)} does",
         hint=hint,
     )

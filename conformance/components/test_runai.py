@@ -10,16 +10,14 @@ kubeconfig-based CLI, run with ``KUBECONFIG`` set to the kubernetes section's ku
 from __future__ import annotations
 
 import importlib
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect, wait_for
+from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
 from conformance.profile import LoadedProfile, Profile, Runai
 
-LOGIN_WARN_DAYS = 3
 LOGIN_HINT = "Run:ai logins last 30 days on the platform (F5): run `runai login` with KUBECONFIG set to this file"
 NEW_LOGIN_HINT = "run `runai login` (the new CLI keeps its login under ~/.runai/, or RUNAI_CLI_CONFIG_PATH)"
 
@@ -128,11 +126,12 @@ def _generation(cli: Any) -> Any:
     "RAI-003",
     """
     Log in again with `runai login`: the guide's CLI after `export KUBECONFIG=<your kubeconfig>` (open the link,
-    paste the code; a login lasts 30 days on the platform and the suite warns 3 days before it expires), the new
-    CLI as it is (`runai whoami` then shows who you are).
+    paste the code), the new CLI as it is (`runai whoami` then shows who you are). A login lasts 30 days on the
+    platform; within the profile's expiry_horizon_days (default 7) of its end this check fails with the date, and
+    warns within twice that.
     """,
 )
-def test_logged_in(cli: Any, request: pytest.FixtureRequest, evidence: dict[str, Any]) -> None:
+def test_logged_in(cli: Any, request: pytest.FixtureRequest, profile: Profile, evidence: dict[str, Any]) -> None:
     generation = _generation(cli)
     evidence["generation"] = generation
     if generation == _client().NEW:
@@ -171,9 +170,15 @@ def test_logged_in(cli: Any, request: pytest.FixtureRequest, evidence: dict[str,
     days = credential.days_left()
     if credential.expires is not None:
         evidence.update({"expires": f"{credential.expires:%Y-%m-%d %H:%M} UTC", "days_left": round(days, 1)})
-    if days is not None and days < LOGIN_WARN_DAYS:
-        evidence["warning"] = f"the Run:ai login expires in {days:.1f} days"
-        warnings.warn(ConformanceWarning(f"RAI-003: {evidence['warning']}; run `runai login` soon"), stacklevel=1)
+    if credential.expires is not None:
+        expires_in_time(
+            "the Run:ai login",
+            credential.expires,
+            horizon_days=profile.expiry_horizon_days,
+            check_id="RAI-003",
+            evidence=evidence,
+            remedy=LOGIN_HINT,
+        )
 
 
 @pytest.fixture(scope="session")
