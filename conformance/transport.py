@@ -51,6 +51,21 @@ def verify(tls: TLS) -> bool | str:
     return system_store() or True
 
 
+def ssl_context(tls: TLS) -> ssl.SSLContext:
+    """The same trust for code that opens TLS sockets itself: the profile's bundle, else the system store."""
+    if tls.insecure:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if tls.ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(tls.ca_bundle))
+    store = system_store()
+    if store is not None and os.path.isdir(store):
+        return ssl.create_default_context(capath=store)
+    return ssl.create_default_context(cafile=store)  # None: no system store found, OpenSSL's defaults
+
+
 def _variable(environ: Mapping[str, str], name: str) -> str:
     return (environ.get(name.lower()) or environ.get(name.upper()) or "").strip()
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance import transport
 from conformance.checks import Deadline
 from conformance.graph import GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
 from conformance.profile import TLS, Endpoint, Profile, Timeouts
@@ -73,18 +74,6 @@ class Probe:
         """The failed layer, when the network (not the service) failed."""
         failed = self.failure()
         return failed if failed is not None and failed.mode in NETWORK_MODES else None
-
-
-def tls_context(tls: TLS) -> ssl.SSLContext:
-    """The one TLS trust of a run: the profile's CA bundle, else the system store."""
-    if tls.insecure:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        return ctx
-    if tls.ca_bundle is not None:
-        return ssl.create_default_context(cafile=str(tls.ca_bundle))
-    return ssl.create_default_context()
 
 
 def _resolve(host: str, port: int, timeout: float) -> list[str]:
@@ -286,7 +275,7 @@ def probe_all(
     ``contexts`` gives an endpoint its own TLS trust (the API server: the kubeconfig's CA).
     """
     endpoints = list(endpoints)
-    ctx = tls_context(tls)
+    ctx = transport.ssl_context(tls)
     own = contexts or {}
     results: dict[str, Probe] = {}
     lock = threading.Lock()
@@ -338,7 +327,7 @@ def _kubernetes_endpoint(profile: Profile, kc: Any) -> Endpoint | None:
 def _kubernetes_context(kc: Any, tls: TLS) -> ssl.SSLContext | None:
     """The trust kubectl would use for the API server: the kubeconfig's own CA, else the profile's."""
     if kc.insecure:
-        return tls_context(TLS(insecure=True))
+        return transport.ssl_context(TLS(insecure=True))
     data = kc.cluster.get("certificate-authority-data")
     try:
         if isinstance(data, str) and data:
