@@ -51,10 +51,10 @@ def _profile_check(args: argparse.Namespace) -> int:
 
     try:
         loaded = load(args.profile)
+        waivers = load_waivers(loaded.profile.waivers) if loaded.profile.waivers is not None else None
         missing = requirements(loaded.profile)  # every component of its platform and orchestrator
         if missing:
             raise ProfileError([f"{display(loaded.path)}: {line}" for line in missing])
-        waivers = load_waivers(loaded.profile.waivers) if loaded.profile.waivers is not None else None
     except ProfileError as exc:
         return _fail(exc)
     profile = loaded.profile

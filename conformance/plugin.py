@@ -422,6 +422,8 @@ class RunPlugin:
         self.loaded = loaded
         self.state = state
         self.html_report: Any = None  # pytest-html's report data, titled once the verdict is known
+        # check id -> (the check at the root of its failure, what that check found, whether it blocks dependents)
+        self.failures: dict[str, tuple[str, str, bool]] = {}
 
     def _missing(self, components: set[str]) -> list[str]:
         return [f"{display(self.loaded.path)}: {line}" for line in requirements(self.loaded.profile, components)]
@@ -446,8 +448,6 @@ class RunPlugin:
                 if terminal is not None:
                     terminal.write_line(f"ERROR: {line}", red=True)
             pytest.exit("the profile lacks what the selected checks need", returncode=pytest.ExitCode.USAGE_ERROR)
-        # check id -> (the check at the root of its failure, what that check found, whether it blocks dependents)
-        self.failures: dict[str, tuple[str, str, bool]] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -18,6 +18,7 @@ from conformance.clients import kubernetes as kube
 from conformance.profile import TLS, Kubernetes, Timeouts
 from conformance.sandbox.kube_api import simulate_run
 from conformance.sandbox.kubernetes import id_token
+from conformance.sandbox.oidc import jwt, refresh_jwt
 from tests.conftest import write_profile
 
 K8S_IDS = [f"K8S-{n:03d}" for n in range(1, 12)]
@@ -454,3 +455,34 @@ def test_child_processes_get_the_same_file_list(tmp_path: Path) -> None:
     second = _kubeconfig_file(tmp_path / "b", {"v": {"token": "s"}}, None)
     found = kube.find_kubeconfig(None, {"KUBECONFIG": f"{first}:{tmp_path / 'gone'}:{second}"}, tmp_path)
     assert found.environment_value == f"{first}:{second}"
+
+
+@pytest.mark.parametrize(
+    ("refresh", "end", "source"),
+    [
+        ("jwt-in-3-days", 3.0, "the refresh-token's exp"),  # Keycloak: the refresh-token ends with the session
+        ("opaque", None, "unknown: the refresh-token carries no expiry"),
+        ("offline-exp-0", None, "unknown: the refresh-token carries no expiry"),
+        (None, 0.5, "the id-token's exp"),  # no refresh-token: the login ends with the id-token
+    ],
+)
+def test_login_end_is_the_refresh_tokens_not_the_id_tokens(refresh: str | None, end: float | None, source: str) -> None:
+    """An id-token lives minutes to hours and is renewed: the login the user must act on ends with its refresh-token."""
+    now = dt.datetime.now(dt.UTC)
+    tokens = {
+        "jwt-in-3-days": refresh_jwt("https://idp.example/auth/realms/r", now + dt.timedelta(days=3)),
+        "opaque": "d2Vsb3ZlLXRva2Vucy1tYWRlLW9mLXJhbmRvbS1ieXRlcw",
+        "offline-exp-0": jwt({"exp": 0, "typ": "Offline"}),
+    }
+    config = {"id-token": id_token("https://idp.example/auth/realms/r", "me", now + dt.timedelta(hours=12))}
+    config["idp-issuer-url"] = "https://idp.example/auth/realms/r"
+    if refresh is not None:
+        config["refresh-token"] = tokens[refresh]
+    found = kube.credential_of({"auth-provider": {"name": "oidc", "config": config}}, "me")
+    assert found.problem is None
+    assert found.login_end.startswith(source)
+    if end is None:
+        assert found.login_expires is None
+    else:
+        assert found.login_expires is not None
+        assert abs((found.login_expires - now).total_seconds() / 86400 - end) < 0.01

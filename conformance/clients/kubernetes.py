@@ -62,7 +62,9 @@ class Credential:
     plugin_path: str | None = None
     problem: str | None = None
     hint: str | None = None
-    expires: dt.datetime | None = None
+    expires: dt.datetime | None = None  # of the credential sent (an oidc id-token lasts minutes to hours)
+    login_expires: dt.datetime | None = None  # when the login itself ends: what the user must act on
+    login_end: str = ""  # where login_expires comes from, or why it is unknown (evidence)
     refresh: bool = False  # an oidc user whose id-token must be renewed with its refresh-token first
     unavailable: bool = False  # the problem is that something did not answer: the check cannot evaluate
     obtained: str | None = None  # how :func:`obtain` got the credential (evidence; never a secret)
@@ -245,9 +247,42 @@ def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _timestamp(claims: Mapping[str, Any] | None) -> dt.datetime | None:
+    value = (claims or {}).get("exp")
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        return None
+    try:
+        return dt.datetime.fromtimestamp(float(value), dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _login_end(credential: Credential, config: Mapping[str, Any]) -> None:
+    """When the login ends: with a refresh-token, its ``exp`` (Keycloak's are JWTs ending with the session);
+    without one, the id-token's. An id-token that expires within the hour is no news while it can be renewed."""
+    refresh = config.get("refresh-token")
+    if isinstance(refresh, str) and refresh:
+        credential.login_expires = _timestamp(jwt_claims(refresh))
+        credential.login_end = (
+            "the refresh-token's exp"
+            if credential.login_expires is not None
+            else "unknown: the refresh-token carries no expiry (opaque or offline)"
+        )
+    else:
+        credential.login_expires = credential.expires
+        credential.login_end = "the id-token's exp (no refresh-token: the login ends with it)"
+
+
 def _oidc(config: Mapping[str, Any]) -> Credential:
     """client-go's oidc auth-provider, offline half: is the id-token valid, else can it be refreshed?"""
     credential = Credential("oidc id-token (auth-provider oidc, as `runai login` writes it)")
+    try:
+        return _oidc_state(credential, config)
+    finally:
+        _login_end(credential, config)
+
+
+def _oidc_state(credential: Credential, config: Mapping[str, Any]) -> Credential:
     token = config.get("id-token")
     refresh = config.get("refresh-token")
     issuer = config.get("idp-issuer-url")
@@ -510,6 +545,7 @@ def _obtain_oidc(kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts
         if again.problem is None and not again.refresh:
             kc.user = current
             found.expires, found.obtained = again.expires, f"renewed meanwhile by another client in {path}"
+            found.login_expires, found.login_end = again.login_expires, again.login_end
             return
         config = _mapping(_mapping((current or kc.user).get("auth-provider")).get("config"))
         answer = refresh_oidc(config, tls, timeouts)
@@ -534,6 +570,7 @@ def _obtain_oidc(kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts
         claims = jwt_claims(answer.id_token) or {}
         if isinstance(claims.get("exp"), int | float):
             found.expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
+        _login_end(found, {**config, **new})
         found.obtained = f"renewed with the refresh-token and written back to {path}, as kubectl does"
     finally:
         lock.unlink(missing_ok=True)

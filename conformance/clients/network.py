@@ -125,7 +125,7 @@ def probe(endpoint: Endpoint, timeouts: Timeouts, ctx: ssl.SSLContext) -> Probe:
     if not endpoint.uses_tls:
         layers["tls"].detail = f"not applicable: {endpoint.scheme}:// has no TLS"
     if endpoint.scheme == "tcp":
-        layers["app"].detail = "not applicable: tcp:// names no service to greet"
+        layers["app"].detail = "not applicable: tcp:// is a bare port with no service protocol to greet"
 
     # DNS
     started = time.monotonic()

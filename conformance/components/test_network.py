@@ -32,7 +32,9 @@ def _probe_at(layer: str) -> Any:
         if layer == "tls" and not endpoint.uses_tls:
             pytest.skip(f"not applicable: endpoint {endpoint.name} is {endpoint.scheme}://, without TLS")
         if layer == "app" and endpoint.scheme == "tcp":
-            pytest.skip(f"not applicable: endpoint {endpoint.name} is tcp://, which names no service to greet")
+            pytest.skip(
+                f"not applicable: endpoint {endpoint.name} is tcp://, a bare port with no service protocol to greet"
+            )
         probe = network.probe(endpoint.name)
         failed = probe.failure()
         if failed is not None and LAYERS.index(failed.name) <= LAYERS.index(layer):

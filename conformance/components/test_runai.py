@@ -167,13 +167,13 @@ def test_logged_in(cli: Any, request: pytest.FixtureRequest, profile: Profile, e
         actual="; ".join(part for part in (credential.problem, f"`runai list projects`: {listed.summary()}") if part),
         hint=LOGIN_HINT,
     )
-    days = credential.days_left()
     if credential.expires is not None:
-        evidence.update({"expires": f"{credential.expires:%Y-%m-%d %H:%M} UTC", "days_left": round(days, 1)})
-    if credential.expires is not None:
+        evidence["id_token_expires"] = f"{credential.expires:%Y-%m-%d %H:%M} UTC"
+    evidence["login_end"] = credential.login_end
+    if credential.login_expires is not None:  # the login's end, not the short-lived id-token's
         expires_in_time(
             "the Run:ai login",
-            credential.expires,
+            credential.login_expires,
             horizon_days=profile.expiry_horizon_days,
             check_id="RAI-003",
             evidence=evidence,

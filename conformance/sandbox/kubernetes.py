@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -51,7 +49,7 @@ import yaml
 
 from conformance.sandbox import contracts
 from conformance.sandbox.kube_api import FULL, READ_ONLY, Cluster, Identity, KubeApiServer
-from conformance.sandbox.oidc import OidcIssuer
+from conformance.sandbox.oidc import OidcIssuer, jwt, refresh_jwt
 
 if TYPE_CHECKING:
     from conformance.sandbox import Sandbox
@@ -81,7 +79,6 @@ def _b64url(data: bytes) -> str:
 
 def id_token(issuer: str, subject: str, expires: dt.datetime) -> str:
     """A JWT shaped like Run:ai's (Keycloak) id-token. Its signature is random: nobody verifies it here."""
-    header = {"alg": "RS256", "typ": "JWT", "kid": "sandbox"}
     issued = expires - dt.timedelta(days=30)
     payload = {
         "exp": int(expires.timestamp()),
@@ -96,8 +93,7 @@ def id_token(issuer: str, subject: str, expires: dt.datetime) -> str:
         "email": f"{subject}@conformance.example",
         "preferred_username": subject,
     }
-    parts = [_b64url(json.dumps(header).encode()), _b64url(json.dumps(payload).encode()), _b64url(os.urandom(64))]
-    return ".".join(parts)
+    return jwt(payload)
 
 
 def oidc_user(
@@ -115,7 +111,7 @@ def oidc_user(
     if ca_pem is not None:  # a self-hosted control plane's CA, as client-go's idp-certificate-authority-data
         config["idp-certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     if token is not None:
-        config.update({"id-token": token, "refresh-token": refresh or secrets.token_urlsafe(48)})
+        config.update({"id-token": token, "refresh-token": refresh or refresh_jwt(issuer)})
     return {"auth-provider": {"name": "oidc", "config": config}}
 
 
@@ -255,7 +251,9 @@ def start(sandbox: Sandbox) -> None:
         "BADTOKEN": config({"stranger": {"token": secrets.token_urlsafe(32)}}),
         "INSECURE": config({"researcher-token": {"token": static}}, ca_pem=None),
         "EXEC": config({"gke-user": exec_user}),
-        "EXPIRING": config({"runai-researcher": oidc_user(issuer, oidc["expiring"][0])}),
+        "EXPIRING": config(  # the login itself (its refresh-token) ends in a day
+            {"runai-researcher": oidc_user(issuer, oidc["expiring"][0], idp.refresh_token(expires=at + day))}
+        ),
         "EXEC_GARBAGE": config({"gke-user": {"exec": {**exec_user["exec"], "command": str(garbage)}}}),
         "EXPIRED": config(
             {"runai-researcher": oidc_user(issuer, oidc["expired"][0], idp.refresh_token("token-refresh-inactive"))}

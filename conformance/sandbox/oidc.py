@@ -16,6 +16,10 @@ The realm lives under ``/auth/realms/<realm>``, the path of the Keycloak behind 
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import json
+import os
 import secrets
 import threading
 import urllib.parse
@@ -80,6 +84,38 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
+LOGIN_DAYS = 30  # refresh_expires_in of the token transcript: Run:ai's login lasts 30 days
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def jwt(claims: dict[str, Any]) -> str:
+    """A JWT with these claims. Its signature is random: nobody verifies it here."""
+    header = {"alg": "HS256" if claims.get("typ") == "Refresh" else "RS256", "typ": "JWT", "kid": "sandbox"}
+    return ".".join(
+        (_b64url(json.dumps(header).encode()), _b64url(json.dumps(claims).encode()), _b64url(os.urandom(32)))
+    )
+
+
+def refresh_jwt(issuer: str, expires: dt.datetime | None = None) -> str:
+    """A refresh-token shaped like Keycloak's: a JWT of ``typ`` Refresh whose ``exp`` is the end of the login
+    (keycloak/keycloak ``services/.../TokenManager.java``, v24: the session's idle/max lifespan)."""
+    end = expires or dt.datetime.now(dt.UTC) + dt.timedelta(days=LOGIN_DAYS)
+    return jwt(
+        {
+            "exp": int(end.timestamp()),
+            "iat": int(dt.datetime.now(dt.UTC).timestamp()),
+            "jti": secrets.token_hex(16),
+            "iss": issuer,
+            "aud": issuer,
+            "typ": "Refresh",
+            "azp": "runai-cli",
+        }
+    )
+
+
 class OidcIssuer(LoopbackServer):
     """The issuer at ``<url>/auth/realms/<realm>``; refresh-tokens are registered by the sandbox."""
 
@@ -96,9 +132,9 @@ class OidcIssuer(LoopbackServer):
     def issuer(self) -> str:
         return f"{self.url}{self.realm_path}"
 
-    def refresh_token(self, refusal: str | None = None) -> str:
-        """A new refresh-token: valid, or refused with transcript ``refusal``."""
-        token = secrets.token_urlsafe(48)
+    def refresh_token(self, refusal: str | None = None, expires: dt.datetime | None = None) -> str:
+        """A new refresh-token (ending at ``expires``, default in 30 days): valid, or refused with ``refusal``."""
+        token = refresh_jwt(self.issuer, expires)
         with self.lock:
             if refusal is None:
                 self.valid.add(token)
