@@ -97,8 +97,8 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "GIT-009": ("gitlab-ssh",),
     "GIT-010": ("gitlab-ssh",),
     **dict.fromkeys(_K8S_API, (KUBERNETES_API,)),
-    "RAI-004": (KUBERNETES_API,),  # the Run:ai CLI v2 talks to the kubeconfig's server
-    "RAI-005": (KUBERNETES_API,),
+    # The Run:ai CLI talks to the kubeconfig's server: RAI-003 lets it read once (runai list projects).
+    **dict.fromkeys(("RAI-003", "RAI-004", "RAI-005"), (KUBERNETES_API,)),
     **dict.fromkeys(("REG-002", "REG-003", "REG-004", "REG-005"), ("registry",)),
     **dict.fromkeys(("OBJ-002", "OBJ-003", "OBJ-004", "OBJ-005"), ("object_storage",)),
     **dict.fromkeys(("MLF-001", "MLF-002", "MLF-003", "MLF-004", "MLF-006"), ("mlflow",)),

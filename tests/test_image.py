@@ -177,7 +177,9 @@ def test_relocate_rewrites_the_sandbox_programs_for_this_machine(
     tools = tmp_path / "workspace-tools"
     tools.mkdir()
     state = tmp_path / "sandbox-env.json"
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")  # the new CLI's login copies it
     host = {"SANDBOX_DIR": str(tmp_path), "SANDBOX_WORKSPACE_TOOLS": str(tools), "SANDBOX_MLFLOW_USER": "u"}
+    host["SANDBOX_KUBECONFIG"] = str(tmp_path / "kubeconfig")
     state.write_text(json.dumps({**host, "SANDBOX_WORKSPACE_AWS": "/host/venv/bin/aws"}))
     monkeypatch.setattr("conformance.sandbox.workspace.shutil.which", lambda _name: None)  # no kubectl, no aws
     monkeypatch.setattr(workspace, "sys", type("NoVenv", (), {"executable": str(tmp_path / "python")}))
@@ -192,6 +194,7 @@ def test_relocate_rewrites_the_sandbox_programs_for_this_machine(
     version = subprocess.run([str(runai), "version"], capture_output=True, text=True, timeout=30, check=True)
     assert "Version:" in version.stdout
     assert Path(env["SANDBOX_RUNAI_V1_CLI"]).is_file()
+    assert Path(env["SANDBOX_RUNAI_NEW_CLI"]).is_file()  # every generation, rewritten too
     assert env["SANDBOX_WORKSPACE_KUBECTL"] == str(tools / "kubectl")
     assert env["SANDBOX_WORKSPACE_AWS"] == str(tools / "aws")
     aws = subprocess.run([str(tools / "aws"), "--version"], capture_output=True, text=True, timeout=30, check=True)

@@ -66,7 +66,8 @@ def test_every_other_check_that_needs_the_network_is_blocked_by_it(down: tuple[s
     assert {"GIT-001", "GIT-009", "K8S-006", "K8S-011", "RAI-004", "RAI-005", "REG-002", "OBJ-002", "MLF-001"} <= ids
     probed = {c["nodeid"].rsplit("[", 1)[-1].rstrip("]") for c in checks if c["id"] == "NET-001"}
     assert {"kubernetes", "gitlab-ssh", "gitlab", "registry", "object_storage", "mlflow"} <= probed
-    assert f"NET-005 blocks {len(blocked)} check(s)" in run.output  # the terminal folds them under it
+    assert "root cause 1: NET-005" in run.output  # the terminal verdict folds them under it
+    assert f"    blocks {len(blocked)}: " in run.output
     slow = [c["nodeid"] for c in blocked if c["duration_s"] >= 0.5]
     assert len(slow) <= 1, slow  # the first to ask waits for the probes; the rest are blocked at once
 
