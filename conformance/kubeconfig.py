@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from conformance import files
 
 CODER_KUBECONFIG = "/home/coder/.runai_config/runai-sso.yaml"  # Coder workspaces (kapitan-hull-admin)
@@ -54,7 +52,7 @@ class Loaded:
     consulted: list[str] = field(default_factory=list)  # every file looked at, in precedence order
     files: list[Path] = field(default_factory=list)  # the files read and merged, in precedence order
     modes: dict[Path, int] = field(default_factory=dict)
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = field(default=None, repr=False)  # credentials inside: never in a repr
     problem: str | None = None  # nothing to read, or a file that does not parse: one line naming it
     origins: dict[tuple[str, str], Path] = field(default_factory=dict)  # (list key, entry name) -> file
 
@@ -68,21 +66,12 @@ class Loaded:
         return os.pathsep.join(str(path) for path in self.files)
 
 
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "invalid YAML"
-    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-    return f"{at}YAML syntax error: {problem}"
-
-
 def parse_file(text: str) -> tuple[dict[str, Any] | None, str | None]:
     """One file: (mapping, None) or (None, what is wrong in one line). An empty file is an empty config."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return None, yaml_problem(exc)
-    except RecursionError:
-        return None, "YAML nested too deeply to be a kubeconfig"
+    try:  # strictly, as kubectl's YAML reader: duplicate keys, impossible dates, huge integers, alias bombs
+        data = files.parse_yaml(text, "YAML")
+    except files.FileProblem as exc:
+        return None, str(exc).removeprefix("YAML: ")
     if data is None:
         return {}, None
     if not isinstance(data, dict):

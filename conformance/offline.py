@@ -19,8 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from conformance import kubeconfig
 from conformance.profile import Profile
 
 PLACEHOLDER = re.compile(r"<[a-z][a-z0-9_-]*>|change-me")  # the templates' <your-name>, init's change-me
@@ -86,10 +85,9 @@ def kube_context(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
         if text is None:
             continue
         read_any = True
-        try:
-            data: Any = yaml.safe_load(text)
-        except yaml.YAMLError:
-            yield f"warning: kubernetes.context: {path} is not valid YAML (K8S-001 will say where)"
+        data, problem = kubeconfig.parse_file(text)  # the same strict reading as the run's
+        if problem is not None:
+            yield f"warning: kubernetes.context: {path} is not a usable kubeconfig (K8S-001 will say where)"
             continue
         if not isinstance(data, dict):
             continue

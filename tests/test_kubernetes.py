@@ -486,3 +486,15 @@ def test_login_end_is_the_refresh_tokens_not_the_id_tokens(refresh: str | None, 
     else:
         assert found.login_expires is not None
         assert abs((found.login_expires - now).total_seconds() / 86400 - end) < 0.01
+
+
+def test_kubeconfig_objects_never_show_credentials_in_a_repr() -> None:
+    """``-l`` prints the locals of a failing frame: the loaded kubeconfig, the user entry, a renewal's answer."""
+    canary = "canary-token-5f1d8e"
+    kc = kube.Kubeconfig(path=None, source="test")
+    kc.user = {"token": canary}
+    kc.data = {"users": [{"name": "u", "user": {"token": canary}}]}
+    found = kube.Credential("static token", entry={"token": canary})
+    answer = kube.TokenAnswer(id_token=canary, refresh_token=canary)
+    for shown in (kc, found, answer):
+        assert canary not in repr(shown)

@@ -427,8 +427,8 @@ class GitLabClient:
         verify = tls_verify(self.tls)
         if verify is False:
             env["GIT_SSL_NO_VERIFY"] = "1"
-        elif isinstance(verify, str):
-            env["GIT_SSL_CAINFO"] = verify
+        elif isinstance(verify, str):  # the system store may be a folder of hashed certificates
+            env["GIT_SSL_CAPATH" if os.path.isdir(verify) else "GIT_SSL_CAINFO"] = verify
         askpass = directory / "askpass"
         askpass.write_text(ASKPASS)
         askpass.chmod(0o700)

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from conformance import files
 from conformance import kubeconfig as kubeconfig_files
 from conformance.checks import CannotEvaluate, NonConformance, wait_for
 from conformance.cleanup import Swept, eligible
@@ -68,7 +69,7 @@ class Credential:
     refresh: bool = False  # an oidc user whose id-token must be renewed with its refresh-token first
     unavailable: bool = False  # the problem is that something did not answer: the check cannot evaluate
     obtained: str | None = None  # how :func:`obtain` got the credential (evidence; never a secret)
-    entry: dict[str, Any] | None = None  # the user entry the kubernetes client gets, once obtained
+    entry: dict[str, Any] | None = field(default=None, repr=False)  # the user entry the client gets (secrets)
 
     def days_left(self, at: dt.datetime | None = None) -> float | None:
         if self.expires is None:
@@ -83,12 +84,12 @@ class Kubeconfig:
     path: Path | None
     source: str
     consulted: list[str] = field(default_factory=list)
-    data: dict[str, Any] | None = None
+    data: dict[str, Any] | None = field(default=None, repr=False)  # the merged file: credentials inside
     problem: str | None = None  # missing, unreadable or malformed: nothing else can be read
     context_name: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
     cluster: dict[str, Any] = field(default_factory=dict)
-    user: dict[str, Any] = field(default_factory=dict)
+    user: dict[str, Any] = field(default_factory=dict, repr=False)  # tokens, keys: never in a repr
     user_name: str | None = None
     context_problem: str | None = None
     files: list[Path] = field(default_factory=list)  # every file read and merged, in precedence order
@@ -398,8 +399,8 @@ def credential_of(
 class TokenAnswer:
     """What the issuer's token endpoint answered to a refresh (secrets: never shown)."""
 
-    id_token: str | None = None
-    refresh_token: str | None = None
+    id_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
     problem: str | None = None
     refused: bool = False  # the issuer answered with an OAuth error: the login is over
 
@@ -512,22 +513,23 @@ def _lock(path: Path, timeouts: Timeouts) -> Path:
 
 def _persist(path: Path, user_name: str, new: Mapping[str, str]) -> dict[str, Any] | None:
     """Write the new tokens into ``user_name``'s auth-provider config in ``path``; its user entry after."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yaml.safe_load(files.read_utf8(path))
     entry = next((e for e in data.get("users") or [] if isinstance(e, dict) and e.get("name") == user_name), None)
     if entry is None:
         return None
     config = entry["user"]["auth-provider"].setdefault("config", {})
     config.update(new)
-    temporary = path.with_name(f".{path.name}.conformance-{os.getpid()}")
-    fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, stat.S_IMODE(path.stat().st_mode))
+    target = path.resolve()  # through a symlink, as client-go writes: the link stays a link
+    temporary = target.with_name(f".{target.name}.conformance-{os.getpid()}")
+    fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, stat.S_IMODE(target.stat().st_mode))
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         yaml.safe_dump(data, out, sort_keys=False)
-    os.replace(temporary, path)
+    os.replace(temporary, target)
     return dict(entry["user"])
 
 
 def _current_user(path: Path, user_name: str) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = yaml.safe_load(files.read_utf8(path))
     for entry in (data or {}).get("users") or []:
         if isinstance(entry, dict) and entry.get("name") == user_name and isinstance(entry.get("user"), dict):
             return dict(entry["user"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
-import json
 import os
 import socket
 import ssl
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance import transport
+from conformance import files, transport
 from conformance.checks import Deadline
 from conformance.graph import GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
 from conformance.profile import TLS, Endpoint, Profile, Timeouts
@@ -334,7 +333,7 @@ def _kubernetes_context(kc: Any, tls: TLS) -> ssl.SSLContext | None:
             return ssl.create_default_context(cadata=base64.b64decode(data).decode("ascii"))
         path = kc.cluster.get("certificate-authority")
         if isinstance(path, str) and path:
-            return ssl.create_default_context(cafile=path)
+            return ssl.create_default_context(cadata=files.read_text(Path(path), "certificate-authority"))
     except (ValueError, OSError, ssl.SSLError):  # unusable CA data: the probe then fails TLS with the profile's trust
         return None
     return None
@@ -346,12 +345,12 @@ def _gcp_token_endpoint(profile: Profile) -> Endpoint | None:
         return None
     path = profile.gcp.key_file or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     try:
-        data = json.loads(Path(str(path)).read_text(encoding="utf-8")) if path else None
+        data = files.read_json_object(Path(str(path)), "service-account key") if path else None
         uri = data.get("token_uri") if isinstance(data, dict) else None
         if not isinstance(uri, str) or not uri.startswith("https://"):
             return None  # no key, or a malformed one: GCP-001/002 say why
         return Endpoint(name=GCP_OAUTH, url=uri, private=not uri.startswith(GOOGLE_OAUTH))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, ValueError):  # files.FileProblem is a ValueError: GCP-001/002 name the file's problem
         return None
 
 

@@ -255,8 +255,9 @@ class RunaiCli:
         """Run the CLI, bounded by ``limit`` seconds (default: the profile's connect + request timeouts)."""
         argv = [str(self.cli.path), *args]
         env = dict(os.environ)
-        if self.kubeconfig.path is not None:
-            env["KUBECONFIG"] = str(self.kubeconfig.path)
+        value = self.kubeconfig.environment_value or (str(self.kubeconfig.path) if self.kubeconfig.path else None)
+        if value is not None:
+            env["KUBECONFIG"] = value  # every file merged, in order: the same user and context as the K8S checks
         limit = limit or self.timeouts.connect + self.timeouts.request
         started = time.monotonic()
         try:
