@@ -166,6 +166,17 @@ def _refers_to(check: Check, ref: str) -> bool:
     return ref in (check.label, check.id)
 
 
+def _blocker(problems: list[Check], ref: str, check: Check) -> Check | None:
+    """The failed check ``ref`` names; of a parametrised one (NET-001[...]), the endpoint the message names."""
+    candidates = [c for c in problems if _refers_to(c, ref)]
+    host = check.message.partition("(")[2].split(":")[0].strip()  # "blocked by NET-001 (<host>: <detail>)"
+    for candidate in candidates:
+        endpoint = candidate.label[len(candidate.id) :].strip("[]")
+        if (endpoint and endpoint in check.message) or (host and host in candidate.message):
+            return candidate
+    return candidates[0] if candidates else None
+
+
 def build(run: Run, document: Mapping[str, Any]) -> Verdict:
     problems = [c for c in run.checks if c.outcome in PROBLEMS]
     causes: list[RootCause] = []
@@ -184,15 +195,26 @@ def build(run: Run, document: Mapping[str, Any]) -> Verdict:
         if not check.blocked_by:
             continue
         ref, seen = check.blocked_by, set()
+        blocker = None
         while True:  # follow the chain to a check that is not itself blocked
-            blocker = by_label.get(ref) or next((c for c in problems if _refers_to(c, ref)), None)
+            blocker = by_label.get(ref) or _blocker(problems, ref, check)
             if blocker is None or not blocker.blocked_by or ref in seen:
                 break
             seen.add(ref)
             ref = blocker.blocked_by
-        owner = next((rc for rc in causes if any(_refers_to(c, ref) for c in (rc.check, *rc.same))), None)
-        if owner is None:  # the blocker is not in this run (deselected) or did not fail here
-            stand_in = Check(ref, "", ref, check.component, "error", f"{ref} is not in this run", "", None)
+        owner = None
+        if blocker is not None:
+            owner = next((rc for rc in causes if any(c is blocker for c in (rc.check, *rc.same))), None)
+        if owner is None:
+            owner = next((rc for rc in causes if any(_refers_to(c, ref) for c in (rc.check, *rc.same))), None)
+        if owner is None:  # the blocker is not in this run (deselected), is waived, or did not fail here
+            known = next((c for c in run.checks if _refers_to(c, ref)), None)
+            why = (
+                f"{ref} is waived in this run: the checks that need it could not run"
+                if known is not None and known.outcome == "xfailed"
+                else f"{ref} is not in this run"
+            )
+            stand_in = Check(ref, "", ref, check.component, "error", why, "", None)
             owner = RootCause(stand_in)
             causes.append(owner)
         owner.blocked.append(check)

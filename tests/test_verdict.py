@@ -164,3 +164,18 @@ def test_proofs_show_their_evidence_or_why_not_once() -> None:
     assert buckets.count(same) == 1
     assert "<dt>why</dt><dd>the same</dd>" in buckets
     assert 'data-proof="MLflow run logged and read back"' not in page  # not in this run: no empty box
+
+
+def test_a_blocked_check_folds_under_its_own_endpoints_failure_and_a_waived_blocker_is_named() -> None:
+    found = build(
+        record("NET-001", "failed", "actual: git.example: does not resolve", param="gitlab"),
+        record("NET-001", "failed", "actual: reg.example: does not resolve", param="registry"),
+        record("NET-002", "error", "blocked by NET-001 (reg.example: does not resolve)", "NET-001", param="registry"),
+        record("K8S-005", "xfailed", "waived by ops until 2027-01-01"),
+        {**record("K8S-006", "error", "blocked by K8S-005 (expired)", "K8S-005"), "component": "kubernetes"},
+    )
+    causes = {c.check.label: [b.label for b in c.blocked] for c in found.root_causes}
+    assert causes["NET-001[registry]"] == ["NET-002[registry]"]
+    assert causes["NET-001[gitlab]"] == []
+    waived = next(c for c in found.root_causes if c.check.id == "K8S-005")
+    assert waived.check.message == "K8S-005 is waived in this run: the checks that need it could not run"
