@@ -453,3 +453,24 @@ def test_scrub_hides_the_token_in_every_form(sandbox_env: dict[str, str]) -> Non
     assert token not in text
     assert "Zm9vOmJhcg==" not in text
     assert text.count("********") == 3
+
+
+def test_variables_are_read_from_every_page_and_their_values_dropped() -> None:
+    """GitLab lists at most 100 variables a page: a File variable on page 2 still counts."""
+    pages = {
+        1: [{"key": f"V{i}", "value": "value-kept-secret", "variable_type": "env_var"} for i in range(100)],
+        2: [{"key": "HARBOR_ROBOT_CREDS_JSON", "value": "value-kept-secret", "variable_type": "file"}],
+    }
+    asked: list[dict[str, Any]] = []
+
+    def get(path: str, **query: Any) -> client.Reply:
+        asked.append(query)
+        return client.Reply(200, pages.get(query.get("page", 1), []))
+
+    api = object.__new__(client.GitLabClient)
+    api.get = get  # type: ignore[method-assign] # the API stand-in: two pages
+    reply = api._variables("/projects/1/variables")
+    assert asked == [{"per_page": 100}, {"per_page": 100, "page": 2}]
+    assert len(reply.data) == 101
+    assert reply.data[-1] == {"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "file"}
+    assert "value-kept-secret" not in json.dumps(reply.data)

@@ -247,6 +247,10 @@ def _base_environment() -> dict[str, str]:
 # --------------------------------------------------------------------------- client
 
 
+PER_PAGE = 100  # GitLab's largest page
+MAX_PAGES = 20  # 2,000 variables per level: more than any project has; each page one bounded request
+
+
 class GitLabClient:
     def __init__(self, section: GitLab, profile: Profile, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
@@ -332,14 +336,21 @@ class GitLabClient:
         return self.get(f"/projects/{self.project_id}")
 
     def _variables(self, path: str) -> Reply:
-        """A variables listing; values are dropped on arrival (only key and type are kept)."""
-        reply = self.get(path, per_page=100)
-        if reply.ok and isinstance(reply.data, list):
-            reply.data = [
+        """A variables listing, every page (at most ``MAX_PAGES``); values are dropped on arrival."""
+        found: list[dict[str, Any]] = []
+        reply = self.get(path, per_page=PER_PAGE)
+        for page in range(2, MAX_PAGES + 2):
+            if not reply.ok or not isinstance(reply.data, list):
+                return reply
+            found += [
                 {"key": v.get("key"), "variable_type": v.get("variable_type")}
                 for v in reply.data
                 if isinstance(v, dict)
             ]
+            if len(reply.data) < PER_PAGE or page > MAX_PAGES:
+                break
+            reply = self.get(path, per_page=PER_PAGE, page=page)
+        reply.data = found
         return reply
 
     def variable_levels(self, project: Mapping[str, Any]) -> list[VariableLevel]:
