@@ -498,3 +498,20 @@ def test_kubeconfig_objects_never_show_credentials_in_a_repr() -> None:
     answer = kube.TokenAnswer(id_token=canary, refresh_token=canary)
     for shown in (kc, found, answer):
         assert canary not in repr(shown)
+
+
+def test_exec_plugin_runs_once_per_run_so_every_token_sent_is_one_the_redaction_knows(tmp_path: Path) -> None:
+    """A plugin minting a new token per call (aws eks get-token, kubelogin): the client reuses the first."""
+    counter = tmp_path / "calls"
+    plugin = _plugin(
+        tmp_path,
+        f'echo x >> {counter}; n=$(wc -l < {counter}); echo "{{\\"kind\\":\\"ExecCredential\\",'
+        '\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",\\"status\\":{\\"token\\":\\"minted-$n\\"}}"',
+    )
+    kc = kube.Kubeconfig(path=None, source="test")
+    kc.user_name = "u"
+    kc.user = {"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin)}}
+    first = kube.obtain(kc, kube.credential(kc), TLS(), Timeouts(connect=1, request=2))
+    again = kube.obtain(kc, kube.credential(kc), TLS(), Timeouts(connect=1, request=2))  # the client's connect
+    assert first.entry == again.entry == {"token": "minted-1"}
+    assert counter.read_text().count("x") == 1

@@ -642,6 +642,9 @@ def run_exec_plugin(
     return parse_exec_credential(done.stdout, api_version)
 
 
+_EXEC_RESULTS: dict[tuple[str, str, str], tuple[dict[str, Any] | None, str | None]] = {}
+
+
 def obtain(
     kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts, environ: Mapping[str, str] | None = None
 ) -> Credential:
@@ -656,7 +659,12 @@ def obtain(
         if found.refresh:
             _obtain_oidc(kc, found, tls, timeouts)
         if found.problem is None and isinstance(kc.user.get("exec"), dict):
-            status, problem = run_exec_plugin(kc.user["exec"], kc, timeouts, env)
+            # Once per process, like kubectl's in-memory cache: a plugin that mints a new token per call
+            # would otherwise put a token into the run that the redaction list never saw.
+            key = (json.dumps(kc.user["exec"], sort_keys=True, default=str), str(kc.user_file()), str(kc.user_name))
+            status, problem = _EXEC_RESULTS.get(key) or run_exec_plugin(kc.user["exec"], kc, timeouts, env)
+            if status is not None:
+                _EXEC_RESULTS[key] = (status, None)
             if status is None:
                 found.problem = f"getting credentials: {problem}"
                 found.hint = (
