@@ -515,3 +515,23 @@ def test_exec_plugin_runs_once_per_run_so_every_token_sent_is_one_the_redaction_
     again = kube.obtain(kc, kube.credential(kc), TLS(), Timeouts(connect=1, request=2))  # the client's connect
     assert first.entry == again.entry == {"token": "minted-1"}
     assert counter.read_text().count("x") == 1
+
+
+def test_oidc_renewal_takes_the_runs_trust_and_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """client-go renews through HTTPS_PROXY (NO_PROXY exempting) and with the trust the rest of the run has."""
+    import urllib3
+
+    issuer = "https://idp.example/auth/realms/r"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    pool = kube._issuer_pool({}, TLS(insecure=True), issuer)
+    assert isinstance(pool, urllib3.ProxyManager)
+    assert pool.proxy is not None
+    assert pool.proxy.host == "proxy.example"
+    assert pool.connection_pool_kw["cert_reqs"] == "CERT_NONE"
+    monkeypatch.setenv("NO_PROXY", ".example")
+    direct = kube._issuer_pool({}, TLS(), issuer)
+    assert not isinstance(direct, urllib3.ProxyManager)
+    assert direct.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"

@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import ssl
 import stat
 import subprocess
 import threading
@@ -36,7 +35,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from conformance import files
+from conformance import files, transport
 from conformance import kubeconfig as kubeconfig_files
 from conformance.checks import CannotEvaluate, NonConformance, wait_for
 from conformance.cleanup import Swept, eligible
@@ -439,21 +438,27 @@ def parse_token_response(status: int, body: bytes) -> TokenAnswer:
     return TokenAnswer(id_token=id_token, refresh_token=refresh if isinstance(refresh, str) and refresh else None)
 
 
-def _issuer_pool(config: Mapping[str, Any], tls: TLS) -> Any:
+def _issuer_pool(config: Mapping[str, Any], tls: TLS, url: str) -> Any:
+    """The issuer's trust as client-go has it (the entry's idp-certificate-authority, else the run's one trust),
+    through ``HTTPS_PROXY`` unless ``NO_PROXY`` exempts the issuer (client-go's ProxyFromEnvironment)."""
     import urllib3  # noqa: PLC0415 - loaded with the client
 
     ca_data = config.get("idp-certificate-authority-data")
     ca_file = config.get("idp-certificate-authority")
+    options: dict[str, Any]
     if isinstance(ca_data, str) and ca_data:
         try:
-            pem = base64.b64decode(ca_data).decode()
+            options = {"cert_reqs": "CERT_REQUIRED", "ca_cert_data": base64.b64decode(ca_data).decode()}
         except (binascii.Error, ValueError):
             raise CannotEvaluate("idp-certificate-authority-data in the kubeconfig is not base64") from None
-        return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_cert_data=pem)
-    if isinstance(ca_file, str) and ca_file:
-        return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=ca_file)
-    bundle = str(tls.ca_bundle) if tls.ca_bundle else _system_cafile()
-    return urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=bundle)
+    elif isinstance(ca_file, str) and ca_file:
+        options = {"cert_reqs": "CERT_REQUIRED", "ca_certs": ca_file}
+    elif tls.insecure:
+        options = {"cert_reqs": "CERT_NONE"}
+    else:
+        options = {"cert_reqs": "CERT_REQUIRED", "ca_certs": str(tls.ca_bundle) if tls.ca_bundle else _system_cafile()}
+    proxy = transport.proxies_for(url).get("https")
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 
 def refresh_oidc(config: Mapping[str, Any], tls: TLS, timeouts: Timeouts) -> TokenAnswer:
@@ -463,7 +468,7 @@ def refresh_oidc(config: Mapping[str, Any], tls: TLS, timeouts: Timeouts) -> Tok
     issuer = str(config.get("idp-issuer-url") or "").rstrip("/")
     if not issuer.startswith("https://"):
         return TokenAnswer(problem=f"idp-issuer-url {issuer or '(none)'!r} is not an https URL", refused=True)
-    pool = _issuer_pool(config, tls)
+    pool = _issuer_pool(config, tls, issuer)
     timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.request)
     discovery = f"{issuer}/.well-known/openid-configuration"
     try:
@@ -997,9 +1002,9 @@ class Kube:
 
 
 def _system_cafile() -> str | None:
-    """The system store's file as compiled in (never SSL_CERT_FILE and friends)."""
-    paths = ssl.get_default_verify_paths()
-    return paths.openssl_cafile if Path(paths.openssl_cafile).is_file() else None
+    """The system store's file (never SSL_CERT_FILE and friends): what urllib3's ``ca_certs`` takes."""
+    store = transport.system_store()
+    return store if store is not None and os.path.isfile(store) else None
 
 
 def connect(profile: Profile, run_id: str) -> Kube:
