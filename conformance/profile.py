@@ -535,7 +535,7 @@ class Profile(Model):
     timeouts: Timeouts = Timeouts()
     # A certificate or credential expiring within this many days fails its check (with the date);
     # within twice as many, a warning. Nightly CI then goes red while there is time to renew.
-    expiry_horizon_days: Annotated[float, Field(ge=0, le=365, allow_inf_nan=False)] = 7.0
+    expiry_horizon_days: Annotated[float, Field(ge=0, le=365, allow_inf_nan=False)] = 7.0  # fail sooner, warn within 2x
     tls: TLS = TLS()
     network: Network = Network()
     registry: Registry | None = None

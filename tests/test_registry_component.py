@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import stat
@@ -468,3 +469,24 @@ def test_profile_validates_project_path_and_expands_paths(tmp_path: Path) -> Non
     for bad in ("https://r.example/p", "r.example/p/", "r.example", "r.example/P/q", "r.example/p:tag"):
         with pytest.raises(ValueError, match="is not host"):
             Registry.model_validate({"url": "https://r.example", "project_path": bad})
+
+
+def test_a_robot_account_ending_within_the_horizon_fails_reg001_with_the_date(
+    suite: Any, tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """Harbor robot accounts end on a date: a nightly run says so days before, without blocking what still works."""
+    robot = json.loads(Path(sandbox_env["SANDBOX_REGISTRY_ROBOT_JSON"]).read_text())
+    ends = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    copy = tmp_path / "robot.json"
+    copy.write_text(json.dumps({**robot, "expires_at": int(ends.timestamp())}))
+    copy.chmod(0o600)
+    path = write_profile(tmp_path, "SANDBOX_FAULT_REGISTRY_NODELETE", f"  robot_creds_json: {copy}\n")
+    run = suite("-m", "registry and not writes", profile=path)
+    failed = run.check("REG-001")
+    assert failed["outcome"] == "failed"
+    assert f"robot account robot$mlops+conformance expires on {ends:%Y-%m-%d}" in failed["message"]
+    assert run.check("REG-002")["outcome"] == "passed"  # it still works today: nothing is blocked
+    path.write_text(path.read_text() + "expiry_horizon_days: 1\n")
+    run = suite("-m", "registry and not writes", profile=path)
+    assert run.check("REG-001")["outcome"] == "passed"
+    assert run.check("REG-001")["evidence"]["warning"].startswith("robot account robot$mlops+conformance expires on")

@@ -77,6 +77,7 @@ class Credential:
     username: str
     password: Secret
     source: str  # where it came from, for evidence: "docker config /home/u/.docker/config.json (auths)"
+    expires: dt.datetime | None = None  # a Harbor robot account's expires_at (-1 or absent: never)
 
     def basic(self) -> str:
         """The Basic ``Authorization`` value; only for the moment of sending."""
@@ -196,6 +197,7 @@ def read_docker_config(path: Path, host: str, timeout: float, found: Credentials
 def read_robot_account(path: Path, host: str) -> Credential:
     """A Harbor robot account: Harbor's exported ``{"name": "robot$...", "secret": ...}`` or a docker-config JSON."""
     data = _read_json(path, "robot-account JSON")
+    ends: dt.datetime | None = None
     if "auths" in data:
         _check_auths(data, path)
         auths = data["auths"]
@@ -209,9 +211,10 @@ def read_robot_account(path: Path, host: str) -> Credential:
     elif isinstance(data.get("name"), str) and isinstance(data.get("secret"), str) and data["secret"]:
         user, password = data["name"], data["secret"]
         expires = data.get("expires_at")
-        if isinstance(expires, int | float) and expires > 0 and expires < time.time():
-            when = dt.datetime.fromtimestamp(expires, dt.UTC).strftime("%Y-%m-%d")
-            raise CredentialError(f"{path}: robot account {user} expired on {when}")
+        if isinstance(expires, int | float) and not isinstance(expires, bool) and 0 < expires < 2**33:
+            ends = dt.datetime.fromtimestamp(expires, dt.UTC)
+            if expires < time.time():
+                raise CredentialError(f"{path}: robot account {user} expired on {ends:%Y-%m-%d}")
     else:
         raise CredentialError(
             f'{path}: not a Harbor robot-account JSON: expected {{"name": "robot$...", "secret": "..."}} '
@@ -219,7 +222,7 @@ def read_robot_account(path: Path, host: str) -> Credential:
         )
     if not user.startswith(ROBOT_PREFIX):
         raise CredentialError(f"{path}: robot account name {user!r} does not start with {ROBOT_PREFIX!r}")
-    return Credential(user, Secret(password, f"robot account {path}"), f"robot account {path}")
+    return Credential(user, Secret(password, f"robot account {path}"), f"robot account {path}", ends)
 
 
 def find_credentials(section: Registry, timeout: float) -> Credentials:

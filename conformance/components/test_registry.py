@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect
+from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect, expires_in_time
 from conformance.profile import Profile, Registry
 
 
@@ -105,7 +105,7 @@ def pushed(logged_in: Any, run_id: str) -> Iterator[Any]:
     `gcloud auth configure-docker <region>-docker.pkg.dev`. Fix or re-create any file named as malformed.
     """,
 )
-def test_credentials_found(registry_credentials: Any, evidence: dict[str, Any]) -> None:
+def test_credentials_found(registry_credentials: Any, profile: Profile, evidence: dict[str, Any]) -> None:
     found = registry_credentials
     credential = found.credential
     evidence.update({"registry_host": found.host, "sources_consulted": found.consulted})
@@ -119,6 +119,15 @@ def test_credentials_found(registry_credentials: Any, evidence: dict[str, Any]) 
         actual="; ".join(found.problems) or "no credentials",
         hint="a file was edited by hand or truncated, or docker login / the robot file was never set up",
     )
+    if credential is not None and credential.expires is not None:  # a Harbor robot account ends on a date
+        expires_in_time(
+            f"robot account {credential.username}",
+            credential.expires,
+            horizon_days=profile.expiry_horizon_days,
+            check_id="REG-001",
+            evidence=evidence,
+            remedy="ask MLOps to extend the robot account (Harbor: Projects > Robot Accounts) or issue a new one",
+        )
 
 
 @check(
