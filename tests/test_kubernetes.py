@@ -535,3 +535,29 @@ def test_oidc_renewal_takes_the_runs_trust_and_proxy(monkeypatch: pytest.MonkeyP
     direct = kube._issuer_pool({}, TLS(), issuer)
     assert not isinstance(direct, urllib3.ProxyManager)
     assert direct.connection_pool_kw["cert_reqs"] == "CERT_REQUIRED"
+
+
+def test_a_client_certificate_login_ends_on_its_not_after(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "u")])
+    cert = (
+        x509.CertificateBuilder(name, name, key.public_key(), x509.random_serial_number(), now, now + dt.timedelta(3))
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+    )
+    inline = kube.credential_of({"client-certificate-data": base64.b64encode(cert).decode()}, "u")
+    (tmp_path / "u.crt").write_bytes(cert)
+    on_disk = kube.credential_of({"client-certificate": str(tmp_path / "u.crt")}, "u")
+    for found in (inline, on_disk):
+        assert found.kind == "client certificate"
+        assert found.login_expires == now + dt.timedelta(days=3)
+        assert found.login_end == "the client certificate's notAfter"
+    garbage = kube.credential_of({"client-certificate-data": "bm90IGEgY2VydA=="}, "u")
+    assert garbage.login_expires is None
+    assert garbage.login_end.startswith("unknown")

@@ -341,6 +341,21 @@ def credential(kc: Kubeconfig, environ: Mapping[str, str] | None = None) -> Cred
     return credential_of(kc.user, kc.user_name, environ)
 
 
+def _client_certificate(user: Mapping[str, Any]) -> Credential:
+    """A client certificate ends on its notAfter: the login the user must renew (Rancher, kubeadm: a year)."""
+    found = Credential("client certificate")
+    try:
+        data = user.get("client-certificate-data")
+        pem = base64.b64decode(str(data)) if data else files.read_bytes(Path(str(user["client-certificate"])), "cert")
+        from cryptography import x509  # noqa: PLC0415 - loaded with the client, only for certificates
+
+        found.login_expires = x509.load_pem_x509_certificate(pem).not_valid_after_utc
+        found.login_end = "the client certificate's notAfter"
+    except (ValueError, TypeError, binascii.Error):  # unreadable: the API server's answer (K8S-006) says more
+        found.login_end = "unknown: the client certificate cannot be read"
+    return found
+
+
 def credential_of(
     user: Mapping[str, Any], user_name: str | None, environ: Mapping[str, str] | None = None
 ) -> Credential:
@@ -364,7 +379,7 @@ def credential_of(
     if user.get("token") or user.get("tokenFile"):
         return Credential("static bearer token")
     if user.get("client-certificate-data") or user.get("client-certificate"):
-        return Credential("client certificate")
+        return _client_certificate(user)
     if user.get("username") and user.get("password"):
         return Credential("basic authentication")
     found = Credential("none")

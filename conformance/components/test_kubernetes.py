@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import Blocked, CannotEvaluate, check, expect, wait_for
+from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
 from conformance.profile import Kubernetes, LoadedProfile, Profile
 
 RBAC_HINT = "your user has no RoleBinding in this namespace for it; ask the platform team (Run:ai: project membership)"
@@ -189,7 +189,7 @@ def test_tls_verified(kubeconfig: Any, profile: Profile, evidence: dict[str, Any
     when the issuer refuses it, run `runai login` again (or download the kubeconfig again).
     """,
 )
-def test_credential_usable(kube_credential: Any, kubeconfig: Any, evidence: dict[str, Any]) -> None:
+def test_credential_usable(kube_credential: Any, kubeconfig: Any, profile: Profile, evidence: dict[str, Any]) -> None:
     evidence.update({"user": kubeconfig.user_name, "credential": kube_credential.kind})
     evidence.update({"user_defined_in": str(kubeconfig.user_file()), "obtained": kube_credential.obtained})
     if kube_credential.unavailable:
@@ -205,6 +205,16 @@ def test_credential_usable(kube_credential: Any, kubeconfig: Any, evidence: dict
         actual=kube_credential.problem or "",
         hint=kube_credential.hint,
     )
+    if kube_credential.kind == "client certificate" and kube_credential.login_expires is not None:
+        # An oidc login's end is RAI-003's to report (the same login: one finding, not two).
+        expires_in_time(
+            "the kubeconfig's client certificate",
+            kube_credential.login_expires,
+            horizon_days=profile.expiry_horizon_days,
+            check_id="K8S-005",
+            evidence=evidence,
+            remedy="download the kubeconfig again (Rancher: cluster > Download KubeConfig) before the date",
+        )
 
 
 # --------------------------------------------------------------------------- API server
