@@ -321,6 +321,15 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _folded(kind: str, checks: list[Check], summary: str) -> str:
+    """Checks folded under a root cause: one click opens the list."""
+    items = "".join(
+        f'<li data-{kind}="{_e(c.label)}">{_e(c.label)} {_e(title_of(c.id, c.nodeid))} ({_e(c.component)})</li>'
+        for c in checks
+    )
+    return f"<details><summary>{summary}</summary><ul>{items}</ul></details>"
+
+
 def _proof_html(verdict: Verdict, proof: Proof) -> str | None:
     found = [(c, keys) for check_id, keys in proof.checks for c in verdict.run.checks if c.id == check_id]
     if not found:
@@ -360,22 +369,10 @@ def _cause_html(number: int, cause: RootCause) -> str:
     if check.remediation:
         parts.append(f'<p class="fix"><b>Fix:</b> {_e(check.remediation)}</p>')
     if cause.same:
-        items = "".join(
-            f'<li data-same="{_e(c.label)}">{_e(c.label)} {_e(title_of(c.id, c.nodeid))} ({_e(c.component)})</li>'
-            for c in cause.same
-        )
-        parts.append(
-            f"<details><summary>{len(cause.same)} more failed the same way</summary><ul>{items}</ul></details>"
-        )
+        parts.append(_folded("same", cause.same, f"{len(cause.same)} more failed the same way"))
     if cause.blocked:
-        items = "".join(
-            f'<li data-blocked="{_e(c.label)}">{_e(c.label)} {_e(title_of(c.id, c.nodeid))} ({_e(c.component)})</li>'
-            for c in cause.blocked
-        )
-        parts.append(
-            f"<details><summary>blocks {len(cause.blocked)} check{'s' if len(cause.blocked) != 1 else ''}"
-            f"</summary><ul>{items}</ul></details>"
-        )
+        plural = "s" if len(cause.blocked) != 1 else ""
+        parts.append(_folded("blocked", cause.blocked, f"blocks {len(cause.blocked)} check{plural}"))
     parts.append("</div>")
     return "".join(parts)
 
