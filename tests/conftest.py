@@ -105,3 +105,19 @@ def write_profile(directory: Path, text: str, name: str = "profile.yaml") -> Pat
     path = directory / name
     path.write_text(text)
     return path
+
+
+def ssh_config(env: dict[str, str], directory: Path, name: str, **changes: str | None) -> str:
+    """An ssh config like the sandbox's, with ``changes`` (None drops a keyword); returns its path."""
+    keywords: dict[str, str | None] = {
+        "Port": env["SANDBOX_SSH_PORT"],
+        "User": env["SANDBOX_SSH_USER"],
+        "IdentityFile": env["SANDBOX_SSH_KEY"],
+        "IdentitiesOnly": "yes",
+        "UserKnownHostsFile": env["SANDBOX_SSH_KNOWN_HOSTS"],
+    }
+    keywords.update(changes)
+    lines = [f"Host {env['SANDBOX_SSH_HOST']}"] + [f"    {k} {v}" for k, v in keywords.items() if v is not None]
+    path = directory / name
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)

@@ -23,29 +23,13 @@ import yaml
 from conformance.clients import gitlab as client
 from conformance.sandbox import gitlab_api
 from conformance.sandbox.gitlab import TOKEN_KINDS
-from tests.conftest import SuiteRun
+from tests.conftest import SuiteRun, ssh_config
 
 WRONG_TOKEN = "glpat-WrongCanary0123456789"  # noqa: S105 - a canary the server must refuse, no credential
 URL_PASSWORD = "UrlCanaryPassw0rd"  # noqa: S105 - a canary that must never be shown
 FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
 ALL_IDS = ["GIT-001", "GIT-002", "GIT-003", "GIT-004", "GIT-005", "GIT-006", "GIT-007", "GIT-008", "GIT-009",
            "GIT-010", "GIT-011", "GIT-012", "GIT-013", "GIT-014", "GIT-015"]  # fmt: skip
-
-
-def _ssh_config(env: dict[str, str], directory: Path, name: str, **changes: str | None) -> str:
-    """An ssh config like the sandbox's, with ``changes`` (None drops a keyword); returns its path."""
-    keywords: dict[str, str | None] = {
-        "Port": env["SANDBOX_SSH_PORT"],
-        "User": env["SANDBOX_SSH_USER"],
-        "IdentityFile": env["SANDBOX_SSH_KEY"],
-        "IdentitiesOnly": "yes",
-        "UserKnownHostsFile": env["SANDBOX_SSH_KNOWN_HOSTS"],
-    }
-    keywords.update(changes)
-    lines = [f"Host {env['SANDBOX_SSH_HOST']}"] + [f"    {k} {v}" for k, v in keywords.items() if v is not None]
-    path = directory / name
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
 
 
 def _checkout(directory: Path, origin: str) -> str:
@@ -150,7 +134,7 @@ def test_wrong_token_no_port_ssh_remote_and_key_on_pvc(
     (pvc / "workspaces" / "alice" / ".ssh").mkdir(parents=True)
     (pvc / "workspaces" / "alice" / ".ssh" / "id_ed25519").write_text(FAKE_KEY)
     (pvc / "workspaces" / "alice" / "notes.txt").write_text("not a key\n")
-    config = _ssh_config(sandbox_env, tmp_path, "no-port", Port=None)
+    config = ssh_config(sandbox_env, tmp_path, "no-port", Port=None)
     checkout = _checkout(tmp_path / "ssh-checkout", sandbox_env["SANDBOX_GIT_SSH_URL"])
     run = run_gitlab(WRONG_TOKEN, {"ssh_config": config, "checkout": checkout}, pvc=pvc)
     _assert(run, "GIT-001", "failed", "HTTP 401 401 Unauthorized", "the token is wrong")
@@ -184,7 +168,7 @@ def test_expired_token_loose_key_and_credentials_in_remote(
     key = tmp_path / "id_loose"
     shutil.copy(sandbox_env["SANDBOX_SSH_KEY"], key)
     key.chmod(0o644)
-    config = _ssh_config(sandbox_env, tmp_path, "loose-key", IdentityFile=str(key))
+    config = ssh_config(sandbox_env, tmp_path, "loose-key", IdentityFile=str(key))
     origin = sandbox_env["SANDBOX_GIT_HTTPS_URL"].replace("https://", f"https://conformance:{URL_PASSWORD}@")
     checkout = _checkout(tmp_path / "leaky-checkout", origin)
     run = run_gitlab("expired", {"ssh_config": config, "checkout": checkout})
@@ -202,7 +186,7 @@ def test_expiring_token_unknown_host_key_and_broken_ci(
 ) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    config = _ssh_config(sandbox_env, tmp_path, "unknown-host", UserKnownHostsFile=str(empty))
+    config = ssh_config(sandbox_env, tmp_path, "unknown-host", UserKnownHostsFile=str(empty))
     gitlab = {"ssh_config": config, "known_hosts": str(empty), "project": "${SANDBOX_GITLAB_BROKEN_PROJECT}"}
     run = run_gitlab("expiring", gitlab)
     _assert(run, "GIT-001", "passed")
@@ -216,7 +200,7 @@ def test_expiring_token_unknown_host_key_and_broken_ci(
     _assert(run, "GIT-015", "failed", "on main: failed")
 
 
-def test_read_only_token_unknown_project_and_malformed_ssh_config(
+def test_read_only_token_unknown_project_and_malformedssh_config(
     run_gitlab: Callable[..., SuiteRun], tmp_path: Path
 ) -> None:
     config = tmp_path / "malformed"
@@ -237,7 +221,7 @@ def test_reporter_and_a_key_gitlab_does_not_know(
 ) -> None:
     key = tmp_path / "id_stranger"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    config = _ssh_config(sandbox_env, tmp_path, "stranger", IdentityFile=str(key))
+    config = ssh_config(sandbox_env, tmp_path, "stranger", IdentityFile=str(key))
     run = run_gitlab("reporter", {"ssh_config": config})
     _assert(run, "GIT-004", "failed", "role Developer (30) or higher", "role Reporter (20)")
     _assert(run, "GIT-013", "error", "needs the Maintainer role")

@@ -23,7 +23,7 @@ from conformance import catalogue, graph
 from conformance.clients.network import endpoints_of
 from conformance.profile import GCP_API_ENDPOINT, load_profile
 from conformance.sandbox import STATE_VAR
-from tests.conftest import REPO, SuiteRun, run_suite
+from tests.conftest import REPO, SuiteRun, run_suite, ssh_config
 
 CHECK_IDS = {e.check_id for e in catalogue.entries()}
 EDGES = sorted(
@@ -91,20 +91,6 @@ def test_every_endpoint_the_graph_names_is_probed(sandbox_env: dict[str, str]) -
 # --------------------------------------------------------------------------- walking the graph with faults
 
 
-def _ssh_config(env: dict[str, str], path: Path, **changes: str | None) -> str:
-    keywords: dict[str, str | None] = {
-        "Port": env["SANDBOX_SSH_PORT"],
-        "User": env["SANDBOX_SSH_USER"],
-        "IdentityFile": env["SANDBOX_SSH_KEY"],
-        "IdentitiesOnly": "yes",
-        "UserKnownHostsFile": env["SANDBOX_SSH_KNOWN_HOSTS"],
-        **changes,
-    }
-    lines = [f"Host {env['SANDBOX_SSH_HOST']}"] + [f"    {k} {v}" for k, v in keywords.items() if v is not None]
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
-
-
 def _private(path: Path, text: str, mode: int = 0o600) -> str:
     path.write_text(text)
     path.chmod(mode)
@@ -130,7 +116,7 @@ def _fault_a(env: dict[str, str], d: Path) -> dict[str, str]:
     return {
         "SANDBOX_KUBECONFIG": str(d / "no-kubeconfig"),
         "SANDBOX_GITLAB_TOKEN": "glpat-WrongCanary0123456789",
-        "SANDBOX_SSH_CONFIG": _ssh_config(env, d / "ssh-config", Port=None),
+        "SANDBOX_SSH_CONFIG": ssh_config(env, d, "ssh-config", Port=None),
         "SANDBOX_AWS_CREDENTIALS_FILE": _aws(d, "AKIANOSUCHKEYNOSUCH0", "x" * 40, section="other"),
         "SANDBOX_DOCKER_CONFIG": _docker(d, env, None, None),
         "SANDBOX_MLFLOW_PASSWORD": "not-the-password-123",
@@ -146,7 +132,7 @@ def _fault_b(env: dict[str, str], d: Path) -> dict[str, str]:
     return {
         "SANDBOX_K8S_CONTEXT": "no-such-context",
         "SANDBOX_GITLAB_TOKEN": env["SANDBOX_GITLAB_EXPIRED_TOKEN"],
-        "SANDBOX_SSH_CONFIG": _ssh_config(env, d / "ssh-config", IdentityFile=str(key)),
+        "SANDBOX_SSH_CONFIG": ssh_config(env, d, "ssh-config", IdentityFile=str(key)),
         "SANDBOX_AWS_CREDENTIALS_FILE": _aws(d, env["SANDBOX_S3_ADMIN_ACCESS_KEY_ID"], "w" * 40),
         "SANDBOX_DOCKER_CONFIG": _docker(d, env, env["SANDBOX_REGISTRY_USER"], "not-the-password"),
         "SANDBOX_MLFLOW_USER": env["SANDBOX_MLFLOW_READONLY_USER"],
@@ -161,7 +147,7 @@ def _fault_c(env: dict[str, str], d: Path) -> dict[str, str]:
     return {
         "SANDBOX_KUBECONFIG": env["SANDBOX_KUBECONFIG_EXPIRED"],
         "SANDBOX_GITLAB_PROJECT": "mlops/no-such-project",
-        "SANDBOX_SSH_CONFIG": _ssh_config(env, d / "ssh-config", UserKnownHostsFile=str(empty)),
+        "SANDBOX_SSH_CONFIG": ssh_config(env, d, "ssh-config", UserKnownHostsFile=str(empty)),
         "SANDBOX_SSH_KNOWN_HOSTS": str(empty),
         "SANDBOX_S3_BUCKET": "conformance-no-such-bucket",
         # the Harbor-like registry (token realm), where the guest may log in but not push (F6)
@@ -182,7 +168,7 @@ def _fault_d(env: dict[str, str], d: Path) -> dict[str, str]:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     return {
         "SANDBOX_KUBECONFIG": env["SANDBOX_KUBECONFIG_BADTOKEN"],
-        "SANDBOX_SSH_CONFIG": _ssh_config(env, d / "ssh-config", IdentityFile=str(key)),
+        "SANDBOX_SSH_CONFIG": ssh_config(env, d, "ssh-config", IdentityFile=str(key)),
         "SANDBOX_AWS_CREDENTIALS_FILE": _aws(
             d, env["SANDBOX_S3_READONLY_ACCESS_KEY_ID"], env["SANDBOX_S3_READONLY_SECRET_ACCESS_KEY"]
         ),
