@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from conformance import transport
 from conformance.clients import object_storage as client
 from conformance.profile import TLS, ObjectStorage, ProfileError, Timeouts, load_profile
 from tests.conftest import CA_VARIABLES, REPO, SuiteRun, run_suite, write_profile
@@ -351,9 +352,9 @@ def test_tls_verify_ignores_environment(tmp_path: Path, monkeypatch: pytest.Monk
         monkeypatch.setenv(name, "/nonexistent/ca.pem")
     bundle = tmp_path / "ca.pem"
     bundle.write_text("x")
-    assert client.tls_verify(TLS(ca_bundle=bundle)) == str(bundle)
-    assert client.tls_verify(TLS(insecure=True)) is False
-    assert client.tls_verify(TLS()) != "/nonexistent/ca.pem"
+    assert transport.verify(TLS(ca_bundle=bundle)) == str(bundle)
+    assert transport.verify(TLS(insecure=True)) is False
+    assert transport.verify(TLS()) != "/nonexistent/ca.pem"
 
 
 def test_storage_error_summary() -> None:

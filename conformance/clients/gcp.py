@@ -24,7 +24,7 @@ import requests
 from conformance import transport
 from conformance.checks import CannotEvaluate, Deadline
 from conformance.files import read_json_object
-from conformance.profile import TLS, Gcp, Profile, Timeouts
+from conformance.profile import Gcp, Profile, Timeouts
 from conformance.secrets import Secret
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -155,21 +155,16 @@ def error_info(error: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _verify(tls: TLS) -> str | bool:
-    """The profile's trust only (``conformance.transport``): never the environment's CA variables."""
-    return transport.verify(tls)
-
-
 def _bounded_request(session: requests.Session, verify: str | bool, timeouts: Timeouts) -> Any:
     """A google-auth transport whose every call (retries too) fits in one check's request deadline.
 
     ``verify`` goes with each request: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE.
     """
-    transport = _google("google.auth.transport.requests")
+    google_requests = _google("google.auth.transport.requests")
     errors = _google("google.auth.exceptions")
     deadline = Deadline.after(timeouts.request * 2)
 
-    base: Any = transport.Request
+    base: Any = google_requests.Request
 
     class BoundedRequest(base):  # type: ignore[misc] # google-auth's Request, loaded untyped
         def __call__(
@@ -190,7 +185,9 @@ class GcpClient:
         self.profile = profile
         self.environ = environ
         self.http: requests.Session = transport.pinned_session(requests.Session, profile.tls)()
-        self.verify = _verify(profile.tls)  # passed with every request: the environment's CA variables never count
+        self.verify = transport.verify(
+            profile.tls
+        )  # passed with every request: the environment's CA variables never count
         self.http.headers["User-Agent"] = "conformance-suite"
 
     # ---- where credentials are

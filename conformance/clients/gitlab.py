@@ -37,7 +37,7 @@ import requests
 
 from conformance import transport
 from conformance.checks import CannotEvaluate, Deadline
-from conformance.profile import TLS, GitLab, Profile
+from conformance.profile import GitLab, Profile
 from conformance.secrets import MASK, Secret
 
 TOKEN_VARIABLE = "GITLAB_TOKEN"  # noqa: S105 - the name of a variable, not a value
@@ -222,11 +222,6 @@ def _error_text(body: bytes | None) -> str:
     return f"{error}: {description}"[:_MESSAGE_LIMIT] if description else error[:_MESSAGE_LIMIT]
 
 
-def tls_verify(tls: TLS) -> str | bool:
-    """The one trust of a run (``conformance.transport``), for git's ``GIT_SSL_CAINFO`` too."""
-    return transport.verify(tls)
-
-
 def _meaningful_line(stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(_BOILERPLATE) and not line.startswith("@@@")]
@@ -283,7 +278,7 @@ class GitLabClient:
                 session=transport.pinned_session(requests.Session, self.tls)(),
                 private_token=self.token.reveal(),
                 timeout=self.timeouts.request,
-                ssl_verify=tls_verify(self.tls),
+                ssl_verify=transport.verify(self.tls),
                 retry_transient_errors=False,
                 user_agent="conformance-suite",
             )
@@ -435,7 +430,7 @@ class GitLabClient:
 
     def _https_environment(self, directory: Path, username: str) -> dict[str, str]:
         env = _base_environment()
-        verify = tls_verify(self.tls)
+        verify = transport.verify(self.tls)
         if verify is False:
             env["GIT_SSL_NO_VERIFY"] = "1"
         elif isinstance(verify, str):  # the system store may be a folder of hashed certificates

@@ -208,11 +208,6 @@ def credential_facts(storage: ObjectStorage) -> CredentialFacts:
 # --------------------------------------------------------------------------- shared
 
 
-def tls_verify(tls: TLS) -> bool | str:
-    """The ``verify=`` value for the SDKs: the profile's CA bundle, else the system store, never the environment."""
-    return transport.verify(tls)
-
-
 def object_key(storage: ObjectStorage, name: str) -> str:
     return f"{storage.prefix}/{name}" if storage.prefix else name
 
@@ -267,7 +262,7 @@ class S3Store:
             **CHECKSUMS,
         )
         self._s3 = boto3.Session(botocore_session=session).client(
-            "s3", endpoint_url=self.endpoint, region_name=storage.region, verify=tls_verify(tls), config=config
+            "s3", endpoint_url=self.endpoint, region_name=storage.region, verify=transport.verify(tls), config=config
         )
 
     @contextmanager
