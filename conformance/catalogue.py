@@ -13,7 +13,7 @@ from conformance import graph
 from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS
 
 COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
-SCOPE_MARKERS = ("onprem", "gcp", "runai", "noorch", "polyaxon", "writes")
+SCOPE_MARKERS = (*PLATFORMS, *ORCHESTRATORS, "writes")
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from conformance import components
+
 T = TypeVar("T")
 
-CHECK_ID = re.compile(r"^(NET|GIT|K8S|RAI|REG|OBJ|MLF|WSP|GCP|CI)-\d{3}$")
+CHECK_ID = re.compile(rf"^{components.CHECK_ID}$")
 
 
 class ConformanceWarning(UserWarning):

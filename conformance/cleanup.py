@@ -21,6 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
+from conformance import components
 from conformance.checks import CannotEvaluate
 
 if TYPE_CHECKING:
@@ -36,9 +37,9 @@ _DURATION = re.compile(r"(?P<count>\d+)(?P<unit>[smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 STAMP = "%Y%m%d%H%M%S"
 
-# The components that write, in sweep order: Run:ai's jobs go through its CLI before the
-# Kubernetes sweep looks at the namespace (in the sandbox they share it).
-COMPONENTS = ("registry", "object_storage", "mlflow", "runai", "kubernetes", "workspace")
+# The components that write, in sweep order: the reverse of their declaration, so that Run:ai's jobs
+# go through its CLI before the Kubernetes sweep looks at the namespace (in the sandbox they share it).
+COMPONENTS = tuple(c.name for c in reversed(components.COMPONENTS.values()) if c.writes)
 
 
 def parse_duration(text: str) -> dt.timedelta:

@@ -15,6 +15,7 @@ import pytest
 
 from conformance.checks import Blocked
 from conformance.clients import network as network_client
+from conformance.components import COMPONENTS
 from conformance.profile import LoadedProfile, Profile
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
 
@@ -172,11 +173,5 @@ def _component_fixture(component: str) -> Any:
     return pytest.fixture(scope="session", name=component)(fixture)
 
 
-registry = _component_fixture("registry")
-object_storage = _component_fixture("object_storage")
-mlflow = _component_fixture("mlflow")
-gitlab = _component_fixture("gitlab")
-kubernetes = _component_fixture("kubernetes")
-runai = _component_fixture("runai")
-workspace = _component_fixture("workspace")
-gcp = _component_fixture("gcp")
+for _name in COMPONENTS:  # every declared component's fixture; network's is the one above
+    globals().setdefault(_name, _component_fixture(_name))

@@ -28,7 +28,7 @@ from conformance import report as reports
 from conformance import verdict as verdicts
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
 from conformance.clients.network import endpoints_of
-from conformance.components import COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
+from conformance.components import CHECK_ID, COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
 from conformance.fleet import parse_run
 from conformance.profile import (
     LoadedProfile,
@@ -79,7 +79,7 @@ APPLIES_KEY = pytest.StashKey[str]()  # on a check that applies to the profile: 
 RUN_PLUGIN = "conformance-run"
 MAX_CAUSE = 200  # characters of a failure quoted by the checks it blocks
 LOADGROUP_INPUT = "conformance_loadgroup"  # workerinput key: the controller switched -n to loadgroup
-XDIST_GROUP_SUFFIX = re.compile(r"@[A-Z0-9]{3}-\d{3}$")  # what --dist loadgroup appends to a grouped check's id
+XDIST_GROUP_SUFFIX = re.compile(rf"@{CHECK_ID}$")  # what --dist loadgroup appends to a grouped check's id
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

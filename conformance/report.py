@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from conformance import __version__
+from conformance.components import COMPONENTS
 from conformance.profile import LoadedProfile, display
 from conformance.secrets import SecretIndex
 
@@ -33,18 +34,8 @@ SCHEMA = "conformance-results/1"
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 EVIDENCE_VALUE_MAX = 500
 MESSAGE_MAX = 2000
-CLIENT_LIBRARIES = (
-    "pytest",
-    "pytest-html",
-    "pydantic",
-    "requests",
-    "boto3",
-    "google-cloud-storage",
-    "mlflow-skinny",
-    "docker",
-    "python-gitlab",
-    "kubernetes",
-    "pytest-testinfra",
+CLIENT_LIBRARIES = tuple(  # the suite's own, then each component's (conformance/components)
+    dict.fromkeys(["pytest", "pytest-html", "pydantic", *(lib for c in COMPONENTS.values() for lib in c.libraries)])
 )
 
 

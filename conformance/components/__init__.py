@@ -1,9 +1,13 @@
-"""What conformant means: one test module per guide component.
+"""What conformant means: one test module per guide component, each declared once, here.
 
-Each component is spelt one way everywhere: the profile section, the client
-module ``conformance/clients/<name>.py``, the fixture ``<name>``, the test
-module ``test_<name>.py`` and the pytest marker. ``tests/test_registry.py``
-keeps the five in step with this table.
+A component is spelt one way everywhere, by its name: the profile section ``<name>``, the client
+module ``conformance/clients/<name>.py`` (its ``connect``, and ``sweep`` when it writes), the
+fixture ``<name>``, the checks ``test_<name>.py`` (ids ``<prefix>-NNN``), the pytest marker and,
+when the sandbox simulates it, ``conformance/sandbox/<name>.py`` (``start(sandbox)``). Everything
+else is derived from ``COMPONENTS``: the check-id pattern, the catalogue, the markers, the fixtures,
+the report's library versions, what ``cleanup`` sweeps and the sandbox starts. A component comes
+after those it needs: the sandbox starts them in this order and ``cleanup`` sweeps in reverse.
+README's "Adding a component" walks through it; ``tests/test_components.py`` keeps it true.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ class Component:
     owner: str  # who usually fixes it, per the guide's support split
     platforms: tuple[str, ...] = PLATFORMS  # where its checks apply unless a check's markers narrow it
     orchestrators: tuple[str, ...] = ORCHESTRATORS
+    libraries: tuple[str, ...] = ()  # distributions its client uses (their versions go in the report)
+    writes: bool = False  # its checks write probes, which its client's sweep() removes (cleanup)
 
     def applies(self, platform: str, orchestrator: str) -> bool:
         return platform in self.platforms and orchestrator in self.orchestrators
@@ -40,26 +46,32 @@ class Component:
         return " and ".join(parts) or "every platform"
 
 
+# fmt: off
 COMPONENTS: dict[str, Component] = {
     c.name: c
     for c in (
         Component("network", "NET", "Network and VPN reach", "platform team (network)"),
-        Component("registry", "REG", "Container registry (Harbor / Artifact Registry)", "MLOps team"),
-        Component("object_storage", "OBJ", "Object storage (ECS over S3 / GCS)", "DataOps team"),
-        Component("mlflow", "MLF", "MLflow tracking server", "MLOps team"),
-        Component("gitlab", "GIT", "GitLab and git (HTTPS, SSH on 2222, CI)", "MLOps team"),
+        Component("registry", "REG", "Container registry (Harbor / Artifact Registry)", "MLOps team",
+                  libraries=("requests", "docker"), writes=True),
+        Component("object_storage", "OBJ", "Object storage (ECS over S3 / GCS)", "DataOps team",
+                  libraries=("boto3", "google-cloud-storage"), writes=True),
+        Component("mlflow", "MLF", "MLflow tracking server", "MLOps team", libraries=("mlflow-skinny",), writes=True),
+        Component("gitlab", "GIT", "GitLab and git (HTTPS, SSH on 2222, CI)", "MLOps team",
+                  libraries=("python-gitlab",)),
         # The guide reaches Kubernetes through Run:ai's kubeconfig or GKE for Polyaxon; without an
         # orchestrator (local Docker) there is no cluster.
-        Component(
-            "kubernetes", "K8S", "Kubernetes (Rancher / GKE)", "platform team", orchestrators=("runai", "polyaxon")
-        ),
-        Component("runai", "RAI", "Run:ai CLI and login", "platform team", orchestrators=("runai",)),
-        Component("workspace", "WSP", "Developer workspace", "MLOps team"),
+        Component("kubernetes", "K8S", "Kubernetes (Rancher / GKE)", "platform team",
+                  orchestrators=("runai", "polyaxon"), libraries=("kubernetes",), writes=True),
+        Component("runai", "RAI", "Run:ai CLI and login", "platform team", orchestrators=("runai",), writes=True),
+        Component("workspace", "WSP", "Developer workspace", "MLOps team", libraries=("pytest-testinfra",),
+                  writes=True),
         Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)", platforms=("gcp",)),
     )
 }
+# fmt: on
 
 BY_PREFIX: dict[str, Component] = {c.prefix: c for c in COMPONENTS.values()}
+CHECK_ID = rf"(?:{'|'.join(BY_PREFIX)})-\d{{3}}"  # a check id: a declared prefix and three digits
 
 
 def component_of_check(check_id: str) -> Component | None:

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from conformance.components import COMPONENTS
+
 # The servers and the CA are imported when a sandbox starts, not when a run only attaches to one.
 
 STATE_VAR = "CONFORMANCE_SANDBOX_STATE"
-# Service modules in this package, started in this order; each has start(sandbox).
-SERVICES: tuple[str, ...] = (
-    "registry", "object_storage", "mlflow", "gitlab", "kubernetes", "runai", "workspace", "gcp",
-)  # fmt: skip
+# The components simulated by a module of this package (one named after it, with start(sandbox)), in their order.
+SERVICES = tuple(name for name in COMPONENTS if Path(__file__).with_name(f"{name}.py").is_file())
 
 
 class Service(Protocol):
