@@ -59,7 +59,7 @@ FUNCTIONS = [
 ]
 REMEDIATION = (
     "Harbor: log in to Harbor's web UI once, then ask MLOps to add you to the project with role Developer or "
-    "higher (F6). NAME_UNKNOWN: registry.project_path names a project or repository that does not exist. "
+    "higher. NAME_UNKNOWN: registry.project_path names a project or repository that does not exist. "
     "Artifact Registry: your account needs roles/artifactregistry.writer on the repository."
 )
 
@@ -72,7 +72,7 @@ def _record(rng: random.Random, check_id: str, component: str, nodeid: str, bad_
         message = (
             f"expected: {nodeid.rsplit('::', 1)[-1]} answers within 10 s\n"
             f"actual:   TCP connect to {component}.aisingapore.net:443 timed out after 5 s\n"
-            "hint:     the VPN is down, or a NetworkPolicy blocks egress from this namespace (F2)"
+            "hint:     the VPN is down, or a NetworkPolicy blocks egress from this namespace"
         )
     elif outcome == "skipped":
         message = "not applicable: profile has no section for this component"

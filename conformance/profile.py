@@ -382,7 +382,7 @@ class GitLab(Model):
     https_remote: str | None = None  # default <url>/<project>.git
     ssh: bool = True  # check git over SSH; set false where the guide says HTTPS only
     ssh_host: str | None = None  # default: the host of url
-    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 2222  # AISG's GitLab: 2222, not 22 (F2)
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 2222  # AISG's GitLab: 2222, not 22
     ssh_user: str = "git"  # the user in git@host:group/project.git
     ssh_remote: str | None = None  # default <ssh_user>@<ssh_host>:<project>.git (port from ssh_config)
     ssh_config: LocalPath = "~/.ssh/config"  # the Host block GIT-006 reads (Port 2222, IdentityFile)
@@ -460,7 +460,7 @@ class Runai(Model):
 
     project: Annotated[str, Field(pattern=_K8S_NAME)]  # your Run:ai project (as `runai project set` takes it)
     cli: str = "runai"  # name on PATH or path of the executable
-    smoke_image: str = "alpine:3.20"  # RAI smoke job (writes); /bin/sh only (F16: Alpine has no bash)
+    smoke_image: str = "alpine:3.20"  # RAI smoke job (writes); /bin/sh only (Alpine has no bash)
 
     @field_validator("cli")
     @classmethod
@@ -486,7 +486,7 @@ class Workspace(Model):
     home: str = "~"  # whose credential files are checked
     pvc_mount: str | None = None  # e.g. /pvc-data (Coder) or /<proj>-pvc; its workspaces/ folder is checked
     workspace_uid: int | None = None  # 2222 on Coder/Run:ai workspaces: the owner workspaces/ must have
-    min_memory_gib: PositiveFloat = 4.0  # the guide's minimum for pip install (F17)
+    min_memory_gib: PositiveFloat = 4.0  # the guide's minimum for pip install
     gpu: bool = False  # a GPU must be visible to nvidia-smi
     tools: list[ToolName] | None = None  # default: from platform and orchestrator (see clients/workspace.py)
     tool_paths: dict[ToolName, str] = {}  # tool name -> executable to run instead of the name on PATH

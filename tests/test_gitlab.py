@@ -141,11 +141,11 @@ def test_wrong_token_no_port_ssh_remote_and_key_on_pvc(
     _assert(run, "GIT-002", "error", "blocked by GIT-001")
     _assert(run, "GIT-003", "error", "blocked by GIT-001")
     _assert(run, "GIT-005", "error", "blocked by GIT-001")
-    _assert(run, "GIT-006", "failed", f"{config} gives port 22 for host localhost, not", "F2")
+    _assert(run, "GIT-006", "failed", f"{config} gives port 22 for host localhost, not", "without `Port 2222`")
     _assert(run, "GIT-009", "error", "blocked by GIT-006")
     _assert(run, "GIT-010", "error", "blocked by GIT-006")
-    _assert(run, "GIT-011", "failed", "origin is root@localhost:", "F3")
-    _assert(run, "GIT-012", "failed", "1 found: workspaces/alice/.ssh/id_ed25519", "F3")
+    _assert(run, "GIT-011", "failed", "origin is root@localhost:", "use HTTPS")
+    _assert(run, "GIT-012", "failed", "1 found: workspaces/alice/.ssh/id_ed25519", "the whole team can read")
     _assert_no_leak(run, WRONG_TOKEN)
 
 
@@ -195,7 +195,7 @@ def test_expiring_token_unknown_host_key_and_broken_ci(
     assert run.check("GIT-002")["evidence"]["days_left"] <= 5
     _assert(run, "GIT-008", "failed", f"a host key for [localhost]:{sandbox_env['SANDBOX_SSH_PORT']}", str(empty))
     _assert(run, "GIT-009", "error", "blocked by GIT-008")
-    _assert(run, "GIT-013", "failed", "HARBOR_ROBOT_CREDS_JSON is of type env_var", "F12")
+    _assert(run, "GIT-013", "failed", "HARBOR_ROBOT_CREDS_JSON is of type env_var", "with type Variable, `cat $VAR`")
     _assert(run, "GIT-014", "failed", "1 schedule(s), none active")
     _assert(run, "GIT-015", "failed", "on main: failed")
 

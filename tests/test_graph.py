@@ -150,7 +150,7 @@ def _fault_c(env: dict[str, str], d: Path) -> dict[str, str]:
         "SANDBOX_SSH_CONFIG": ssh_config(env, d, "ssh-config", UserKnownHostsFile=str(empty)),
         "SANDBOX_SSH_KNOWN_HOSTS": str(empty),
         "SANDBOX_S3_BUCKET": "conformance-no-such-bucket",
-        # the Harbor-like registry (token realm), where the guest may log in but not push (F6)
+        # the Harbor-like registry (token realm), where the guest may log in but not push
         "SANDBOX_REGISTRY_URL": env["SANDBOX_REGISTRY_TOKEN_URL"],
         "SANDBOX_REGISTRY_HOST": env["SANDBOX_REGISTRY_TOKEN_HOST"],
         "SANDBOX_DOCKER_CONFIG": _docker(

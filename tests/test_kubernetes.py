@@ -358,7 +358,7 @@ def test_access_attributes_and_mode() -> None:
     ("image", "command", "ok", "log"),
     [
         ("alpine:3.20", ["/bin/sh", "-c", "echo conformance-1"], True, "conformance-1\n"),
-        ("alpine:3.20", ["/bin/bash", "-c", "echo hi"], False, ""),  # F16: Alpine has no bash
+        ("alpine:3.20", ["/bin/bash", "-c", "echo hi"], False, ""),  # Alpine has no bash
         ("busybox", ["sleep", "5"], False, ""),
     ],
 )

@@ -126,7 +126,7 @@ def test_wrong_password_fails_auth_and_blocks_the_rest(suite: Any, tmp_path: Pat
 
 
 def test_missing_credentials_and_wrong_path(suite: Any, tmp_path: Path) -> None:
-    # No username/password in the profile, none in the environment (F14); the URI has a wrong path.
+    # No username/password in the profile, none in the environment; the URI has a wrong path.
     section = "tracking_uri: ${SANDBOX_MLFLOW_URI}/wrong-prefix\nexperiment: ${SANDBOX_MLFLOW_EXPERIMENT}"
     run = suite("-m", "mlflow", profile=mlflow_profile(tmp_path, section))
     state, message, _ = outcome(run, "MLF-001")
@@ -155,7 +155,7 @@ def test_readonly_user_has_no_permission_on_the_experiment(suite: Any, tmp_path:
     assert "no permission on the experiment" in message
     assert "PERMISSION_DENIED" in message
     assert "403" in message
-    assert "NO_PERMISSIONS" in message  # hint F10
+    assert "NO_PERMISSIONS" in message  # the not-granted hint
     for check_id in ("MLF-004", "MLF-005"):
         assert outcome(run, check_id)[0] == "error"
         assert outcome(run, check_id)[2] == "MLF-003"

@@ -313,7 +313,7 @@ def _oidc_state(credential: Credential, config: Mapping[str, Any]) -> Credential
             if credential.hint is None
             else f"the id-token expired on {credential.expires:%Y-%m-%d %H:%M} UTC and cannot be renewed"
         )
-        credential.hint = credential.hint or "Run:ai logins last 30 days (F5): run `runai login` again"
+        credential.hint = credential.hint or "Run:ai logins last 30 days: run `runai login` again"
         return credential
     if can_refresh:  # client-go refreshes a missing id-token too
         credential.refresh = True

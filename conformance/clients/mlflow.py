@@ -285,7 +285,7 @@ class ArtifactStore:
 
 
 def artifact_store(artifact_location: str, environ: Mapping[str, str]) -> ArtifactStore:
-    """Classify ``artifact_location`` and name what this workspace lacks for it (F11)."""
+    """Classify ``artifact_location`` and name what this workspace lacks for it."""
     scheme = artifact_location.split(":", 1)[0].lower() if ":" in artifact_location else ""
     missing: list[str] = []
     if scheme in ("mlflow-artifacts", "http", "https"):

@@ -324,7 +324,7 @@ class RunaiCli:
                 "--cpu-core-request", "0.1", "--cpu-memory-request", "64M", "--command", "--", *command,
                 limit=limit,
             )  # fmt: skip
-        # As the guide submits (06c-job-orchestration), with the smallest resources and /bin/sh (F16).
+        # As the guide submits (06c-job-orchestration), with the smallest resources and /bin/sh (Alpine has no bash).
         return self.run(
             "submit", name, "-p", self.project, "-i", self.section.smoke_image,
             "--cpu", "0.1", "--memory", "64M", "--command", "--", *command,

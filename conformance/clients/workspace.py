@@ -6,7 +6,7 @@ profile's request timeout. Never asserts: each method returns what it saw.
 
 Which tools a workspace needs follows the guide (research: guide-checklist sections 8 and 9): git,
 python and conda everywhere; kubectl with an orchestrator; runai with Run:ai; AWS CLI v2 on-prem;
-gcloud on GCP; docker only without an orchestrator (Coder and Run:ai workspaces have no daemon, F8).
+gcloud on GCP; docker only without an orchestrator (Coder and Run:ai workspaces have no daemon).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ TOOLS: dict[str, ToolSpec] = {
             "docker",
             "--version",
             "install Docker or Rancher Desktop (guide: local workspaces); Coder/Run:ai workspaces have no daemon"
-            " (F8): build with 'khull kaniko' there",
+            ": build with 'khull kaniko' there",
             pattern=r"version (\d+\.\d+\.\d+)",
         ),
         ToolSpec(
@@ -115,7 +115,7 @@ TOOLS: dict[str, ToolSpec] = {
 def expected_tools(profile: Profile) -> list[tuple[str, bool]]:
     """``(tool, required)`` for the profile: the guide's set, or ``workspace.tools`` when given.
 
-    docker is required only without an orchestrator; elsewhere it is listed as optional (F8).
+    docker is required only without an orchestrator; elsewhere it is listed as optional.
     """
     section = profile.workspace
     if section is not None and section.tools is not None:

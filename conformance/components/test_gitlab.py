@@ -3,7 +3,7 @@
 The API checks read only (``GET /user``, ``/personal_access_tokens/self``, the project, its CI/CD
 variables, schedules and pipelines). git is probed with ``git ls-remote``, which changes nothing.
 SSH checks read the user's own ``~/.ssh/config`` through ``ssh -G``, so they check what
-``git clone git@gitlab.aisingapore.net:group/project.git`` would do (F2: port 2222, not 22).
+``git clone git@gitlab.aisingapore.net:group/project.git`` would do (AISG's GitLab: SSH on port 2222, not 22).
 python-gitlab loads only when these checks run (the ``gitlab`` fixture imports the client).
 """
 
@@ -22,7 +22,7 @@ from conformance.profile import GitLab, Profile
 
 OLD_GITLAB = "personal_access_tokens/self unavailable"  # token_info's key on GitLab before 15.5
 DEVELOPER = 30
-# CI/CD variables the guide's .gitlab-ci.yml reads with `cat $VAR`, so they must be of type File (F12).
+# CI/CD variables the guide's .gitlab-ci.yml reads with `cat $VAR`, so they must be of type File.
 CI_FILE_VARIABLES = {"onprem": ["HARBOR_ROBOT_CREDS_JSON"], "gcp": ["GCP_SERVICE_ACCOUNT_KEY"]}
 API_SCOPES = {"api", "read_api"}
 PUSH_SCOPES = {"api", "write_repository"}
@@ -397,7 +397,7 @@ def test_git_https(git_https: Any, evidence: dict[str, Any]) -> None:
 @check(
     "GIT-006",
     """
-    Add to ~/.ssh/config (F2; AISG's GitLab listens for SSH on 2222, not 22):
+    Add to ~/.ssh/config (AISG's GitLab listens for SSH on 2222, not 22):
         Host gitlab.aisingapore.net
             Port 2222
             IdentityFile ~/.ssh/<your private key>
@@ -415,7 +415,7 @@ def test_ssh_config(profile: Profile, ssh_config: Any, evidence: dict[str, Any])
         problem is None,
         expected=f"ssh_config {ssh_config.path} has a Host block for {section.host} with Port {section.ssh_port}",
         actual=problem or "",
-        hint="F2: without `Port 2222`, ssh and git try port 22, which AISG's GitLab does not serve"
+        hint="without `Port 2222`, ssh and git try port 22, which AISG's GitLab does not serve"
         if not ssh_config.error
         else "the file has a line ssh cannot parse, or does not exist",
     )
@@ -481,7 +481,7 @@ def test_ssh_greeting(ssh_ready: Any, evidence: dict[str, Any]) -> None:
         greeting is not None,
         expected=f"`{result.command}` prints GitLab's greeting (Welcome to GitLab, @user!)",
         actual=f"exit {result.rc}: {result.message or 'no greeting'}",
-        hint="publickey: the key is not registered in GitLab; refused or timed out: the port (F2) or the VPN",
+        hint="publickey: the key is not registered in GitLab; refused or timed out: the port (2222, not 22) or the VPN",
     )
 
 
@@ -504,7 +504,7 @@ def test_git_ssh(ssh_ready: Any, evidence: dict[str, Any]) -> None:
     )
 
 
-# --------------------------------------------------------------------------- shared workspaces (F3)
+# --------------------------------------------------------------------------- shared workspaces: HTTPS only
 
 
 @pytest.mark.runai
@@ -524,13 +524,13 @@ def test_workspace_remote_https(origin: tuple[str, str], evidence: dict[str, Any
         url.startswith("https://"),
         expected=f"origin of {checkout} is an https:// URL",
         actual=f"origin is {url}",
-        hint="F3: an SSH remote needs a private key, and in a shared workspace it lies on the shared volume",
+        hint="an SSH remote needs a private key, which in a shared workspace lies on the shared volume: use HTTPS",
     )
     expect(
         not with_password,
         expected="origin holds no credentials",
         actual="origin's URL holds a user name and password (shown here without them)",
-        hint="F3: .git/config on the shared volume is readable by the whole team",
+        hint=".git/config on the shared volume is readable by the whole team",
     )
 
 
@@ -551,7 +551,7 @@ def test_no_private_key_on_pvc(profile: Profile, pvc_root: Path, evidence: dict[
         not scan.keys,
         expected=f"no private key file under the shared volume {root}",
         actual=f"{len(scan.keys)} found: {', '.join(scan.keys[:5])}",
-        hint="F3: someone kept an SSH key on the PVC, which the whole team can read",
+        hint="someone kept an SSH key on the PVC, which the whole team can read",
     )
 
 
@@ -561,7 +561,7 @@ def test_no_private_key_on_pvc(profile: Profile, pvc_root: Path, evidence: dict[
 @check(
     "GIT-013",
     """
-    In GitLab: Settings > CI/CD > Variables, add the variable with Type "File" (F12): the guide's jobs run
+    In GitLab: Settings > CI/CD > Variables, add the variable with Type "File": the guide's jobs run
     `cat $HARBOR_ROBOT_CREDS_JSON` (on-prem) or `cat $GCP_SERVICE_ACCOUNT_KEY` (GCP), which only works when
     the variable holds a file path. A variable of the project's group (or a group above it, or the instance)
     counts too. Listing needs Maintainer on the project, Owner on a group, administrator for the instance.
@@ -586,7 +586,7 @@ def test_ci_file_variables(authenticated: Any, ci_variables: list[Any], evidence
         expected=f"CI/CD variable(s) {', '.join(required)} of type File (on the project, a group above it, or the "
         "instance)",
         actual="; ".join(wrong),
-        hint="F12: with type Variable, `cat $VAR` reads a file named after the JSON's content and the push fails",
+        hint="with type Variable, `cat $VAR` reads a file named after the JSON's content and the push fails",
     )
 
 

@@ -109,7 +109,7 @@ def test_kubeconfig_found(kubeconfig: Any, evidence: dict[str, Any]) -> None:
         kubeconfig.problem is None,
         expected="a kubeconfig that parses as YAML with clusters, users and contexts",
         actual=kubeconfig.problem or "",
-        hint="KUBECONFIG is not exported in this shell (F5), or the file was never copied here",
+        hint="KUBECONFIG is not exported in this shell, or the file was never copied here",
     )
 
 
@@ -295,7 +295,7 @@ def test_permissions(api: Any, evidence: dict[str, Any]) -> None:
     "K8S-009",
     """
     Pending: the PVC has no volume yet; its storage class cannot provision (onprem: nfs-client; GKE:
-    filestore) - send this to the platform team. Not ReadWriteMany: workspaces and jobs cannot share it (F15);
+    filestore) - send this to the platform team. Not ReadWriteMany: workspaces and jobs cannot share it;
     check kubernetes.pvc names the project's shared PVC.
     """,
 )
@@ -311,7 +311,7 @@ def test_pvc_bound_rwx(api: Any, evidence: dict[str, Any]) -> None:
         failure is None,
         expected=f"PVC {name} exists in namespace {api.namespace}",
         actual=failure.summary() if failure else "",
-        hint="kubernetes.pvc is misspelt, or the PVC has another name (<proj>-pvc, pvc-data) (F15)",
+        hint="kubernetes.pvc is misspelt, or the PVC has another name (<proj>-pvc, pvc-data)",
     )
     phase = pvc.status.phase if pvc.status else None
     modes = list(
@@ -331,7 +331,7 @@ def test_pvc_bound_rwx(api: Any, evidence: dict[str, Any]) -> None:
         "ReadWriteMany" in modes,
         expected=f"PVC {name} is ReadWriteMany, shared by workspaces and jobs",
         actual=f"access modes {', '.join(modes) or 'none'}",
-        hint="a per-workspace PVC was named instead of the project's shared one (F15)",
+        hint="a per-workspace PVC was named instead of the project's shared one",
     )
 
 
@@ -435,7 +435,7 @@ def test_smoke_job(api: Any, smoke_job: tuple[str, Any], profile: Profile, evide
         job is not None and job.status and job.status.succeeded,
         expected=f"Job {name} succeeds",
         actual=state,
-        hint=_client().admission_hint(state) if refused else "the image cannot be pulled, or it has no /bin/sh (F16)",
+        hint=_client().admission_hint(state) if refused else "the image cannot be pulled, or it has no /bin/sh",
     )
     pods, _ = api.job_pods(name)
     pod = pods.items[0].metadata.name if pods and pods.items else None

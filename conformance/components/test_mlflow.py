@@ -33,13 +33,13 @@ from conformance.clients.mlflow import (  # the SDK itself is imported when the 
 )
 from conformance.profile import Profile
 
-F10 = (
-    "the server's default permission is NO_PERMISSIONS and your user was not granted this experiment (F10):"
+NOT_GRANTED = (
+    "the server's default permission is NO_PERMISSIONS and your user was not granted this experiment:"
     " ask the MLOps team for EDIT on it, or use the experiment name they gave you"
 )
-F14 = (
+POWERSHELL = (
     "PowerShell: `$MLFLOW_TRACKING_USERNAME = ...` sets a shell variable, not an environment variable;"
-    " use `$Env:MLFLOW_TRACKING_USERNAME = ...` (bash: `export MLFLOW_TRACKING_USERNAME=...`) (F14)"
+    " use `$Env:MLFLOW_TRACKING_USERNAME = ...` (bash: `export MLFLOW_TRACKING_USERNAME=...`)"
 )
 
 ARTIFACT_PHASE = {
@@ -129,7 +129,7 @@ def test_authentication(mlflow: Connection, evidence: dict[str, Any]) -> None:
             actual="credentials missing: "
             + "; ".join(creds.problems)
             + (f"; the server answered {failure}" if failure else ""),
-            hint=F14,
+            hint=POWERSHELL,
         )
         evidence["warning"] = "the server accepted requests without credentials: it does not enforce authentication"
         warnings.warn(ConformanceWarning(f"MLF-002: {evidence['warning']}"), stacklevel=1)
@@ -138,7 +138,7 @@ def test_authentication(mlflow: Connection, evidence: dict[str, Any]) -> None:
         failure is None,
         expected=f"the server accepts user {creds.username!r} ({creds.password_from})",
         actual=f"bad credentials: {failure}" if failure and failure.unauthenticated else str(failure),
-        hint="wrong username or password, or the password was reset (F10)"
+        hint="wrong username or password, or the password was reset"
         if failure and failure.unauthenticated
         else "the server failed an authenticated read; see the status and code",
     )
@@ -166,7 +166,7 @@ def test_experiment_writable(
             False,
             expected=f"experiment {name!r} can be read or created by user {mlflow.credentials.username!r}",
             actual=f"no permission on the experiment: {experiment}" if experiment.forbidden else str(experiment),
-            hint=F10 if experiment.forbidden else None,
+            hint=NOT_GRANTED if experiment.forbidden else None,
         )
         return
     evidence.update(
@@ -191,7 +191,7 @@ def test_experiment_writable(
         False,
         expected=f"user {mlflow.credentials.username!r} can create a run in experiment {name!r}",
         actual=f"no permission on the experiment: {probe}" if probe.forbidden else str(probe),
-        hint=F10 if probe.forbidden else None,
+        hint=NOT_GRANTED if probe.forbidden else None,
     )
 
 
@@ -275,7 +275,7 @@ def test_artifact_store(
         expected=f"this workspace has what a {store.scheme}: artifact location needs",
         actual=f"{store.kind} artifact location {mlflow_writable.artifact_location}; missing: "
         + "; ".join(store.missing),
-        hint="the experiment was created with a direct bucket location (legacy guides, F11)",
+        hint="the experiment was created with a direct bucket location (legacy guides)",
     )
     try:
         run_id = mlflow.start_run(mlflow_writable.experiment_id, "artifact")
@@ -290,7 +290,7 @@ def test_artifact_store(
         result.failed is None,
         expected=f"an artifact uploads to and downloads from {result.artifact_uri or store.scheme + ':'}",
         actual=f"tracking works (run {run_id} created), {phase}: {result.failed}",
-        hint="proxied: the server's bucket or its credentials; direct: the bucket, your keys or the endpoint (F11)",
+        hint="proxied: the server's bucket or its credentials; direct: the bucket, your keys or the endpoint",
     )
     expect(
         result.downloaded == text,

@@ -42,10 +42,10 @@ def _hint(reply: Any, project: str) -> str:
         if action == "delete":
             return f"the login worked, but your role in project '{project}' may not delete (Developer cannot)"
         if action == "pull":
-            return f"the login worked, but your user is not a member of project '{project}' (F6)"
+            return f"the login worked, but your user is not a member of project '{project}' (Harbor: web login first)"
         return (
             f"the login worked, but your user is not a member of project '{project}' with role Developer or "
-            f"higher, which {action} needs (F6)"
+            f"higher, which {action} needs (Harbor adds users only after their first web UI login)"
         )
     if cause == "project":
         return f"project '{project}' does not exist on this registry: check registry.project_path"
@@ -165,7 +165,7 @@ def test_authentication(registry: Any, registry_credentials: Any, evidence: dict
     "REG-003",
     """
     Harbor: log in to Harbor's web UI once, then ask MLOps to add you to the project with role Developer or
-    higher (F6). NAME_UNKNOWN: registry.project_path names a project or repository that does not exist.
+    higher. NAME_UNKNOWN: registry.project_path names a project or repository that does not exist.
     Artifact Registry: your account needs roles/artifactregistry.writer on the repository.
     """,
 )
@@ -248,7 +248,7 @@ def test_push_with_docker_daemon(
     "REG-006",
     """
     Run `gcloud auth configure-docker <region>-docker.pkg.dev` (it adds credHelpers to ~/.docker/config.json)
-    and make sure the Google Cloud CLI's bin folder, which holds docker-credential-gcloud, is on PATH (F7).
+    and make sure the Google Cloud CLI's bin folder, which holds docker-credential-gcloud, is on PATH.
     """,
 )
 def test_artifact_registry_helper(profile: Profile, registry_credentials: Any, evidence: dict[str, Any]) -> None:
@@ -270,5 +270,5 @@ def test_artifact_registry_helper(profile: Profile, registry_credentials: Any, e
         expected=f'credHelpers["{section.host}"] is "gcloud" and docker-credential-gcloud is on PATH',
         actual=f"helper for {section.host}: {found.helper or 'none'}; docker-credential-gcloud: "
         + (on_path or "not on PATH"),
-        hint=f"gcloud auth configure-docker {section.host} was not run, or the gcloud SDK is not on PATH (F7)",
+        hint=f"gcloud auth configure-docker {section.host} was not run, or the gcloud SDK is not on PATH",
     )

@@ -18,7 +18,7 @@ import pytest
 from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
 from conformance.profile import LoadedProfile, Profile, Runai
 
-LOGIN_HINT = "Run:ai logins last 30 days on the platform (F5): run `runai login` with KUBECONFIG set to this file"
+LOGIN_HINT = "Run:ai logins last 30 days on the platform: run `runai login` with KUBECONFIG set to this file"
 NEW_LOGIN_HINT = "run `runai login` (the new CLI keeps its login under ~/.runai/, or RUNAI_CLI_CONFIG_PATH)"
 
 
@@ -213,7 +213,7 @@ def test_project_configured(cli: Any, project_listing: tuple[list[str], str | No
         actual=f"your projects: {', '.join(names) or 'none'}",
         hint="you are not a member of the project, or runai.project is misspelt",
     )
-    where = "with this kubeconfig (F5)" if cli.generation == _client().KUBECONFIG else "for this user's ~/.runai/"
+    where = "with this kubeconfig" if cli.generation == _client().KUBECONFIG else "for this user's ~/.runai/"
     expect(
         default == cli.project,
         expected=f"the default project is {cli.project}",
@@ -240,7 +240,7 @@ def runai_job(cli: Any) -> Iterator[tuple[str, Any]]:
     """
     A Run:ai job did not run to completion: the message names the step. Submission refused: check the login
     (RAI-003) and the project (RAI-004). Pending: the project has no quota left or the image cannot be pulled.
-    Jobs must use /bin/sh in Alpine images, which have no bash or python (F16).
+    Jobs must use /bin/sh in Alpine images, which have no bash or python.
     """,
 )
 def test_smoke_job(cli: Any, runai_job: tuple[str, Any], profile: Profile, evidence: dict[str, Any]) -> None:

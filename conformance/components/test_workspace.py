@@ -2,7 +2,7 @@
 
 The checks look at one host through testinfra: this machine (``local://``), or the workspace pod when
 ``workspace.pod`` is set (``kubectl exec``). Tools (WSP-001, one per tool), the shared PVC and its
-``workspaces/`` folder (WSP-002..004, F15), the memory limit (WSP-005, F17), a GPU (WSP-006) and
+``workspaces/`` folder (WSP-002..004), the memory limit (WSP-005), a GPU (WSP-006) and
 the modes of credential files (WSP-007).
 """
 
@@ -51,7 +51,7 @@ def test_tool_present(workspace: WorkspaceHost, tool: tuple[str, bool], evidence
     if not found.found and not required:
         pytest.skip(
             f"not applicable: {name} is optional in this workspace and absent"
-            " (Coder/Run:ai workspaces have no Docker daemon, F8: build images with khull kaniko)"
+            " (Coder/Run:ai workspaces have no Docker daemon: build images with khull kaniko)"
         )
     spec = spec_of(name)
     expect(
@@ -110,7 +110,7 @@ def test_pvc_mounted(workspace: WorkspaceHost, profile: Profile, evidence: dict[
             False,
             expected=f"the PVC is mounted at {mount}",
             actual=f"{mount} does not exist or is not a directory; PVC-like folders in {parent}: {seen}",
-            hint="F15: the mount path differs between guides (/pvc-data, /<project>-pvc, /<project>_pvc)",
+            hint="the mount path differs between guides (/pvc-data, /<project>-pvc, /<project>_pvc)",
         )
     entries = workspace.listdir(mount)
     evidence["entries"] = len(entries)
@@ -147,7 +147,7 @@ def test_pvc_writable(workspace: WorkspaceHost, probe_file: str, evidence: dict[
         not failure,
         expected=f"a file can be written, read back and deleted in {probe_file.rsplit('/', 1)[0]}",
         actual=f"{probe_file}: {failure}",
-        hint="the folder belongs to another UID (F15), or the PVC is mounted read-only",
+        hint="the folder belongs to another UID, or the PVC is mounted read-only",
     )
 
 
@@ -178,7 +178,7 @@ def test_workspaces_owner(
         owner == owner_uid,
         expected=f"{directory} is owned by UID {owner_uid}",
         actual=f"owned by UID {owner}",
-        hint="F15: created by root (or another user) and never handed over with chown -R 2222:2222",
+        hint="created by root (or another user) and never handed over with chown -R 2222:2222",
     )
 
 
@@ -215,7 +215,7 @@ def test_memory_limit(workspace: WorkspaceHost, profile: Profile, evidence: dict
         gib >= minimum,
         expected=f"at least {minimum:g} GiB of memory for the workspace",
         actual=f"{gib:.2f} GiB ({where})",
-        hint="F17: the workspace was created with a small memory option; pip install will be OOM-killed",
+        hint="the workspace was created with a small memory option; pip install will be OOM-killed",
     )
 
 

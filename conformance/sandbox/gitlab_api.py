@@ -122,7 +122,7 @@ def default_state(tokens: dict[str, str], project: str, broken_project: str) -> 
                 "path": broken_project,
                 "default_branch": "main",
                 "members": {"conformance": MAINTAINER},
-                # F12: a Variable on the project where the job does `cat $HARBOR_ROBOT_CREDS_JSON`; it overrides
+                # A Variable on the project where the job does `cat $HARBOR_ROBOT_CREDS_JSON`; it overrides
                 # the group's File variable. The gcp key is missing.
                 "variables": [{"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "env_var"}],
                 "schedules": [{"description": "paused schedule", "cron": "0 3 * * 1", "active": False}],

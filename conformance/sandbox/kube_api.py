@@ -23,7 +23,7 @@ A failed pod fails its Job with the controller's ``Failed`` condition (``job-fai
 A created Job gets one Pod. Nothing runs: the pod "completes" on the first read of the Job or
 its pods after creation, and its log is what ``/bin/sh -c 'echo WORDS'`` would print. Any other
 command fails the pod with a message saying the sandbox only simulates ``echo``; ``bash`` or
-``python`` in an Alpine image fails the way it does on a real cluster (Alpine has neither: F16).
+``python`` in an Alpine image fails the way it does on a real cluster (Alpine has neither).
 
 State is fixed at start except for what clients create (unique, run-id-named Jobs), so tests
 running at the same time never see each other's faults: each fault is its own identity, PVC or

@@ -20,7 +20,7 @@ artifact location is ``s3://<a bucket that does not exist>/``: tracking
 straight to S3 and fails. With ``MLFLOW_S3_ENDPOINT_URL`` and keys for the
 sandbox S3 in the environment it fails with NoSuchBucket (the artifact store
 is broken while tracking works); without them it shows which piece a
-workspace lacks for direct-to-bucket locations (F11).
+workspace lacks for direct-to-bucket locations.
 
 Other variables: SANDBOX_MLFLOW_URI, SANDBOX_MLFLOW_PASSWORD,
 SANDBOX_MLFLOW_READONLY_PASSWORD, SANDBOX_MLFLOW_ARTIFACTS (the proxied
