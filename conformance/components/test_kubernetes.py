@@ -14,20 +14,17 @@ back, or whose admission message (a FailedCreate event, a Failed condition) is r
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
+from conformance.clients import kubernetes as kube_client  # its SDK loads when the fixture connects
+from conformance.clients.kubernetes import Credential, Failure, Kube, Kubeconfig
 from conformance.profile import Kubernetes, LoadedProfile, Profile
 
 RBAC_HINT = "your user has no RoleBinding in this namespace for it; ask the platform team (Run:ai: project membership)"
-
-
-def _client() -> Any:
-    return importlib.import_module("conformance.clients.kubernetes")
 
 
 def _section(profile: Profile) -> Kubernetes:
@@ -37,35 +34,36 @@ def _section(profile: Profile) -> Kubernetes:
 
 
 @pytest.fixture(scope="session")
-def kubeconfig(profile: Profile, loaded_profile: LoadedProfile) -> Any:
+def kubeconfig(profile: Profile, loaded_profile: LoadedProfile) -> Kubeconfig:
     """The kubeconfig, read without the network; its credentials join the report's redaction list."""
-    found = _client().find_kubeconfig(_section(profile))
-    _client().register_credentials(found, loaded_profile.secrets)
+    found = kube_client.find_kubeconfig(_section(profile))
+    kube_client.register_credentials(found, loaded_profile.secrets)
     return found
 
 
 @pytest.fixture(scope="session")
-def kube_credential(kubeconfig: Any, profile: Profile, loaded_profile: LoadedProfile) -> Any:
+def kube_credential(kubeconfig: Kubeconfig, profile: Profile, loaded_profile: LoadedProfile) -> Credential:
     """The user's credential as kubectl would get it: an exec plugin run, an expired oidc id-token renewed."""
     if kubeconfig.problem:
         raise Blocked("K8S-001", kubeconfig.problem)
     if kubeconfig.context_problem:
         raise Blocked("K8S-002", kubeconfig.context_problem)
-    found = _client().obtain(kubeconfig, _client().credential(kubeconfig), profile.tls, profile.timeouts)
-    _client().register_credentials(kubeconfig, loaded_profile.secrets, found)  # renewed tokens too
+    found = kube_client.obtain(kubeconfig, kube_client.credential(kubeconfig), profile.tls, profile.timeouts)
+    kube_client.register_credentials(kubeconfig, loaded_profile.secrets, found)  # renewed tokens too
     return found
 
 
 @pytest.fixture(scope="session")
-def kube(kube_credential: Any, request: pytest.FixtureRequest) -> Any:
+def kube(kube_credential: Credential, request: pytest.FixtureRequest) -> Kube:
     """The API client, once the kubeconfig is known to be usable (else blocked by the check that says why)."""
     if kube_credential.problem:
         raise Blocked("K8S-005", kube_credential.problem)
-    return request.getfixturevalue("kubernetes")
+    kube: Kube = request.getfixturevalue("kubernetes")
+    return kube
 
 
 @pytest.fixture(scope="session")
-def kube_version(kube: Any) -> Any:
+def kube_version(kube: Kube) -> tuple[Any, Failure | None]:
     """The API server's /version, fetched once with the user's credentials; an error when nothing answers."""
     version, failure = kube.version()
     if failure is not None and failure.status == 0:
@@ -77,7 +75,7 @@ def kube_version(kube: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def api(kube: Any, kube_version: Any) -> Any:
+def api(kube: Kube, kube_version: tuple[Any, Failure | None]) -> Kube:
     """The client once the API server answered and accepted the credentials."""
     _, failure = kube_version
     if failure is not None:
@@ -85,7 +83,7 @@ def api(kube: Any, kube_version: Any) -> Any:
     return kube
 
 
-def _unreachable(failure: Any, what: str) -> None:
+def _unreachable(failure: Failure | None, what: str) -> None:
     if failure is not None and failure.status == 0:
         raise CannotEvaluate(f"{what}: {failure.summary()}", "the API server stopped answering mid-run")
 
@@ -102,7 +100,7 @@ def _unreachable(failure: Any, what: str) -> None:
     download it again.
     """,
 )
-def test_kubeconfig_found(kubeconfig: Any, evidence: dict[str, Any]) -> None:
+def test_kubeconfig_found(kubeconfig: Kubeconfig, evidence: dict[str, Any]) -> None:
     evidence.update({"kubeconfig": str(kubeconfig.path) if kubeconfig.path else None, "source": kubeconfig.source})
     evidence.update({"consulted": kubeconfig.consulted, "merged": [str(path) for path in kubeconfig.files]})
     expect(
@@ -121,7 +119,7 @@ def test_kubeconfig_found(kubeconfig: Any, evidence: dict[str, Any]) -> None:
     the file defines.
     """,
 )
-def test_context_complete(kubeconfig: Any, evidence: dict[str, Any]) -> None:
+def test_context_complete(kubeconfig: Kubeconfig, evidence: dict[str, Any]) -> None:
     if kubeconfig.problem:
         raise Blocked("K8S-001", kubeconfig.problem)
     evidence.update({"context": kubeconfig.context_name, "server": kubeconfig.server or None})
@@ -140,7 +138,7 @@ def test_context_complete(kubeconfig: Any, evidence: dict[str, Any]) -> None:
     The kubeconfig holds your credentials: make it readable by you only with `chmod 600 <kubeconfig>`.
     """,
 )
-def test_kubeconfig_private(kubeconfig: Any, evidence: dict[str, Any]) -> None:
+def test_kubeconfig_private(kubeconfig: Kubeconfig, evidence: dict[str, Any]) -> None:
     if kubeconfig.path is None or kubeconfig.mode is None:
         raise Blocked("K8S-001", kubeconfig.problem or "no kubeconfig")
     evidence.update({"kubeconfig": str(kubeconfig.path), "mode": f"{kubeconfig.mode:04o}"})
@@ -162,7 +160,7 @@ def test_kubeconfig_private(kubeconfig: Any, evidence: dict[str, Any]) -> None:
     The guide's sample kubeconfig has the flag; it lets anyone on the path read your token.
     """,
 )
-def test_tls_verified(kubeconfig: Any, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_tls_verified(kubeconfig: Kubeconfig, profile: Profile, evidence: dict[str, Any]) -> None:
     if kubeconfig.problem:
         raise Blocked("K8S-001", kubeconfig.problem)
     if kubeconfig.context_problem:
@@ -189,16 +187,18 @@ def test_tls_verified(kubeconfig: Any, profile: Profile, evidence: dict[str, Any
     when the issuer refuses it, run `runai login` again (or download the kubeconfig again).
     """,
 )
-def test_credential_usable(kube_credential: Any, kubeconfig: Any, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_credential_usable(
+    kube_credential: Credential, kubeconfig: Kubeconfig, profile: Profile, evidence: dict[str, Any]
+) -> None:
     evidence.update({"user": kubeconfig.user_name, "credential": kube_credential.kind})
     evidence.update({"user_defined_in": str(kubeconfig.user_file()), "obtained": kube_credential.obtained})
     if kube_credential.unavailable:
-        raise CannotEvaluate(kube_credential.problem, kube_credential.hint)
+        raise CannotEvaluate(kube_credential.problem or "no credential", kube_credential.hint)
     if kube_credential.plugin:
         evidence["plugin"] = f"{kube_credential.plugin} ({kube_credential.plugin_path or 'not on PATH'})"
     if kube_credential.expires is not None:
         evidence["expires"] = f"{kube_credential.expires:%Y-%m-%d %H:%M} UTC"
-        evidence["days_left"] = round(kube_credential.days_left(), 1)
+        evidence["days_left"] = round(kube_credential.days_left() or 0.0, 1)
     expect(
         kube_credential.problem is None,
         expected=f"the credential of user {kubeconfig.user_name!r} ({kube_credential.kind}) is usable from here",
@@ -228,7 +228,7 @@ def test_credential_usable(kube_credential: Any, kubeconfig: Any, profile: Profi
     server URL in the kubeconfig.
     """,
 )
-def test_api_answers(kube: Any, kube_version: Any, evidence: dict[str, Any]) -> None:
+def test_api_answers(kube: Kube, kube_version: tuple[Any, Failure | None], evidence: dict[str, Any]) -> None:
     version, failure = kube_version
     server = kube.kubeconfig.server
     evidence.update({"server": server, "context": kube.kubeconfig.context_name, "tls_trust": kube.trust})
@@ -249,7 +249,7 @@ def test_api_answers(kube: Any, kube_version: Any, evidence: dict[str, Any]) -> 
     check the project name with `runai list projects`, or ask the platform team to create the project.
     """,
 )
-def test_namespace_exists(api: Any, evidence: dict[str, Any]) -> None:
+def test_namespace_exists(api: Kube, evidence: dict[str, Any]) -> None:
     found, failure = api.read_namespace(api.namespace)
     _unreachable(failure, f"GET namespace {api.namespace}")
     if failure is not None and failure.status == 403:
@@ -274,7 +274,7 @@ def test_namespace_exists(api: Any, evidence: dict[str, Any]) -> None:
     (Run:ai: add you to the project with a researcher role); the guide's jobs, logs and PVC mounts need them.
     """,
 )
-def test_permissions(api: Any, evidence: dict[str, Any]) -> None:
+def test_permissions(api: Kube, evidence: dict[str, Any]) -> None:
     answers: dict[str, str] = {}
     for entry in api.section.required_access:
         allowed, failure = api.can_i(entry)
@@ -299,7 +299,7 @@ def test_permissions(api: Any, evidence: dict[str, Any]) -> None:
     check kubernetes.pvc names the project's shared PVC.
     """,
 )
-def test_pvc_bound_rwx(api: Any, evidence: dict[str, Any]) -> None:
+def test_pvc_bound_rwx(api: Kube, evidence: dict[str, Any]) -> None:
     name = api.section.pvc
     if name is None:  # required where K8S applies (profile.requirements; Run:ai fills the guide's default)
         raise CannotEvaluate("the profile names no kubernetes.pvc")
@@ -342,7 +342,7 @@ def test_pvc_bound_rwx(api: Any, evidence: dict[str, Any]) -> None:
     (names from the platform's Terraform: s3-credentials, harbor-credentials, gcp-sa-credentials, ...).
     """,
 )
-def test_expected_secrets(api: Any, evidence: dict[str, Any]) -> None:
+def test_expected_secrets(api: Kube, evidence: dict[str, Any]) -> None:
     names = api.section.expected_secrets
     if not names:  # required where K8S applies (profile.requirements fills the guide's names per platform)
         raise CannotEvaluate("the profile lists no kubernetes.expected_secrets")
@@ -367,7 +367,7 @@ def test_expected_secrets(api: Any, evidence: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_job(api: Any) -> Iterator[tuple[str, Any]]:
+def smoke_job(api: Kube) -> Iterator[tuple[str, Failure | None]]:
     """The run's Job, created once and deleted (with its pods) in teardown."""
     name = api.job_name()
     created, failure = api.create_job(name, ["/bin/sh", "-c", f"echo {name}"])
@@ -376,7 +376,7 @@ def smoke_job(api: Any) -> Iterator[tuple[str, Any]]:
         api.delete_job(name)
 
 
-def _job_state(api: Any, name: str) -> tuple[bool, str]:
+def _job_state(api: Kube, name: str) -> tuple[bool, str]:
     """(done, what the cluster says): done when the Job finished or the cluster recorded why it will not run."""
     job, failure = api.read_job(name)
     if failure is not None:
@@ -397,10 +397,10 @@ def _job_state(api: Any, name: str) -> tuple[bool, str]:
     events: list[Any] = []
     if not items:  # the job controller could not create a pod: it says why in an event on the Job
         events, _ = api.job_events(name)
-    trace = _client().admission_trace(api.as_mapping(job), events)
+    trace = kube_client.admission_trace(api.as_mapping(job), events)
     if trace is not None:
         return True, f"{state}; {trace}"
-    waiting = [found for found in (_client().pod_waiting(p) for p in items) if found]
+    waiting = [found for found in (kube_client.pod_waiting(p) for p in items) if found]
     return done, f"{state}; {'; '.join(waiting)}" if waiting else state
 
 
@@ -415,7 +415,9 @@ def _job_state(api: Any, name: str) -> tuple[bool, str]:
     pod's events with `kubectl describe pod` and send them to the platform team.
     """,
 )
-def test_smoke_job(api: Any, smoke_job: tuple[str, Any], profile: Profile, evidence: dict[str, Any]) -> None:
+def test_smoke_job(
+    api: Kube, smoke_job: tuple[str, Failure | None], profile: Profile, evidence: dict[str, Any]
+) -> None:
     name, failure = smoke_job
     evidence.update({"job": name, "namespace": api.namespace, "image": api.section.smoke_image})
     _unreachable(failure, f"POST job {name}")
@@ -435,7 +437,7 @@ def test_smoke_job(api: Any, smoke_job: tuple[str, Any], profile: Profile, evide
         job is not None and job.status and job.status.succeeded,
         expected=f"Job {name} succeeds",
         actual=state,
-        hint=_client().admission_hint(state) if refused else "the image cannot be pulled, or it has no /bin/sh",
+        hint=kube_client.admission_hint(state) if refused else "the image cannot be pulled, or it has no /bin/sh",
     )
     pods, _ = api.job_pods(name)
     pod = pods.items[0].metadata.name if pods and pods.items else None

@@ -9,25 +9,20 @@ kubeconfig-based CLI, run with ``KUBECONFIG`` set to the kubernetes section's ku
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
+from conformance.clients import kubernetes as kube_client
+from conformance.clients import runai as runai_client
+from conformance.clients.kubernetes import Credential, Kubeconfig
+from conformance.clients.runai import Cli, Generation, Result, RunaiCli
 from conformance.profile import LoadedProfile, Profile, Runai
 
 LOGIN_HINT = "Run:ai logins last 30 days on the platform: run `runai login` with KUBECONFIG set to this file"
 NEW_LOGIN_HINT = "run `runai login` (the new CLI keeps its login under ~/.runai/, or RUNAI_CLI_CONFIG_PATH)"
-
-
-def _client() -> Any:
-    return importlib.import_module("conformance.clients.runai")
-
-
-def _kube_client() -> Any:
-    return importlib.import_module("conformance.clients.kubernetes")
 
 
 def _section(profile: Profile) -> Runai:
@@ -37,22 +32,23 @@ def _section(profile: Profile) -> Runai:
 
 
 @pytest.fixture(scope="session")
-def runai_cli(profile: Profile) -> Any:
+def runai_cli(profile: Profile) -> Cli:
     """Where the configured runai executable is (no network, nothing run)."""
-    return _client().find_cli(_section(profile))
+    return runai_client.find_cli(_section(profile))
 
 
 @pytest.fixture(scope="session")
-def cli(runai_cli: Any, request: pytest.FixtureRequest) -> Any:
+def cli(runai_cli: Cli, request: pytest.FixtureRequest) -> RunaiCli:
     if not runai_cli.found:
         raise Blocked("RAI-001", f"runai CLI {runai_cli.configured!r} not found")
-    return request.getfixturevalue("runai")
+    cli: RunaiCli = request.getfixturevalue("runai")
+    return cli
 
 
 @pytest.fixture(scope="session")
-def runai_login(profile: Profile, loaded_profile: LoadedProfile) -> tuple[Any, Any]:
+def runai_login(profile: Profile, loaded_profile: LoadedProfile) -> tuple[Kubeconfig, Credential]:
     """(kubeconfig, its user's credential); the credentials join the report's redaction list."""
-    kube = _kube_client()
+    kube = kube_client
     kc = kube.find_kubeconfig(profile.kubernetes)
     kube.register_credentials(kc, loaded_profile.secrets)
     if kc.problem:
@@ -73,7 +69,7 @@ def runai_login(profile: Profile, loaded_profile: LoadedProfile) -> tuple[Any, A
     provided under /pvc-data/utils.
     """,
 )
-def test_cli_found(runai_cli: Any, evidence: dict[str, Any]) -> None:
+def test_cli_found(runai_cli: Cli, evidence: dict[str, Any]) -> None:
     evidence.update({"configured": runai_cli.configured, "path": runai_cli.path})
     expect(
         runai_cli.found,
@@ -92,7 +88,7 @@ def test_cli_found(runai_cli: Any, evidence: dict[str, Any]) -> None:
     replace the one on PATH.
     """,
 )
-def test_cli_version(cli: Any, evidence: dict[str, Any]) -> None:
+def test_cli_version(cli: RunaiCli, evidence: dict[str, Any]) -> None:
     detected = cli.detected
     result = detected.result
     evidence.update(
@@ -103,7 +99,7 @@ def test_cli_version(cli: Any, evidence: dict[str, Any]) -> None:
             "seconds": round(result.seconds, 3),
         }
     )
-    problem = _client().version_problem(detected)
+    problem = runai_client.version_problem(detected)
     expect(
         problem is None,
         expected="a Run:ai CLI the suite can drive: the guide's kubeconfig CLI 2.x, or the new CLI (clusters 2.18+)",
@@ -112,7 +108,7 @@ def test_cli_version(cli: Any, evidence: dict[str, Any]) -> None:
     )
 
 
-def _generation(cli: Any) -> Any:
+def _generation(cli: RunaiCli) -> Generation:
     """The CLI's generation; a CLI whose version cannot be read blocks the checks that depend on it."""
     if cli.detected.generation is None:
         raise Blocked(
@@ -131,10 +127,10 @@ def _generation(cli: Any) -> Any:
     warns within twice that.
     """,
 )
-def test_logged_in(cli: Any, request: pytest.FixtureRequest, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_logged_in(cli: RunaiCli, request: pytest.FixtureRequest, profile: Profile, evidence: dict[str, Any]) -> None:
     generation = _generation(cli)
     evidence["generation"] = generation
-    if generation == _client().NEW:
+    if generation == runai_client.NEW:
         # The new CLI keeps its login under ~/.runai/; only the CLI itself can say whether it still holds.
         result = cli.whoami()
         lines = (result.stdout.strip() or result.stderr.strip()).splitlines()
@@ -182,13 +178,13 @@ def test_logged_in(cli: Any, request: pytest.FixtureRequest, profile: Profile, e
 
 
 @pytest.fixture(scope="session")
-def project_listing(cli: Any) -> tuple[list[str], str | None]:
+def project_listing(cli: RunaiCli) -> tuple[list[str], str | None]:
     """Your projects and the default one, as the CLI lists them; an error (not a failure) when it cannot list."""
     generation = _generation(cli)
     result, names, default = cli.projects()
     if not result.ok:
-        command = "runai project list" if generation == _client().NEW else "runai list projects"
-        hint = NEW_LOGIN_HINT if generation == _client().NEW else LOGIN_HINT
+        command = "runai project list" if generation == runai_client.NEW else "runai list projects"
+        hint = NEW_LOGIN_HINT if generation == runai_client.NEW else LOGIN_HINT
         raise CannotEvaluate(f"`{command}` failed: {result.summary()}", hint)
     return names, default
 
@@ -202,10 +198,12 @@ def project_listing(cli: Any) -> tuple[list[str], str | None]:
     spelling with `runai list projects` / `runai project list`.
     """,
 )
-def test_project_configured(cli: Any, project_listing: tuple[list[str], str | None], evidence: dict[str, Any]) -> None:
+def test_project_configured(
+    cli: RunaiCli, project_listing: tuple[list[str], str | None], evidence: dict[str, Any]
+) -> None:
     names, default = project_listing
     evidence.update({"projects": names, "default_project": default, "generation": cli.generation})
-    if cli.generation == _client().KUBECONFIG:
+    if cli.generation == runai_client.KUBECONFIG:
         evidence["context_namespace"] = cli.kubeconfig.namespace
     expect(
         cli.project in names,
@@ -213,7 +211,7 @@ def test_project_configured(cli: Any, project_listing: tuple[list[str], str | No
         actual=f"your projects: {', '.join(names) or 'none'}",
         hint="you are not a member of the project, or runai.project is misspelt",
     )
-    where = "with this kubeconfig" if cli.generation == _client().KUBECONFIG else "for this user's ~/.runai/"
+    where = "with this kubeconfig" if cli.generation == runai_client.KUBECONFIG else "for this user's ~/.runai/"
     expect(
         default == cli.project,
         expected=f"the default project is {cli.project}",
@@ -223,7 +221,7 @@ def test_project_configured(cli: Any, project_listing: tuple[list[str], str | No
 
 
 @pytest.fixture(scope="session")
-def runai_job(cli: Any) -> Iterator[tuple[str, Any]]:
+def runai_job(cli: RunaiCli) -> Iterator[tuple[str, Result]]:
     """The run's Run:ai job, submitted once and deleted in teardown."""
     _generation(cli)
     name = cli.job_name()
@@ -243,7 +241,7 @@ def runai_job(cli: Any) -> Iterator[tuple[str, Any]]:
     Jobs must use /bin/sh in Alpine images, which have no bash or python.
     """,
 )
-def test_smoke_job(cli: Any, runai_job: tuple[str, Any], profile: Profile, evidence: dict[str, Any]) -> None:
+def test_smoke_job(cli: RunaiCli, runai_job: tuple[str, Result], profile: Profile, evidence: dict[str, Any]) -> None:
     name, submitted = runai_job
     evidence.update(
         {"job": name, "project": cli.project, "image": cli.section.smoke_image, "generation": cli.generation}
@@ -260,7 +258,7 @@ def test_smoke_job(cli: Any, runai_job: tuple[str, Any], profile: Profile, evide
     def probe() -> tuple[bool, str]:
         result, status = cli.describe(name)
         described[:] = [result]
-        return _client().outcome(status) is not None or not result.ok, status or result.summary()
+        return runai_client.outcome(status) is not None or not result.ok, status or result.summary()
 
     status = wait_for(probe, timeout=profile.timeouts.check, describe=f"Run:ai job {name} finishes")
     evidence["status"] = status
@@ -271,7 +269,7 @@ def test_smoke_job(cli: Any, runai_job: tuple[str, Any], profile: Profile, evide
         hint="the job was deleted while it ran, or the CLI lost its login",
     )
     expect(
-        _client().outcome(status) == "succeeded",
+        runai_client.outcome(status) == "succeeded",
         expected=f"job {name} runs to completion (Succeeded / Completed)",
         actual=f"the job ended with status {status}",
         hint=f"the job's container failed: read the events of `{cli.describe_command(name)}` and the job's log",
