@@ -1,13 +1,9 @@
-"""What conformant means: one test module per guide component, each declared once, here.
+"""What conformant means: one test module per guide component, each declared once, in ``COMPONENTS``.
 
-A component is spelt one way everywhere, by its name: the profile section ``<name>``, the client
-module ``conformance/clients/<name>.py`` (its ``connect``, and ``sweep`` when it writes), the
-fixture ``<name>``, the checks ``test_<name>.py`` (ids ``<prefix>-NNN``), the pytest marker and,
-when the sandbox simulates it, ``conformance/sandbox/<name>.py`` (``start(sandbox)``). Everything
-else is derived from ``COMPONENTS``: the check-id pattern, the catalogue, the markers, the fixtures,
-the report's library versions, what ``cleanup`` sweeps and the sandbox starts. A component comes
-after those it needs: the sandbox starts them in this order and ``cleanup`` sweeps in reverse.
-README's "Adding a component" walks through it; ``tests/test_components.py`` keeps it true.
+A component is spelt one way, its name: profile section, client ``clients/<name>.py`` (``connect``;
+``sweep`` if it writes), fixture, checks ``test_<name>.py``, marker and simulator ``sandbox/<name>.py``.
+The check-id pattern, catalogue, markers, fixtures, report libraries, cleanup and sandbox derive from it;
+the sandbox starts components in this order, cleanup sweeps in reverse (README: "Adding a component").
 """
 
 from __future__ import annotations
