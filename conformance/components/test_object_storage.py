@@ -16,24 +16,17 @@ import hashlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, NonConformance, check, expect
+from conformance.clients import object_storage as storage_client  # the SDKs load when a check connects
+from conformance.clients.object_storage import StorageError, Store
 from conformance.profile import ObjectStorage, Profile
-
-if TYPE_CHECKING:  # the client module loads the SDKs lazily; import it only where a check runs
-    from conformance.clients.object_storage import StorageError, Store
 
 PROBE_BYTES = 4096
 LISTED_IN_EVIDENCE = 20
-
-
-def _client() -> Any:
-    from conformance.clients import object_storage  # noqa: PLC0415 - keeps collection free of the client
-
-    return object_storage
 
 
 @pytest.fixture(scope="session")
@@ -78,7 +71,7 @@ def _hint(error: StorageError, store: Store) -> str:
 def test_credentials_present(storage: ObjectStorage, evidence: dict[str, Any]) -> None:
     if storage.anonymous and not storage.credentials_file:
         pytest.skip("not applicable: the profile sends no credentials (anonymous, sandbox emulator only)")
-    facts = _client().credential_facts(storage)
+    facts = storage_client.credential_facts(storage)
     evidence.update(facts.evidence())
     expect(
         facts.exists,
@@ -114,7 +107,7 @@ def test_credentials_present(storage: ObjectStorage, evidence: dict[str, Any]) -
     """,
 )
 def test_buckets_list(object_storage: Store, evidence: dict[str, Any]) -> None:
-    client = _client()
+    client = storage_client
     evidence.update(_where(object_storage))
     try:
         buckets = client.timed(evidence, "list_buckets", object_storage.list_buckets)
@@ -145,7 +138,7 @@ class BucketProbe:
 @pytest.fixture(scope="session")
 def bucket_probe(object_storage: Store, storage: ObjectStorage) -> BucketProbe:
     """List the named bucket directly (once), whatever the bucket listing shows."""
-    client = _client()
+    client = storage_client
     try:
         listed: bool | None = object_storage.bucket in object_storage.list_buckets()
     except client.StorageError:
@@ -209,7 +202,7 @@ def probe_object(
     run_id: str,
 ) -> Iterator[ProbeObject]:
     """Write ``<prefix>/conformance-<run id>`` once; teardown deletes it unless OBJ-005 already did."""
-    client = _client()
+    client = storage_client
     if bucket_probe.error is not None:
         raise Blocked("OBJ-003", str(bucket_probe.error))
     key = client.object_key(storage, _probe_name(request, run_id))
@@ -237,7 +230,7 @@ def probe_object(
 def test_probe_written_and_read_back(
     object_storage: Store, probe_object: ProbeObject, evidence: dict[str, Any]
 ) -> None:
-    client = _client()
+    client = storage_client
     where = f"{object_storage.backend}://{object_storage.bucket}/{probe_object.key}"
     evidence.update({**_where(object_storage), "key": probe_object.key, "size": len(probe_object.data)})
     evidence.update(probe_object.timings)
@@ -293,7 +286,7 @@ def written_probe(probe_object: ProbeObject) -> ProbeObject:
 )
 @pytest.mark.writes
 def test_probe_deleted(object_storage: Store, written_probe: ProbeObject, evidence: dict[str, Any]) -> None:
-    client = _client()
+    client = storage_client
     probe_object = written_probe
     where = f"{object_storage.backend}://{object_storage.bucket}/{probe_object.key}"
     evidence.update({**_where(object_storage), "key": probe_object.key})
