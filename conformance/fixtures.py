@@ -180,3 +180,10 @@ kubernetes = _component_fixture("kubernetes")
 runai = _component_fixture("runai")
 workspace = _component_fixture("workspace")
 gcp = _component_fixture("gcp")
+
+
+@pytest.fixture(scope="session")
+def ci(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    """The ci client (conformance.clients.ci): GitLab's CI API, through the gitlab section's endpoint and token."""
+    reachability.require("gitlab")
+    return connect("ci", profile, reachability, run_id)

@@ -56,6 +56,9 @@ COMPONENTS: dict[str, Component] = {
         Component("runai", "RAI", "Run:ai CLI and login", "platform team", orchestrators=("runai",)),
         Component("workspace", "WSP", "Developer workspace", "MLOps team"),
         Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)", platforms=("gcp",)),
+        # Continuous X: the project's CI on GitLab (runners with the platform's tags, CI lint), read with the
+        # gitlab section's token; CI/CD variables and schedules stay GIT-013/014.
+        Component("ci", "CI", "Continuous X (GitLab CI/CD: runners and CI lint)", "MLOps team"),
     )
 }
 

@@ -35,7 +35,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conformance.sandbox.gitlab_api import GitLabApi, default_state, new_token
+from conformance.sandbox.gitlab_api import SANDBOX_CI_YML, GitLabApi, default_state, new_token
 from conformance.sandbox.process import Process, ServiceError, port_open
 from conformance.sandbox.web import free_port
 
@@ -167,7 +167,8 @@ def make_repository(repositories: Path, path: str) -> Path:
     if not seed.exists():
         _run(["git", "init", "-q", "-b", "main", str(seed)])
         (seed / "README.md").write_text("Conformance sandbox repository\n")
-        _run(["git", "-C", str(seed), "add", "README.md"])
+        (seed / ".gitlab-ci.yml").write_text(SANDBOX_CI_YML)  # what the simulated API's CI lint reads (CI-002)
+        _run(["git", "-C", str(seed), "add", "README.md", ".gitlab-ci.yml"])
         _run(["git", "-C", str(seed), "commit", "-q", "-m", "Initial commit"])
     bare.parent.mkdir(parents=True, exist_ok=True)
     _run(["git", "clone", "-q", "--bare", str(seed), str(bare)])
