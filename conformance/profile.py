@@ -427,9 +427,9 @@ class GitLab(Model):
 class Ci(Model):
     """Continuous X: the project's GitLab CI/CD, read through the gitlab section's API and token."""
 
-    # The tags the project's jobs carry, which a runner must all have (CI-001); [] for untagged jobs, which
-    # need a runner that runs untagged jobs. Default: the guide's tag for the platform.
-    runner_tags: list[Annotated[str, Field(min_length=1)]]
+    # A runner must have every one of these tags, as GitLab matches a tagged job to a runner; [] for untagged
+    # jobs, which need a runner that runs untagged jobs.
+    runner_tags: list[Annotated[str, Field(min_length=1)]]  # the tags your .gitlab-ci.yml's jobs carry (CI-001)
 
 
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"

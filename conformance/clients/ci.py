@@ -56,7 +56,8 @@ class Runner:
         state = "paused" if self.paused else (self.status or ("online" if self.online else "offline"))
         tags = f", tags {', '.join(self.tags) or 'none'}" if self.tags is not None else ""
         scope = kind.get(self.runner_type, self.runner_type)
-        return f"#{self.id} {self.name or '(no description)'} ({scope} runner, {state}{tags})"
+        what = f"{scope} runner" if scope else "runner"
+        return f"#{self.id} {self.name or '(no description)'} ({what}, {state}{tags})"
 
 
 @dataclass

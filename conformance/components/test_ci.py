@@ -47,6 +47,56 @@ def _level_name(ci: Any, project: dict[str, Any]) -> str:
     return f"{levels.get(access.level, 'access level')} ({access.level})"
 
 
+def _wanted(tags: list[str]) -> str:
+    return f"tags {', '.join(tags)}" if tags else "no tags (a runner that runs untagged jobs)"
+
+
+@pytest.fixture(scope="session")
+def ci_runners(ci: Any, ci_project: dict[str, Any]) -> Any:
+    """The runners the project sees, and those with the profile's tags; when the token's role may not list
+    them, what it could see instead (the project's own settings) and what it could not."""
+    listing = ci.runners(list(ci.section.runner_tags))
+    if listing.reply.ok:
+        return listing
+    project = ci.gitlab.section.project
+    if listing.reply.status == 403:
+        seen = ci_project.get("shared_runners_enabled")
+        could = (
+            f"the project, with instance runners {'enabled' if seen else 'disabled'} (shared_runners_enabled: "
+            f"{str(seen).lower()})"
+            if isinstance(seen, bool)
+            else "the project"
+        )
+        raise CannotEvaluate(
+            f"GitLab refused to list the runners of {project} ({listing.reply.summary()}): listing them needs "
+            f"{RUNNERS_NEED} and the token's user is {_level_name(ci, ci_project)}; it could see {could}, not which "
+            f"runners are online with {_wanted(list(ci.section.runner_tags))}",
+            hint="run CI-001 with a Maintainer's token, or ask a Maintainer to look in Settings > CI/CD > Runners",
+        )
+    raise CannotEvaluate(f"listing the runners of {project} answered {listing.reply.summary()}")
+
+
+@pytest.fixture(scope="session")
+def ci_lint(ci: Any, ci_project: dict[str, Any]) -> Any:
+    """GitLab's answer to the project's CI lint; CannotEvaluate when it gave none (an empty repository is an
+    answer: CI-002 fails on it)."""
+    reply = ci.lint()
+    project = ci.gitlab.section.project
+    if reply.ok or (reply.status == 404 and "Repository" in reply.error):
+        return reply
+    if reply.route_missing:
+        raise CannotEvaluate(
+            f"this GitLab has no GET /projects/:id/ci/lint ({reply.summary()})",
+            hint="the project CI lint endpoint needs GitLab 13.5 or later; lint in Build > Pipeline editor instead",
+        )
+    if reply.status == 403:
+        raise CannotEvaluate(
+            f"GitLab refused to lint the CI configuration of {project} ({reply.summary()})",
+            hint="the lint reads the project's code: it needs the Reporter role or above",
+        )
+    raise CannotEvaluate(f"the CI lint of {project} answered {reply.summary()}")
+
+
 def _why_unusable(runner: Any, project: dict[str, Any]) -> str | None:
     """Why the project's jobs cannot run on ``runner`` now (None: they can)."""
     if runner.runner_type == "instance_type" and project.get("shared_runners_enabled") is False:
@@ -70,29 +120,13 @@ def _why_unusable(runner: Any, project: dict[str, Any]) -> str | None:
     Listing runners needs the Maintainer role on the project.
     """,
 )
-def test_runner_online_with_tags(ci: Any, ci_project: dict[str, Any], evidence: dict[str, Any]) -> None:
+def test_runner_online_with_tags(
+    ci: Any, ci_project: dict[str, Any], ci_runners: Any, evidence: dict[str, Any]
+) -> None:
     tags: list[str] = list(ci.section.runner_tags)
-    want = f"tags {', '.join(tags)}" if tags else "no tags (a runner that runs untagged jobs)"
+    want = _wanted(tags)
     evidence.update({"runner_tags": tags, "shared_runners_enabled": ci_project.get("shared_runners_enabled")})
-    listing = ci.runners(tags)
-    if not listing.reply.ok:
-        role = _level_name(ci, ci_project)
-        evidence["role"] = role
-        seen = ci_project.get("shared_runners_enabled")
-        could = (
-            f"the project, with instance runners {'enabled' if seen else 'disabled'} (shared_runners_enabled: "
-            f"{str(seen).lower()})"
-            if isinstance(seen, bool)
-            else "the project"
-        )
-        if listing.reply.status == 403:
-            raise CannotEvaluate(
-                f"GitLab refused to list the runners of {ci.gitlab.section.project} ({listing.reply.summary()}): "
-                f"listing them needs {RUNNERS_NEED} and the token's user is {role}; it could see {could}, "
-                "not which runners are online with " + want,
-                hint="run CI-001 with a Maintainer's token, or ask a Maintainer to look in Settings > CI/CD > Runners",
-            )
-        raise CannotEvaluate(f"listing the runners of {ci.gitlab.section.project} answered {listing.reply.summary()}")
+    listing = ci_runners
     evidence["runners"] = [r.describe() for r in listing.runners]
     evidence["with_tags"] = [r.describe() for r in listing.tagged]
     reasons = {r.id: _why_unusable(r, ci_project) for r in listing.tagged}
@@ -121,27 +155,15 @@ def test_runner_online_with_tags(ci: Any, ci_project: dict[str, Any], evidence: 
     file: add the guide's .gitlab-ci.yml (the cookiecutter generates one).
     """,
 )
-def test_ci_lint(ci: Any, ci_project: dict[str, Any], evidence: dict[str, Any]) -> None:
+def test_ci_lint(ci: Any, ci_project: dict[str, Any], ci_lint: Any, evidence: dict[str, Any]) -> None:
     branch = str(ci_project.get("default_branch") or "the default branch")
     evidence["ref"] = branch
-    reply = ci.lint()
-    if reply.route_missing:
-        raise CannotEvaluate(
-            f"this GitLab has no GET /projects/:id/ci/lint ({reply.summary()})",
-            hint="the project CI lint endpoint needs GitLab 13.5 or later; lint in Build > Pipeline editor instead",
-        )
+    reply = ci_lint
     expect(
-        not (reply.status == 404 and "Repository" in reply.error),
+        reply.ok,
         expected=f"{ci.gitlab.section.project} has a repository with a .gitlab-ci.yml",
         actual=f"GitLab answered {reply.summary()}: the repository is empty",
     )
-    if reply.status == 403:
-        raise CannotEvaluate(
-            f"GitLab refused to lint the CI configuration of {ci.gitlab.section.project} ({reply.summary()})",
-            hint="the lint reads the project's code: it needs the Reporter role or above",
-        )
-    if not reply.ok:
-        raise CannotEvaluate(f"the CI lint of {ci.gitlab.section.project} answered {reply.summary()}")
     result: dict[str, Any] = reply.data
     errors = [str(e) for e in result.get("errors") or []]
     warnings = [str(w) for w in result.get("warnings") or []]
