@@ -79,7 +79,7 @@ APPLIES_KEY = pytest.StashKey[str]()  # on a check that applies to the profile: 
 RUN_PLUGIN = "conformance-run"
 MAX_CAUSE = 200  # characters of a failure quoted by the checks it blocks
 LOADGROUP_INPUT = "conformance_loadgroup"  # workerinput key: the controller switched -n to loadgroup
-XDIST_GROUP_SUFFIX = re.compile(r"@[A-Z0-9]{3}-\d{3}$")  # what --dist loadgroup appends to a grouped check's id
+XDIST_GROUP_SUFFIX = re.compile(r"@[A-Z0-9]{2,3}-\d{3}$")  # what --dist loadgroup appends to a grouped check's id
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
