@@ -4,7 +4,8 @@ Real:
 * ``sshd`` (OpenSSH) on a loopback port with a standalone config, public-key login for root only.
   Like GitLab's ``authorized_keys``, the key runs a forced command (a gitlab-shell stand-in): with no
   command it prints ``Welcome to GitLab, @conformance!``; ``git-upload-pack``/``git-receive-pack``
-  ``'group/project.git'`` run on the bare repository of that path; anything else is refused.
+  ``'group/project.git'`` run on the bare repository of that path; anything else is refused. The
+  repository holds the ``.gitlab-ci.yml`` the simulated API's CI lint reads.
 * nginx + fcgiwrap + ``git http-backend`` over TLS (sandbox CA), HTTP Basic authentication whose
   password is the user's GitLab token, as with a real GitLab personal access token. Only the good
   token (SANDBOX_GITLAB_TOKEN) is in the htpasswd file: the fault tokens are for the API.

@@ -2,7 +2,9 @@
 
 Simulated, because a GitLab instance does not fit in a test run. The answers follow GitLab's
 documented field names and types (``GET /user``, ``/personal_access_tokens/self``, ``/projects/:id``
-with ``permissions``, ``/projects/:id/variables``, ``/pipeline_schedules``, ``/pipelines``) and its
+with ``permissions``, ``/projects/:id/variables``, ``/pipeline_schedules``, ``/pipelines``; for the CI
+checks ``/projects/:id/runners``, ``/runners/:id`` and ``/projects/:id/ci/lint``, which lints the project's
+``ci_config`` with the keywords and messages of GitLab's job entries) and its
 error bodies: ``401 {"message": "401 Unauthorized"}`` for an unknown token, ``401 invalid_token`` for
 an expired or revoked one, ``403 insufficient_scope`` for a token without an API scope, ``404 Project
 Not Found`` for a project the user cannot see, ``403 Forbidden`` below the role an endpoint needs.
@@ -10,7 +12,8 @@ Not Found`` for a project the user cannot see, ``403 Forbidden`` below the role 
 Everything it knows is in a JSON state file (see :func:`default_state`), read again on each request,
 so a test may point it at a state of its own. Tokens, users and projects in it carry the faults the
 suite's tests need: expired, revoked and read-only tokens, a Reporter, and a project whose CI is
-misconfigured.
+misconfigured (variables, schedule, instance runners turned off, a .gitlab-ci.yml with typos); runners
+online, offline and paused.
 """
 
 from __future__ import annotations
