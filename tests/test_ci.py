@@ -189,3 +189,25 @@ def test_simulated_lint_words_errors_as_gitlab_does() -> None:
     errors = gitlab_api.lint("a:\n  extends: .missing\n  script: [x]\n")[0]
     assert errors == ["a: unknown keys in `extends` (.missing)", "jobs config should contain at least one visible job"]
     assert gitlab_api.lint(gitlab_api.SANDBOX_CI_YML)[0] == []
+
+
+def test_simulated_api_runners_and_lint_follow_gitlabs_rules() -> None:
+    kinds = ("good", "reporter", "developer", "expiring", "expired", "revoked", "read_only", "git_only", "shared")
+    tokens = {kind: gitlab_api.new_token() for kind in (*kinds, "admin")}
+    state = gitlab_api.default_state(tokens, "g/p", "g/broken")
+    api = gitlab_api._Api(state, "https://localhost:1")
+    status, body = api.answer("/api/v4/projects/g%2Fp/runners", {"tag_list": "gpu,on-prem"}, tokens["good"])
+    assert (status, [r["id"] for r in body]) == (200, [13])  # every tag must match (tagged_with)
+    status, body = api.answer("/api/v4/projects/g%2Fbroken/runners", {}, tokens["good"])
+    assert [r["id"] for r in body] == [11, 14]  # instance runners are listed even where they are turned off
+    assert api.answer("/api/v4/projects/g%2Fp/runners", {}, tokens["developer"]) == (403, {"message": "403 Forbidden"})
+    assert api.answer("/api/v4/runners/11", {}, tokens["developer"])[0] == 200  # an instance runner: anyone
+    assert api.answer("/api/v4/runners/12", {}, tokens["developer"])[1] == {
+        "message": "403 Forbidden - No access granted"
+    }
+    assert api.answer("/api/v4/projects/g%2Fp/ci/lint", {}, tokens["reporter"])[1]["valid"] is True
+    state["projects"][0]["empty_repo"] = True
+    assert api.answer("/api/v4/projects/g%2Fp/ci/lint", {}, tokens["good"]) == (
+        404,
+        {"message": "404 Repository Not Found"},
+    )
