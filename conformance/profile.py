@@ -683,6 +683,8 @@ def requirements(profile: Profile, components: set[str] | None = None) -> list[s
             wanted = f" (set {', '.join(f'{name}.{f}' for f in fields)})" if fields else ""
             lines.append(f"{name}: required for {component.scope}{wanted}")
             continue
+        if name == "ci" and profile.gitlab is None and components is not None and "gitlab" not in components:
+            lines.append("gitlab: required for the ci checks (they read GitLab's API: set gitlab.url, gitlab.project)")
         if name == "gitlab" and profile.orchestrator == "runai" and profile.gitlab and not profile.gitlab.checkout:
             lines.append(
                 "gitlab.checkout: required for orchestrator runai (your clone in the shared workspace,"

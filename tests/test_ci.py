@@ -211,3 +211,17 @@ def test_simulated_api_runners_and_lint_follow_gitlabs_rules() -> None:
         404,
         {"message": "404 Repository Not Found"},
     )
+
+
+def test_the_guide_tags_by_default_and_gitlab_is_needed() -> None:
+    from conformance.profile import Profile, apply_guide_defaults, requirements
+
+    for platform, tags in (("onprem", ["on-prem"]), ("gcp", ["gcp"])):
+        profile = Profile.model_validate(apply_guide_defaults({"platform": platform, "orchestrator": "noorch"}))
+        assert profile.ci is not None
+        assert profile.ci.runner_tags == tags
+        assert "gitlab: required for the ci checks (they read GitLab's API: set gitlab.url, gitlab.project)" in (
+            requirements(profile, {"ci"})
+        )
+    own = apply_guide_defaults({"platform": "onprem", "orchestrator": "noorch", "ci": {"runner_tags": []}})
+    assert own["ci"] == {"runner_tags": []}
