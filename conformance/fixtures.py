@@ -158,7 +158,7 @@ def connect(component: str, profile: Profile, reachability: Reachability, run_id
 
     The SDK behind it is imported here, when the component first runs, never at collection.
     """
-    reachability.require(component)
+    reachability.require(COMPONENTS[component].endpoint)
     module = importlib.import_module(f"conformance.clients.{component}")
     return module.connect(profile, run_id)
 

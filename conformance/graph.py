@@ -42,6 +42,9 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "GIT-013": ("GIT-004",),
     "GIT-014": ("GIT-004",),
     "GIT-015": ("GIT-004",),
+    # Continuous X: GitLab's API must accept the token and show the project (the CI checks read it).
+    "CI-001": ("GIT-004",),
+    "CI-002": ("GIT-004",),
     # Kubernetes: the kubeconfig, its context, its credential, the API server, the namespace.
     "K8S-002": ("K8S-001",),
     "K8S-004": ("K8S-002",),
@@ -104,6 +107,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("MLF-001", "MLF-002", "MLF-003", "MLF-004", "MLF-006"), ("mlflow",)),
     "MLF-005": ("mlflow", MLFLOW_ARTIFACTS),
     "GCP-003": (GCP_OAUTH, GCP_API_ENDPOINT),
+    **dict.fromkeys(("CI-001", "CI-002"), ("gitlab",)),
 }
 
 

@@ -424,6 +424,14 @@ class GitLab(Model):
         return found
 
 
+class Ci(Model):
+    """Continuous X: the project's GitLab CI/CD, read through the gitlab section's API and token."""
+
+    # A runner must have every one of these tags, as GitLab matches a tagged job to a runner; [] for untagged
+    # jobs, which need a runner that runs untagged jobs.
+    runner_tags: list[Annotated[str, Field(min_length=1)]]  # the tags your .gitlab-ci.yml's jobs carry (CI-001)
+
+
 _K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 # What the guide's workflows do in the project namespace, as `kubectl auth can-i` spells it:
 # "verb resource[.group][/subresource]".
@@ -542,6 +550,7 @@ class Profile(Model):
     object_storage: ObjectStorage | None = None
     mlflow: MLflow | None = None
     gitlab: GitLab | None = None
+    ci: Ci | None = None
     kubernetes: Kubernetes | None = None
     runai: Runai | None = None
     workspace: Workspace | None = None
@@ -571,6 +580,8 @@ GUIDE_SECRETS = {
     ("gcp", "polyaxon"): ["gcp-imagepullsecrets", "gcp-sa-credentials"],
 }
 POLYAXON_NAMESPACE = "polyaxon-v1"
+# The runner tags of the guide's .gitlab-ci.yml per platform (kapitan-hull .gitlab-ci.yml: on-prem, gcp).
+GUIDE_RUNNER_TAGS = {"onprem": ["on-prem"], "gcp": ["gcp"]}
 
 # Field path -> the guide's default that fills it when the profile leaves it out (shown in the field reference).
 GUIDE_DEFAULTS = {
@@ -582,6 +593,8 @@ GUIDE_DEFAULTS = {
     "workspace": "built from the defaults below",
     "workspace.pvc_mount": f"Run:ai: /<kubernetes.pvc>, i.e. /{GUIDE_PVC}",
     "workspace.workspace_uid": f"Run:ai: {GUIDE_WORKSPACE_UID}",
+    "ci": "built from the defaults below",
+    "ci.runner_tags": "onprem: on-prem; gcp: gcp (the guide's .gitlab-ci.yml)",
 }
 
 
@@ -632,6 +645,9 @@ def apply_guide_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     secrets = GUIDE_SECRETS.get((str(platform), str(orchestrator)))
     if kubernetes is not None and secrets:
         kubernetes.setdefault("expected_secrets", list(secrets))
+    ci = _mapping(raw, "ci", create=True)
+    if ci is not None and str(platform) in GUIDE_RUNNER_TAGS:
+        ci.setdefault("runner_tags", list(GUIDE_RUNNER_TAGS[str(platform)]))
     return raw
 
 
@@ -667,6 +683,8 @@ def requirements(profile: Profile, components: set[str] | None = None) -> list[s
             wanted = f" (set {', '.join(f'{name}.{f}' for f in fields)})" if fields else ""
             lines.append(f"{name}: required for {component.scope}{wanted}")
             continue
+        if name == "ci" and profile.gitlab is None and components is not None and "gitlab" not in components:
+            lines.append("gitlab: required for the ci checks (they read GitLab's API: set gitlab.url, gitlab.project)")
         if name == "gitlab" and profile.orchestrator == "runai" and profile.gitlab and not profile.gitlab.checkout:
             lines.append(
                 "gitlab.checkout: required for orchestrator runai (your clone in the shared workspace,"

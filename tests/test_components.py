@@ -194,8 +194,10 @@ def listed(node: ast.AST) -> list[str]:
     """The string constants a collection literal (or a dict's keys) holds."""
     if isinstance(node, ast.Tuple | ast.List | ast.Set):
         items: list[ast.expr | None] = list(node.elts)
-    elif isinstance(node, ast.Dict):
+    elif isinstance(node, ast.Dict):  # a map of profile field paths ("ci.runner_tags") is a field reference
         items = list(node.keys)
+        if any(isinstance(k, ast.Constant) and "." in str(k.value) for k in items):
+            return []
     else:
         return []
     return [i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)]

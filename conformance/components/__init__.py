@@ -27,6 +27,11 @@ class Component:
     orchestrators: tuple[str, ...] = ORCHESTRATORS
     libraries: tuple[str, ...] = ()  # distributions its client uses (their versions go in the report)
     writes: bool = False  # its checks write probes, which its client's sweep() removes (cleanup)
+    reaches: str = ""  # the NET endpoint its client needs, when not its own name (CI talks to GitLab's API)
+
+    @property
+    def endpoint(self) -> str:
+        return self.reaches or self.name
 
     def applies(self, platform: str, orchestrator: str) -> bool:
         return platform in self.platforms and orchestrator in self.orchestrators
@@ -62,6 +67,9 @@ COMPONENTS: dict[str, Component] = {
         Component("workspace", "WSP", "Developer workspace", "MLOps team", libraries=("pytest-testinfra",),
                   writes=True),
         Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)", platforms=("gcp",)),
+        # Continuous X: the project's CI on GitLab (runners with the platform's tags, CI lint), read with the
+        # gitlab section's token; CI/CD variables and schedules stay GIT-013/014.
+        Component("ci", "CI", "Continuous X (GitLab CI/CD: runners and CI lint)", "MLOps team", reaches="gitlab"),
     )
 }
 # fmt: on

@@ -4,7 +4,8 @@ Real:
 * ``sshd`` (OpenSSH) on a loopback port with a standalone config, public-key login for root only.
   Like GitLab's ``authorized_keys``, the key runs a forced command (a gitlab-shell stand-in): with no
   command it prints ``Welcome to GitLab, @conformance!``; ``git-upload-pack``/``git-receive-pack``
-  ``'group/project.git'`` run on the bare repository of that path; anything else is refused.
+  ``'group/project.git'`` run on the bare repository of that path; anything else is refused. The
+  repository holds the ``.gitlab-ci.yml`` the simulated API's CI lint reads.
 * nginx + fcgiwrap + ``git http-backend`` over TLS (sandbox CA), HTTP Basic authentication whose
   password is the user's GitLab token, as with a real GitLab personal access token. Only the good
   token (SANDBOX_GITLAB_TOKEN) is in the htpasswd file: the fault tokens are for the API.
@@ -35,7 +36,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conformance.sandbox.gitlab_api import GitLabApi, default_state, new_token
+from conformance.sandbox.gitlab_api import SANDBOX_CI_YML, GitLabApi, default_state, new_token
 from conformance.sandbox.process import Process, ServiceError, port_open
 from conformance.sandbox.web import free_port
 
@@ -167,7 +168,8 @@ def make_repository(repositories: Path, path: str) -> Path:
     if not seed.exists():
         _run(["git", "init", "-q", "-b", "main", str(seed)])
         (seed / "README.md").write_text("Conformance sandbox repository\n")
-        _run(["git", "-C", str(seed), "add", "README.md"])
+        (seed / ".gitlab-ci.yml").write_text(SANDBOX_CI_YML)  # what the simulated API's CI lint reads (CI-002)
+        _run(["git", "-C", str(seed), "add", "README.md", ".gitlab-ci.yml"])
         _run(["git", "-C", str(seed), "commit", "-q", "-m", "Initial commit"])
     bare.parent.mkdir(parents=True, exist_ok=True)
     _run(["git", "clone", "-q", "--bare", str(seed), str(bare)])

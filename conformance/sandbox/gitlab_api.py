@@ -2,7 +2,9 @@
 
 Simulated, because a GitLab instance does not fit in a test run. The answers follow GitLab's
 documented field names and types (``GET /user``, ``/personal_access_tokens/self``, ``/projects/:id``
-with ``permissions``, ``/projects/:id/variables``, ``/pipeline_schedules``, ``/pipelines``) and its
+with ``permissions``, ``/projects/:id/variables``, ``/pipeline_schedules``, ``/pipelines``; for the CI
+checks ``/projects/:id/runners``, ``/runners/:id`` and ``/projects/:id/ci/lint``, which lints the project's
+``ci_config`` with the keywords and messages of GitLab's job entries) and its
 error bodies: ``401 {"message": "401 Unauthorized"}`` for an unknown token, ``401 invalid_token`` for
 an expired or revoked one, ``403 insufficient_scope`` for a token without an API scope, ``404 Project
 Not Found`` for a project the user cannot see, ``403 Forbidden`` below the role an endpoint needs.
@@ -10,7 +12,8 @@ Not Found`` for a project the user cannot see, ``403 Forbidden`` below the role 
 Everything it knows is in a JSON state file (see :func:`default_state`), read again on each request,
 so a test may point it at a state of its own. Tokens, users and projects in it carry the faults the
 suite's tests need: expired, revoked and read-only tokens, a Reporter, and a project whose CI is
-misconfigured.
+misconfigured (variables, schedule, instance runners turned off, a .gitlab-ci.yml with typos); runners
+online, offline and paused.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from conformance.sandbox import contracts
 from conformance.sandbox.web import LoopbackServer
@@ -56,6 +61,135 @@ _PROJECT = re.compile(
 )
 _GROUP_VARIABLES = re.compile(r"^/api/v4/groups/(?P<id>[^/]+)/variables$")
 _TIMESTAMP = "2024-01-02T03:04:05.000Z"
+# Continuous X: runners and CI lint (gitlab.yaml: runner, runner-details, ci-lint).
+_PROJECT_CI = re.compile(r"^/api/v4/projects/(?P<id>[^/]+)/(?P<sub>runners|ci/lint)$")
+_RUNNER = re.compile(r"^/api/v4/runners/(?P<id>\d+)$")
+ROLE_FOR_CI = {"runners": MAINTAINER, "ci/lint": REPORTER}  # read_project_runners; read_code
+# The sandbox project's .gitlab-ci.yml (also committed to its repository), shaped like the guide's
+# (kapitan-hull .gitlab-ci.yml without CI components): a test job and an image build per platform's tag.
+SANDBOX_CI_YML = """\
+default:
+  image: continuumio/miniconda3:24.7.1-0
+stages:
+  - test
+  - build
+.kaniko:
+  stage: build
+  image:
+    name: gcr.io/kaniko-project/executor:debug
+    entrypoint: [""]
+  rules:
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+test:pytest:
+  stage: test
+  tags:
+    - on-prem
+  script:
+    - pytest src/tests --junitxml=./rspec.xml
+build:onprem:
+  extends: .kaniko
+  tags:
+    - on-prem
+  script:
+    - cat $HARBOR_ROBOT_CREDS_JSON > /kaniko/.docker/config.json
+    - /kaniko/executor --context . --dockerfile docker/Dockerfile --destination $REGISTRY/cpu:$CI_COMMIT_SHORT_SHA
+build:gcp:
+  extends: .kaniko
+  tags:
+    - gcp
+  script:
+    - cat $GCP_SERVICE_ACCOUNT_KEY > /kaniko/.docker/config.json
+    - /kaniko/executor --context . --dockerfile docker/Dockerfile --destination $REGISTRY/cpu:$CI_COMMIT_SHORT_SHA
+"""
+# The broken project's: a `tag:` where `tags:` was meant, and `scripts:` where `script:` was.
+BROKEN_CI_YML = """\
+stages:
+  - test
+  - build
+test:pytest:
+  stage: test
+  tag:
+    - on-prem
+  script:
+    - pytest src/tests
+build:image:
+  stage: build
+  scripts:
+    - /kaniko/executor --context . --dockerfile docker/Dockerfile
+"""
+# What GitLab's static lint rejects, as it words it (gitlabhq lib/gitlab/ci/config/entry/root.rb, jobs.rb, job.rb,
+# processable.rb, lib/gitlab/config/entry/validators.rb AllowedKeysValidator, lib/gitlab/ci/config/extendable/entry.rb,
+# lib/gitlab/ci/yaml_processor.rb; 16.x-17.x). YAML syntax errors are worded by Ruby's Psych in GitLab; here
+# PyYAML's wording stands in for it.
+GLOBAL_KEYS = {"default", "include", "before_script", "image", "services", "after_script", "variables", "stages",
+               "cache", "workflow", "types", "spec"}  # fmt: skip
+JOB_KEYS = {"tags", "script", "run", "type", "image", "services", "start_in", "artifacts", "cache", "dependencies",
+            "before_script", "after_script", "hooks", "environment", "coverage", "retry", "parallel",
+            "interruptible", "timeout", "release", "id_tokens", "secrets", "pages", "publish", "identity",
+            "manual_confirmation", "extends", "stage", "trigger", "inherit", "rules", "variables", "needs",
+            "allow_failure", "when", "only", "except", "resource_group"}  # fmt: skip
+NO_CONTENT = "Please provide content of .gitlab-ci.yml"
+
+
+def _extended(name: str, config: dict[str, Any], seen: tuple[str, ...] = ()) -> tuple[Any, str | None]:
+    """Job ``name`` with its ``extends`` merged in (a deep merge, the job's own keys winning), or an error."""
+    job = config.get(name)
+    if not isinstance(job, dict) or "extends" not in job:
+        return job, None
+    parents = job["extends"] if isinstance(job["extends"], list) else [job["extends"]]
+    unknown = [str(p) for p in parents if p not in config]
+    if unknown:
+        return job, f"{name}: unknown keys in `extends` ({', '.join(unknown)})"
+    if name in seen or len(seen) > 10:
+        return job, f"{name}: nesting too deep in `extends`"
+    merged: dict[str, Any] = {}
+    for parent in parents:
+        base, error = _extended(str(parent), config, (*seen, name))
+        if error:
+            return job, error
+        merged = _deep_merge(merged, base if isinstance(base, dict) else {})
+    return _deep_merge(merged, job), None
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        old = merged.get(key)
+        merged[key] = _deep_merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return merged
+
+
+def lint(content: str | None) -> tuple[list[str], str]:
+    """GitLab's static CI lint of ``content``, for the keywords the guide's pipelines use: (errors, merged_yaml)."""
+    if content is None or not content.strip():
+        return [NO_CONTENT], ""
+    try:
+        config = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        return [f"(<unknown>): {getattr(exc, 'problem', None) or exc}{where}"], ""
+    if not isinstance(config, dict):
+        return ["Invalid configuration format"], ""
+    errors: list[str] = []
+    visible = 0
+    for name in config:
+        if name in GLOBAL_KEYS or str(name).startswith("."):
+            continue
+        job, error = _extended(str(name), config)
+        if error:
+            errors.append(error)
+            continue
+        if not isinstance(job, dict) or not {"script", "run", "trigger"} & job.keys():
+            errors.append(f"jobs {name} config should implement the script:, run:, or trigger: keyword")
+            continue
+        visible += 1
+        unknown = [str(k) for k in job if k not in JOB_KEYS]
+        if unknown:
+            errors.append(f"jobs:{name} config contains unknown keys: {', '.join(unknown)}")
+    if not visible:  # also after the errors above (gitlabhq spec/controllers/projects/ci/lints_controller_spec.rb)
+        errors.append("jobs config should contain at least one visible job")
+    return errors, yaml.safe_dump(config, sort_keys=False, explicit_start=True)
 
 
 def _day(offset: int) -> str:
@@ -102,6 +236,44 @@ def default_state(tokens: dict[str, str], project: str, broken_project: str) -> 
             "partners": {"id": 21, "members": {"shared": MAINTAINER}, "variables": []},
         },
         "instance_variables": [{"key": "PIP_INDEX_URL", "variable_type": "env_var"}],
+        # Runners (CI-001): an instance runner with the on-prem tag, a project runner with gcp that also runs
+        # untagged jobs, a project runner whose host is down (gpu), a paused group runner (a100).
+        "runners": [
+            {
+                "id": 11,
+                "description": "sandbox instance runner",
+                "runner_type": "instance_type",
+                "tags": ["on-prem", "docker"],
+                "status": "online",
+            },
+            {
+                "id": 12,
+                "description": "sandbox gcp runner",
+                "runner_type": "project_type",
+                "projects": [7],
+                "tags": ["gcp"],
+                "status": "online",
+                "run_untagged": True,
+                "locked": True,
+            },
+            {
+                "id": 13,
+                "description": "sandbox gpu runner",
+                "runner_type": "project_type",
+                "projects": [7],
+                "tags": ["gpu", "on-prem"],
+                "status": "offline",
+            },
+            {
+                "id": 14,
+                "description": "sandbox a100 runner",
+                "runner_type": "group_type",
+                "groups": [group],
+                "tags": ["a100"],
+                "status": "online",
+                "active": False,
+            },
+        ],
         "tokens": [
             {"token": tokens[kind], "id": 100 + i, "name": f"sandbox-{kind}", **spec}
             for i, (kind, spec) in enumerate(kinds.items())
@@ -116,6 +288,8 @@ def default_state(tokens: dict[str, str], project: str, broken_project: str) -> 
                 "variables": [{"key": "GCP_SERVICE_ACCOUNT_KEY", "variable_type": "file"}],
                 "schedules": [{"description": "nightly conformance", "cron": "0 2 * * *", "active": True}],
                 "pipelines": [{"status": "success", "ref": "main"}, {"status": "failed", "ref": "feature"}],
+                "shared_runners_enabled": True,
+                "ci_config": SANDBOX_CI_YML,
             },
             {
                 "id": 8,
@@ -127,6 +301,9 @@ def default_state(tokens: dict[str, str], project: str, broken_project: str) -> 
                 "variables": [{"key": "HARBOR_ROBOT_CREDS_JSON", "variable_type": "env_var"}],
                 "schedules": [{"description": "paused schedule", "cron": "0 3 * * 1", "active": False}],
                 "pipelines": [{"status": "failed", "ref": "main"}, {"status": "success", "ref": "main"}],
+                # CI-001: instance runners turned off, and the group's runner is paused; CI-002: two typos.
+                "shared_runners_enabled": False,
+                "ci_config": BROKEN_CI_YML,
             },
         ],
     }
@@ -184,6 +361,9 @@ class _Api:
             if level < OWNER and not admin:
                 return _said("forbidden")
             return 200, [self._variable(v) for v in group["variables"]]
+        ci = self._ci(path, query, user, admin)
+        if ci is not None:
+            return ci
         match = _PROJECT.match(path)
         if match is None:
             return _said("route-not-found")
@@ -211,6 +391,85 @@ class _Api:
             pipelines.sort(key=lambda p: int(p["id"]), reverse=True)
             return 200, pipelines[: int(query.get("per_page", "20"))]
         return 200, self._project_entity(project, user)
+
+    def _ci(self, path: str, query: dict[str, str], user: str, admin: bool) -> tuple[int, Any] | None:
+        """Continuous X: a project's runners and CI lint, a runner's details (None: not such a path)."""
+        runner_match = _RUNNER.match(path)
+        if runner_match is not None:
+            runner = next((r for r in self.state.get("runners", []) if str(r["id"]) == runner_match["id"]), None)
+            if runner is None:
+                return 404, {"message": "404 Runner Not Found"}
+            if not (admin or runner["runner_type"] == "instance_type" or self._may_read_runner(runner, user)):
+                return _said("runner-no-access")
+            return _said("runner-details", **self._runner_values(runner), **self._runner_detail_values(runner))
+        match = _PROJECT_CI.match(path)
+        if match is None:
+            return None
+        project = self._project(urllib.parse.unquote(match["id"]))
+        level = self._level(project, user) if project else 0
+        if project is None or (level == 0 and not admin):
+            return _said("project-not-found")
+        if level < ROLE_FOR_CI[match["sub"]] and not admin:
+            return _said("forbidden")
+        if match["sub"] == "ci/lint":
+            if project.get("empty_repo"):
+                return _said("repository-not-found")
+            errors, merged = lint(project.get("ci_config"))
+            values = {"valid": json.dumps(not errors), "errors": json.dumps(errors), "merged_yaml": json.dumps(merged)}
+            return _said("ci-lint", **values)
+        wanted = [t for t in query.get("tag_list", "").split(",") if t]
+        seen = [r for r in self._runners_of(project) if set(wanted) <= set(r.get("tags", []))]
+        page, per_page = int(query.get("page", "1")), int(query.get("per_page", "20"))
+        shown = seen[(page - 1) * per_page : page * per_page]
+        return 200, [json.loads(self._render("runner", **self._runner_values(r))) for r in shown]
+
+    def _runners_of(self, project: dict[str, Any]) -> list[dict[str, Any]]:
+        """Ci::Runner.owned_or_instance_wide: the project's, its groups' (and ancestors') and every instance runner."""
+        group = project["path"].rpartition("/")[0]
+        groups = {"/".join(group.split("/")[:end]) for end in range(1, len(group.split("/")) + 1)}
+        return [
+            r
+            for r in self.state.get("runners", [])
+            if r["runner_type"] == "instance_type"
+            or project["id"] in r.get("projects", [])
+            or groups & set(r.get("groups", []))
+        ]
+
+    def _may_read_runner(self, runner: dict[str, Any], user: str) -> bool:
+        """read_runner: a Maintainer of a project it belongs to, or of a group it belongs to."""
+        projects = [p for p in self.state["projects"] if p["id"] in runner.get("projects", [])]
+        levels = [self._level(p, user) for p in projects] + [
+            self._group_level(g, user) for g in runner.get("groups", [])
+        ]
+        return max(levels, default=0) >= MAINTAINER
+
+    @staticmethod
+    def _render(name: str, **values: object) -> str:
+        transcript = contracts.get("gitlab", name)
+        assert transcript.http is not None  # noqa: S101 - gitlab.yaml's transcripts are all HTTP answers
+        return transcript.render(transcript.http.body, **values)
+
+    @staticmethod
+    def _runner_values(runner: dict[str, Any]) -> dict[str, object]:
+        active = bool(runner.get("active", True))
+        return {
+            "id": runner["id"],
+            "description": runner["description"],
+            "active": json.dumps(active),
+            "paused": json.dumps(not active),
+            "is_shared": json.dumps(runner["runner_type"] == "instance_type"),
+            "runner_type": runner["runner_type"],
+            "online": json.dumps(runner["status"] == "online"),
+            "status": runner["status"],
+        }
+
+    @staticmethod
+    def _runner_detail_values(runner: dict[str, Any]) -> dict[str, object]:
+        return {
+            "tag_list": json.dumps(list(runner.get("tags", []))),
+            "run_untagged": json.dumps(bool(runner.get("run_untagged", False))),
+            "locked": json.dumps(bool(runner.get("locked", False))),
+        }
 
     def _group_level(self, name: str, user: str) -> int:
         """The user's level in group ``name``: the highest membership in it or an ancestor (inherited)."""
@@ -287,6 +546,7 @@ class _Api:
                 "full_path": namespace,
                 "parent_id": None,
             },
+            "shared_runners_enabled": bool(project.get("shared_runners_enabled", True)),
             "permissions": {
                 "project_access": {"access_level": direct, "notification_level": 3} if direct else None,
                 "group_access": {"access_level": group, "notification_level": 3} if group else None,

@@ -132,3 +132,74 @@ def test_the_simulator_answers_as_the_transcripts_say() -> None:
         assert (status, client._error_text(json.dumps(body).encode())) == (pinned_error.status, pinned_error.error)
     status, variables = api.answer("/api/v4/groups/mlops/variables", {}, tokens["good"])
     assert set(variables[0]) >= set(said("variable", key="K", variable_type="file").data[0]) - {"description"}
+
+
+# --------------------------------------------------------------------------- Continuous X (CI-001, CI-002)
+
+
+class ScriptedCi(Scripted):
+    """Scripted, with the query in the key: ``/projects/:id/runners`` and ``...?tag_list=a`` answer apart."""
+
+    def get(self, path: str, **query: Any) -> client.Reply:
+        tags = query.get("tag_list")
+        return self.answers.get(f"{path}?tag_list={tags}" if tags else path, said("route-not-found"))
+
+
+def _runner(**values: object) -> dict[str, Any]:
+    defaults: dict[str, object] = {"description": "r", "active": "true", "paused": "false", "is_shared": "false",
+                                   "runner_type": "project_type", "online": "true", "status": "online"}  # fmt: skip
+    data: dict[str, Any] = said("runner", **{**defaults, **values}).data
+    return data
+
+
+def test_runner_listing_and_tag_match_read_as_ci001_does() -> None:
+    from conformance.clients import ci
+    from conformance.profile import Ci
+
+    listing = [
+        _runner(id=1, runner_type="instance_type", is_shared="true"),
+        _runner(id=2, active="false", paused="true"),
+        _runner(id=3, online="false", status="offline"),
+    ]
+    runners = "/projects/mlops%2Fkapitan-hull/runners"
+    tagged = client.Reply(200, listing[1:])
+    api = ScriptedCi({runners: client.Reply(200, listing), f"{runners}?tag_list=on-prem": tagged})
+    found = ci.CiClient(Ci(runner_tags=["on-prem"]), api).runners(["on-prem"])
+    assert [(r.id, r.runner_type, r.paused, r.online, r.status) for r in found.runners] == [
+        (1, "instance_type", False, True, "online"),
+        (2, "project_type", True, True, "online"),
+        (3, "project_type", False, False, "offline"),
+    ]
+    assert [r.id for r in found.tagged] == [2, 3]
+
+
+def test_untagged_jobs_read_run_untagged_from_the_runner_details() -> None:
+    from conformance.clients import ci
+    from conformance.profile import Ci
+
+    details = said("runner-details", id=1, description="r", active="true", paused="false", is_shared="true",
+                   runner_type="instance_type", online="true", status="online", tag_list='["docker"]',
+                   run_untagged="true", locked="false")  # fmt: skip
+    runners = "/projects/mlops%2Fkapitan-hull/runners"
+    api = ScriptedCi({runners: client.Reply(200, [_runner(id=1)]), "/runners/1": details})
+    found = ci.CiClient(Ci(runner_tags=[]), api).runners([])
+    assert [(r.id, r.tags, r.run_untagged) for r in found.tagged] == [(1, ["docker"], True)]
+    refused = said("runner-no-access")
+    assert (refused.status, refused.error) == (403, "403 Forbidden - No access granted")
+
+
+def test_ci_lint_result_and_its_refusals() -> None:
+    from conformance.clients import ci
+    from conformance.profile import Ci
+
+    lint = "/projects/mlops%2Fkapitan-hull/ci/lint"
+    documented = said("ci-lint-invalid-documented")
+    api = ScriptedCi({lint: documented})
+    result = ci.CiClient(Ci(runner_tags=[]), api).lint()
+    assert result.ok
+    assert result.data["valid"] is False
+    assert result.data["errors"] == ["jobs config should contain at least one visible job"]
+    valid = said("ci-lint", valid="true", errors="[]", merged_yaml='"---\\n"')
+    assert (valid.data["valid"], valid.data["errors"], valid.data["includes"]) == (True, [], [])
+    empty = said("repository-not-found")
+    assert (empty.status, empty.error) == (404, "404 Repository Not Found")
