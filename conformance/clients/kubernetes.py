@@ -665,6 +665,17 @@ def run_exec_plugin(
 _EXEC_RESULTS: dict[tuple[str, str, str], tuple[dict[str, Any] | None, str | None]] = {}
 
 
+def exec_cache() -> list[list[Any]]:
+    """This process's exec plugin outputs, for the other processes of the run (xdist workers)."""
+    return [[list(key), status] for key, (status, _none) in _EXEC_RESULTS.items()]
+
+
+def reuse_exec_cache(entries: list[list[Any]]) -> None:
+    """Send the tokens another process of the run obtained (and indexed) instead of minting new ones."""
+    for key, status in entries:
+        _EXEC_RESULTS[(str(key[0]), str(key[1]), str(key[2]))] = (status, None)
+
+
 def obtain(
     kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts, environ: Mapping[str, str] | None = None
 ) -> Credential:

@@ -38,22 +38,19 @@ def _section(profile: Profile) -> Kubernetes:
 
 @pytest.fixture(scope="session")
 def kubeconfig(profile: Profile, loaded_profile: LoadedProfile) -> Any:
-    """The kubeconfig, read without the network; its credentials join the report's redaction list."""
-    found = _client().find_kubeconfig(_section(profile))
-    _client().register_credentials(found, loaded_profile.secrets)
-    return found
+    """The kubeconfig, read without the network when the profile was opened (conformance/session.py)."""
+    _section(profile)
+    return loaded_profile.logins["kubernetes"][0]
 
 
 @pytest.fixture(scope="session")
-def kube_credential(kubeconfig: Any, profile: Profile, loaded_profile: LoadedProfile) -> Any:
-    """The user's credential as kubectl would get it: an exec plugin run, an expired oidc id-token renewed."""
+def kube_credential(kubeconfig: Any, loaded_profile: LoadedProfile) -> Any:
+    """The user's credential as kubectl would get it (exec plugin run, expired oidc id-token renewed) at open."""
     if kubeconfig.problem:
         raise Blocked("K8S-001", kubeconfig.problem)
     if kubeconfig.context_problem:
         raise Blocked("K8S-002", kubeconfig.context_problem)
-    found = _client().obtain(kubeconfig, _client().credential(kubeconfig), profile.tls, profile.timeouts)
-    _client().register_credentials(kubeconfig, loaded_profile.secrets, found)  # renewed tokens too
-    return found
+    return loaded_profile.logins["kubernetes"][1]
 
 
 @pytest.fixture(scope="session")

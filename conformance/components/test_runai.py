@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
-from conformance.profile import LoadedProfile, Profile, Runai
+from conformance.profile import Profile, Runai
 
 LOGIN_HINT = "Run:ai logins last 30 days on the platform (F5): run `runai login` with KUBECONFIG set to this file"
 NEW_LOGIN_HINT = "run `runai login` (the new CLI keeps its login under ~/.runai/, or RUNAI_CLI_CONFIG_PATH)"
@@ -50,18 +50,15 @@ def cli(runai_cli: Any, request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture(scope="session")
-def runai_login(profile: Profile, loaded_profile: LoadedProfile) -> tuple[Any, Any]:
-    """(kubeconfig, its user's credential); the credentials join the report's redaction list."""
+def runai_login(profile: Profile) -> tuple[Any, Any]:
+    """(kubeconfig, its user's credential), read now; the profile's opening indexed its credentials."""
     kube = _kube_client()
     kc = kube.find_kubeconfig(profile.kubernetes)
-    kube.register_credentials(kc, loaded_profile.secrets)
     if kc.problem:
         raise Blocked("K8S-001", kc.problem)
     if kc.context_problem:
         raise Blocked("K8S-002", kc.context_problem)
-    found = kube.obtain(kc, kube.credential(kc), profile.tls, profile.timeouts)  # renews as runai/kubectl do
-    kube.register_credentials(kc, loaded_profile.secrets, found)
-    return kc, found
+    return kc, kube.obtain(kc, kube.credential(kc), profile.tls, profile.timeouts)  # renews as runai/kubectl do
 
 
 @pytest.mark.runai
