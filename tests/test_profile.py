@@ -333,3 +333,42 @@ def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(tmp_path: Path)
     section = "mlflow: {tracking_uri: 'https://m.example', password: 'file:${SECRET_PATH}'}\n"
     (line,) = problems(write_profile(tmp_path, MINIMAL + section), {"SECRET_PATH": f"{secret_dir}/none"})
     assert line.endswith(f"file {tmp_path}/a\\rb/none does not exist")
+
+
+def conformance_imports(path: Path) -> set[str]:
+    """The ``conformance`` modules ``path`` imports, wherever in the file (also under TYPE_CHECKING)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "conformance":
+            module = str(node.module)
+            found |= {f"{module}.{a.name}" if module == "conformance" else module for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "conformance"}
+    return found
+
+
+def test_profile_module_is_schema_and_yaml_only() -> None:
+    """profile.py sits below everything that opens a profile: it imports only modules below it."""
+    below = {"conformance.files", "conformance.secrets", "conformance.components"}
+    assert conformance_imports(REPO / "conformance" / "profile.py") <= below
+    for module in below:  # and those import nothing above them either
+        path = REPO / f"{module.replace('.', '/')}.py"
+        assert conformance_imports(path if path.exists() else path.with_suffix("") / "__init__.py") <= below
+
+
+def test_a_profile_is_read_once_and_its_text_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance import profile as profiles
+
+    reads: list[Path] = []
+    real = profiles.read_yaml
+
+    def read_yaml(path: Path, what: str = "profile") -> object:
+        reads.append(path)
+        return real(path, what)
+
+    monkeypatch.setattr(profiles, "read_yaml", read_yaml)
+    loaded = open_profile(write_profile(tmp_path, MINIMAL + "sandbox: false\n"), {})
+    assert reads == [tmp_path / "profile.yaml"]
+    assert loaded.raw == {"platform": "onprem", "orchestrator": "runai", "sandbox": False}

@@ -258,3 +258,28 @@ def test_shared_heads_of_long_secrets_are_not_needles() -> None:
 @pytest.mark.parametrize("value", [" leading-space-token", "trailing-space-token "])
 def test_a_secret_with_spaces_at_its_ends_is_refused(value: str) -> None:
     assert header_problem(value) == "starts or ends with a space; it cannot be sent in an HTTP header as it is"
+
+
+def test_the_index_is_complete_once_the_profile_is_open(tmp_path: Path) -> None:
+    from conformance.session import open_profile
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text("platform: onprem\norchestrator: runai\n")
+    index = open_profile(profile, {}).secrets
+    with pytest.raises(RuntimeError, match="complete once the profile is open"):
+        index.add("late", Secret("late-token-1234", "late"))
+    assert not index.find("late-token-1234")
+
+
+def test_no_fixture_or_check_writes_to_the_secret_index() -> None:
+    """Checks run in xdist workers: what they added, the controller's leak scan would never know."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "conformance"
+    modules = [root / "fixtures.py", *sorted((root / "components").glob("*.py"))]
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                target = ast.unparse(node.func.value)
+                assert node.func.attr != "register_credentials", f"{path.name}: {ast.unparse(node)}"
+                assert not (node.func.attr == "add" and "secret" in target.lower()), f"{path.name}: {ast.unparse(node)}"
