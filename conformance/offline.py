@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from conformance import kubeconfig
+from conformance import kubeconfig, locate
 from conformance.profile import Profile
 
 PLACEHOLDER = re.compile(r"<[a-z][a-z0-9_-]*>|change-me")  # the templates' <your-name>, init's change-me
@@ -44,11 +44,7 @@ def aws_profile(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
     storage = profile.object_storage
     if storage is None or storage.kind != "s3":
         return
-    path = Path(
-        storage.credentials_file
-        or environ.get("AWS_SHARED_CREDENTIALS_FILE")
-        or _home(environ) / ".aws" / "credentials"
-    )
+    path = locate.aws_credentials(storage.credentials_file, environ)[0]  # the file the S3 client reads
     name = storage.aws_profile or "default"
     text = _read(path)
     if text is None:
@@ -65,18 +61,10 @@ def aws_profile(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
         yield f"warning: object_storage.aws_profile: {path} has no section [{name}] (sections: {sections})"
 
 
-def _kubeconfig_files(profile: Profile, environ: Mapping[str, str]) -> list[Path]:
-    assert profile.kubernetes is not None  # noqa: S101 - the caller checks
-    if profile.kubernetes.kubeconfig:
-        return [Path(profile.kubernetes.kubeconfig)]
-    listed = [Path(p) for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    return listed or [_home(environ) / ".kube" / "config"]
-
-
 def kube_context(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
     if profile.kubernetes is None:
         return
-    files = _kubeconfig_files(profile, environ)
+    files = kubeconfig.candidates(profile.kubernetes.kubeconfig, environ, _home(environ))[1]  # as the run reads
     contexts: list[str] = []
     current: str | None = None
     read_any = False
@@ -119,10 +107,7 @@ def docker_login(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
     registry = profile.registry
     if registry is None or registry.password is not None or registry.robot_creds_json:
         return  # credentials come from the profile or a robot file, not the docker config
-    docker_dir = environ.get("DOCKER_CONFIG")
-    path = Path(
-        registry.docker_config or (Path(docker_dir) if docker_dir else _home(environ) / ".docker") / "config.json"
-    )
+    path = locate.docker_config(registry.docker_config, environ)
     text = _read(path)
     if text is None:
         yield f"note: {path} is not on this machine; the REG checks look for your login where the suite runs"

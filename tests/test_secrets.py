@@ -283,3 +283,33 @@ def test_no_fixture_or_check_writes_to_the_secret_index() -> None:
                 target = ast.unparse(node.func.value)
                 assert node.func.attr != "register_credentials", f"{path.name}: {ast.unparse(node)}"
                 assert not (node.func.attr == "add" and "secret" in target.lower()), f"{path.name}: {ast.unparse(node)}"
+
+
+def test_the_index_reads_the_credential_files_the_clients_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One answer per component (conformance/locate.py): what a client may send, the leak scan knows."""
+    from conformance.clients import gcp, object_storage
+    from conformance.session import open_profile
+
+    (tmp_path / ".aws").mkdir()
+    home_file = "[default]\naws_access_key_id = AK\naws_secret_access_key = home-aws-1\n"
+    (tmp_path / ".aws" / "credentials").write_text(home_file)
+    (tmp_path / "other").write_text("[x]\naws_access_key_id = AK\naws_secret_access_key = variable-aws-2\n")
+    gcloud = tmp_path / "gcloud"
+    gcloud.mkdir()
+    (gcloud / "application_default_credentials.json").write_text(json.dumps({"refresh_token": "adc-refresh-3"}))
+    environ = {"HOME": str(tmp_path), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "other")}
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "platform: onprem\norchestrator: runai\n"
+        "object_storage: {kind: s3, bucket: b1, endpoint_url: 'https://s3.example'}\n"
+        f"gcp: {{project: my-project, config_dir: '{gcloud}'}}\n"
+    )
+    loaded = open_profile(profile, environ)
+    for value in ("home-aws-1", "variable-aws-2", "adc-refresh-3"):
+        assert loaded.secrets.find(value), value
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert loaded.profile.object_storage is not None
+    assert loaded.profile.gcp is not None
+    assert object_storage._aws_facts(loaded.profile.object_storage).path == tmp_path / ".aws" / "credentials"
+    client = gcp.GcpClient(loaded.profile.gcp, loaded.profile, environ)
+    assert client.adc_file == gcloud / "application_default_credentials.json"
