@@ -79,7 +79,7 @@ def held_outside(profile: Profile, environ: Mapping[str, str]) -> Found:
         yield from gcp_key(locate.gcloud_adc(profile.gcp.config_dir, environ))
 
 
-def _read(path: str | Path | None) -> str | None:
+def read_text(path: str | Path | None) -> str | None:
     # The clients read these files through the same reader, with the same cap: a file too large
     # to index here is refused by its check, so no secret the leak scan does not know is ever sent.
     if not path:
@@ -89,7 +89,7 @@ def _read(path: str | Path | None) -> str | None:
 
 
 def _json(path: str | Path | None) -> Any:
-    text = _read(path)
+    text = read_text(path)
     try:
         return json.loads(text) if text else None
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
@@ -130,7 +130,7 @@ def robot_file(path: str | Path | None) -> Found:
 
 
 def aws_credentials(path: str | Path | None) -> Found:
-    text = _read(path)
+    text = read_text(path)
     if not text:
         return
     parser = configparser.RawConfigParser()
@@ -147,7 +147,7 @@ def aws_credentials(path: str | Path | None) -> Found:
 
 
 def kubeconfig(path: str | Path | None) -> Found:
-    text = _read(path)
+    text = read_text(path)
     try:
         data = yaml.safe_load(text) if text else None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError):  # deep nesting, huge ints, bad dates
@@ -156,16 +156,19 @@ def kubeconfig(path: str | Path | None) -> Found:
         return
     for entry in data["users"]:
         user: Any = entry.get("user") if isinstance(entry, dict) else None
-        if not isinstance(user, dict):
-            continue
-        where = f"{path} users[{entry.get('name')}]"
-        for key in ("token", "password", "client-key-data"):
-            yield from _secret(where, user.get(key))
-        provider = user.get("auth-provider")
-        if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
-            for key in ("id-token", "refresh-token", "access-token", "client-secret"):
-                yield from _secret(where, provider["config"].get(key))
-        yield from _exec_plugin(where, user.get("exec"))
+        if isinstance(user, dict):
+            yield from kubeconfig_user(f"{path} users[{entry.get('name')}]", user)
+
+
+def kubeconfig_user(where: str, user: Mapping[str, Any]) -> Found:
+    """The secrets of one kubeconfig user entry (the Kubernetes client lists the selected user's with it)."""
+    for key in ("token", "password", "client-key-data"):
+        yield from _secret(where, user.get(key))
+    provider = user.get("auth-provider")
+    if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
+        for key in ("id-token", "refresh-token", "access-token", "client-secret"):
+            yield from _secret(where, provider["config"].get(key))
+    yield from _exec_plugin(where, user.get("exec"))
 
 
 SECRET_NAME = re.compile(r"secret|token|password|passwd|credential|api[-_]?key|private[-_]?key", re.IGNORECASE)

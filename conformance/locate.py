@@ -1,9 +1,7 @@
-"""Where each credentialed component's credentials live: which files, which entries.
+"""Where each component's credentials live, one answer used by its client and the secret index alike.
 
-One answer per component, used both by its client (which reads the credential to send it) and by
-the secret index (:mod:`conformance.credentials`, which reads the same files so that the report
-scrubs and scans for every value a check may send). Standard library only; no network.
-The kubeconfig's files are :mod:`conformance.kubeconfig`'s (client-go's rules).
+So the report scrubs every value a check may send (:mod:`conformance.credentials`). Standard library
+only, no network; the kubeconfig's files are :mod:`conformance.kubeconfig`'s (client-go's rules).
 """
 
 from __future__ import annotations
@@ -17,14 +15,14 @@ from pathlib import Path
 ADC_NAME = "application_default_credentials.json"
 
 
-def _home(environ: Mapping[str, str]) -> Path:
+def home(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("HOME") or os.path.expanduser("~"))
 
 
 def docker_config(configured: str | None, environ: Mapping[str, str]) -> Path:
     """The ``config.json`` docker reads: the profile's, else ``$DOCKER_CONFIG/config.json``, else ``~/.docker``'s."""
     folder = environ.get("DOCKER_CONFIG")
-    return Path(configured or (Path(folder) if folder else _home(environ) / ".docker") / "config.json")
+    return Path(configured or (Path(folder) if folder else home(environ) / ".docker") / "config.json")
 
 
 def basic_pair(value: object) -> tuple[str, str] | None:
@@ -39,13 +37,11 @@ def basic_pair(value: object) -> tuple[str, str] | None:
 
 
 def aws_credentials(configured: str | None, environ: Mapping[str, str]) -> list[Path]:
-    """The shared credentials file the S3 client reads first; then ``$AWS_SHARED_CREDENTIALS_FILE``, which
-    other boto3 users of the run (MLflow's artifact upload) read when the profile names no file."""
+    """The file the S3 client reads first; then ``$AWS_SHARED_CREDENTIALS_FILE`` (other boto3 users read it)."""
     if configured:
         return [Path(os.path.expanduser(configured))]
-    found = [_home(environ) / ".aws" / "credentials"]
     variable = environ.get("AWS_SHARED_CREDENTIALS_FILE")
-    return [*found, Path(os.path.expanduser(variable))] if variable else found
+    return [home(environ) / ".aws" / "credentials", *([Path(os.path.expanduser(variable))] if variable else [])]
 
 
 def google_key(configured: str | None, field: str, environ: Mapping[str, str]) -> tuple[Path, str] | None:
@@ -59,4 +55,4 @@ def google_key(configured: str | None, field: str, environ: Mapping[str, str]) -
 def gcloud_adc(config_dir: str | None, environ: Mapping[str, str]) -> Path:
     """gcloud's application-default credentials: ``<config dir>/application_default_credentials.json``."""
     configured = config_dir or environ.get("CLOUDSDK_CONFIG")
-    return (Path(configured) if configured else _home(environ) / ".config" / "gcloud") / ADC_NAME
+    return (Path(configured) if configured else home(environ) / ".config" / "gcloud") / ADC_NAME

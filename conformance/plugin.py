@@ -143,7 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _set_env(config, {ENV_RUN_ID: run_id, ENV_RUN_STARTED: started})  # xdist workers inherit them
     config.stash[PROFILE_KEY] = loaded
     config.stash[RUN_ID_KEY] = run_id
-    _install_log_redaction(config, loaded)
+    config.add_cleanup(reports.install_log_redaction(loaded.secrets))
     if not hasattr(config, "workerinput"):
         _default_report_paths(config, loaded, state)
     _install_signal_handlers(config)
@@ -169,10 +169,6 @@ def _set_env(config: pytest.Config, values: dict[str, str]) -> None:
                 os.environ[key] = old
 
     config.add_cleanup(restore)
-
-
-def _install_log_redaction(config: pytest.Config, loaded: LoadedProfile) -> None:
-    config.add_cleanup(reports.install_log_redaction(loaded.secrets))
 
 
 def _install_terminal_redaction(config: pytest.Config, loaded: LoadedProfile, state: RunState) -> None:

@@ -1,14 +1,8 @@
-"""Opening a profile: the one way the pytest plugin and every command get a :class:`LoadedProfile`.
+"""Opening a profile, once, for the pytest plugin and every command: :func:`open_profile`.
 
-:func:`open_profile` resolves the name or path (one profiles-folder rule, :func:`profiles_dir`),
-reads the YAML once, starts or attaches the sandbox for a ``sandbox: true`` profile, validates,
-builds the secret index and points the workspace at ``--workspace-pod``. The index holds the
-profile's secrets, those of the credential files it points at (:mod:`conformance.credentials`)
-and, for a run (``obtain``), the credentials that exist only once obtained: an exec plugin's
-token, a renewed OIDC id-token. Then it is frozen: no check adds to it, so the report's leak scan
-(in the xdist controller too) knows every secret a check may send or print.
-
-:mod:`conformance.profile` below is the schema and the YAML only; it imports nothing from here.
+Resolve the name (:func:`profiles_dir`), read the YAML, start or attach the sandbox, validate, build
+the secret index (profile fields, the credential files the clients read, and for a run the credentials
+only obtained by then: an exec plugin's token, a renewed OIDC login), freeze it, apply ``--workspace-pod``.
 """
 
 from __future__ import annotations
@@ -20,18 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from conformance import credentials
-from conformance.profile import (
-    LoadedProfile,
-    Profile,
-    ProfileError,
-    collect_secrets,
-    display,
-    endpoint_problems,
-    read_raw,
-    resolve_profile_path,
-    secret_problems,
-    validate,
-)
+from conformance import profile as schema
+from conformance.profile import LoadedProfile, Profile, ProfileError, display
 from conformance.secrets import SecretIndex, header_problem
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -55,20 +39,18 @@ def open_profile(
     workspace_pod: str | None = None,
     obtain: bool = False,
 ) -> LoadedProfile:
-    """The profile ``ref`` (a NAME in ``profiles`` or a path; a :class:`Path` is taken as is), opened once.
+    """``ref``: a NAME in ``profiles`` or a path (a :class:`Path` as is); every problem a :class:`ProfileError` line.
 
-    Every problem is a :class:`ProfileError`, one line each. ``obtain``: get the credentials a run's
-    checks send (Kubernetes: the exec plugin's output, a renewed OIDC login) now, into the index.
-    """
-    path = ref if isinstance(ref, Path) else resolve_profile_path(ref, profiles or profiles_dir())
-    raw = read_raw(path)
+    ``obtain``: get the credentials a run's checks send now, into the index (:func:`_obtain`)."""
+    path = ref if isinstance(ref, Path) else schema.resolve_profile_path(ref, profiles or profiles_dir())
+    raw = schema.read_raw(path)
     env = os.environ if environ is None else environ
     if sandbox is not None and raw.get("sandbox") is True:
         env = {**env, **sandbox(path)}
-    profile = validate(raw, path, env)
+    profile = schema.validate(raw, path, env)
     index = SecretIndex()
-    errors = secret_problems(profile)
-    for field_path, secret, username in collect_secrets(profile):
+    errors = schema.secret_problems(profile)
+    for field_path, secret, username in schema.collect_secrets(profile):
         index.add(field_path, secret, username=username)
     for found_in, secret, username in credentials.held_outside(profile, env):  # the guide keeps most there
         index.add(found_in, secret, username=username)
@@ -76,7 +58,7 @@ def open_profile(
         problem = header_problem(secret.reveal())
         if problem:
             errors.append(f"{variable} {problem}; fix or unset it")
-    errors += endpoint_problems(profile)
+    errors += schema.endpoint_problems(profile)
     if errors:
         raise ProfileError([f"{display(path)}: {line}" for line in errors])
     logins = _obtain(profile, index) if obtain else {}

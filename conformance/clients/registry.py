@@ -102,10 +102,6 @@ class Credentials:
         return self.credential is not None and not self.problems
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    return read_json_object(path, what, CredentialError)
-
-
 def _check_auths(data: dict[str, Any], path: Path) -> None:
     auths = data.get("auths", {})
     if not isinstance(auths, dict):
@@ -159,7 +155,7 @@ def read_docker_config(path: Path, host: str, timeout: float, found: Credentials
     import docker.auth  # type: ignore[import-untyped] # noqa: PLC0415 - see above
     import docker.errors  # type: ignore[import-untyped] # noqa: PLC0415 - see above
 
-    data = _read_json(path, "docker config")
+    data = read_json_object(path, "docker config", CredentialError)
     _check_auths(data, path)
     try:
         config = docker.auth.load_config(config_path=str(path))
@@ -186,7 +182,7 @@ def read_docker_config(path: Path, host: str, timeout: float, found: Credentials
 
 def read_robot_account(path: Path, host: str) -> Credential:
     """A Harbor robot account: Harbor's exported ``{"name": "robot$...", "secret": ...}`` or a docker-config JSON."""
-    data = _read_json(path, "robot-account JSON")
+    data = read_json_object(path, "robot-account JSON", CredentialError)
     ends: dt.datetime | None = None
     if "auths" in data:
         _check_auths(data, path)
