@@ -8,7 +8,7 @@ Values may use ``${NAME}`` to take a non-secret value from the environment
 (the sandbox fills its ports this way). Credentials are references,
 ``env:NAME`` or ``file:PATH``, resolved to :class:`~conformance.secrets.Secret`.
 
-No pytest import here: ``python -m conformance profile check`` uses it too.
+Schema and YAML only (no pytest); :mod:`conformance.session` opens a profile, above this module.
 """
 
 from __future__ import annotations
