@@ -11,7 +11,6 @@ No network, no pytest; each reader is lenient (a malformed file is one warning n
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import re
@@ -19,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from conformance import credentials, kubeconfig, locate
+from conformance.clients import object_storage
 from conformance.profile import Profile
 
 PLACEHOLDER = re.compile(r"<[a-z][a-z0-9_-]*>|change-me")  # the templates' <your-name>, init's change-me
@@ -28,21 +28,11 @@ def aws_profile(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
     storage = profile.object_storage
     if storage is None or storage.kind != "s3":
         return
-    path = locate.aws_credentials(storage.credentials_file, environ)[0]  # the file the S3 client reads
-    name = storage.aws_profile or "default"
-    text = credentials.read_text(path)
-    if text is None:
-        yield f"note: {path} is not on this machine; OBJ-001 checks it where the suite runs"
-        return
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.Error:
-        yield f"warning: object_storage.aws_profile: {path} is not a valid credentials file (OBJ-001 will say why)"
-        return
-    if not parser.has_section(name):
-        sections = ", ".join(f"[{s}]" for s in parser.sections()) or "none"
-        yield f"warning: object_storage.aws_profile: {path} has no section [{name}] (sections: {sections})"
+    facts = object_storage.aws_facts(storage, environ)  # OBJ-001's own reading of the file
+    if not facts.exists:
+        yield f"note: {facts.path} is not on this machine; OBJ-001 checks it where the suite runs"
+    elif facts.problem:
+        yield f"warning: object_storage.aws_profile: {facts.problem}"
 
 
 def kube_context(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:

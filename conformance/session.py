@@ -16,7 +16,7 @@ from typing import Any
 from conformance import credentials
 from conformance import profile as schema
 from conformance.profile import LoadedProfile, Profile, ProfileError, display
-from conformance.secrets import SecretIndex, header_problem
+from conformance.secrets import Secret, SecretIndex, header_problem
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 PROFILES = "profiles"
@@ -74,7 +74,10 @@ def _obtain(profile: Profile, index: SecretIndex) -> dict[str, Any]:
 
     kc = kube.find_kubeconfig(profile.kubernetes)
     found = kube.obtain(kc, kube.credential(kc), profile.tls, profile.timeouts) if kc.usable else None
-    kube.register_credentials(kc, index, found)  # renewed tokens, the plugin's token
+    obtained = (found.entry or {}) if found is not None else {}
+    for value in [*kc.credential_values(), *obtained.values()]:
+        if isinstance(value, str) and value:  # a renewed id-token, the plugin's token
+            index.add("the kubeconfig's credentials", Secret(value, "kubeconfig"))
     return {"kubernetes": (kc, found)}
 
 

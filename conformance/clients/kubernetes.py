@@ -40,7 +40,6 @@ from conformance import kubeconfig as kubeconfig_files
 from conformance.checks import CannotEvaluate, NonConformance, wait_for
 from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, Kubernetes, Profile, Timeouts
-from conformance.secrets import Secret, SecretIndex
 
 T = TypeVar("T")
 CODER_KUBECONFIG = kubeconfig_files.CODER_KUBECONFIG
@@ -146,12 +145,6 @@ class Kubeconfig:
     def credential_values(self) -> list[str]:
         """Every credential the user entry holds, for redaction (the secret index's own list); never for display."""
         return [secret.reveal() for _where, secret, _user in credentials.kubeconfig_user("", self.user)]
-
-
-def register_credentials(kc: Kubeconfig, index: SecretIndex, found: Credential | None = None) -> None:
-    """Add the kubeconfig user's credentials (and those :func:`obtain` brought in) to the index, at open."""
-    for value in [*kc.credential_values(), *(obtained_values(found) if found is not None else [])]:
-        index.add("the kubeconfig's credentials", Secret(value, "kubeconfig"))
 
 
 def parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -717,11 +710,6 @@ def obtain(
         token = config.get("id-token")
         found.entry = {"token": str(token)} if isinstance(token, str) and token else dict(kc.user)
     return found
-
-
-def obtained_values(found: Credential) -> list[str]:
-    """The secrets :func:`obtain` brought in (renewed tokens, a plugin's token), for redaction."""
-    return [value for value in (found.entry or {}).values() if isinstance(value, str) and value]
 
 
 # --------------------------------------------------------------------------- Job admission (parsers)

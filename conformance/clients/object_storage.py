@@ -21,7 +21,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +113,9 @@ def _stat(facts: CredentialFacts) -> CredentialFacts:
     return facts
 
 
-def _aws_facts(storage: ObjectStorage) -> CredentialFacts:
+def aws_facts(storage: ObjectStorage, environ: Mapping[str, str] = os.environ) -> CredentialFacts:
     chosen = "object_storage.credentials_file" if storage.credentials_file else f"default {DEFAULT_AWS_CREDENTIALS}"
-    path = locate.aws_credentials(storage.credentials_file, os.environ)[0]  # the secret index reads it too
+    path = locate.aws_credentials(storage.credentials_file, environ)[0]  # the index and profile check read it too
     section = storage.aws_profile or DEFAULT_AWS_PROFILE
     facts = _stat(CredentialFacts("AWS shared credentials file", path, chosen, owner_only_expected=True))
     facts.details["aws_profile"] = section
@@ -199,7 +199,7 @@ def _gcs_facts(storage: ObjectStorage) -> CredentialFacts:
 
 def credential_facts(storage: ObjectStorage) -> CredentialFacts:
     """Read (never send) the credentials the profile points at."""
-    return _aws_facts(storage) if storage.kind == "s3" else _gcs_facts(storage)
+    return aws_facts(storage) if storage.kind == "s3" else _gcs_facts(storage)
 
 
 # --------------------------------------------------------------------------- shared
@@ -232,7 +232,7 @@ class S3Store:
         import botocore.session  # type: ignore[import-untyped]  # noqa: PLC0415 - same
         from botocore.config import Config  # type: ignore[import-untyped]  # noqa: PLC0415 - same
 
-        facts = _aws_facts(storage)
+        facts = aws_facts(storage)
         if facts.problem or facts.path is None:
             raise CannotEvaluate(str(facts.problem), hint="see OBJ-001: the S3 keys are read from this file")
         self.bucket = storage.bucket
