@@ -11,32 +11,23 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from conformance.profile import (
-    LoadedProfile,
-    ProfileError,
-    display,
-    load_profile,
-    read_raw,
-    requirements,
-    resolve_profile_path,
-)
+from conformance.profile import LoadedProfile, ProfileError, display, requirements
+from conformance.session import open_profile
 
-PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+def _attach_sandbox(path: Path) -> dict[str, str]:
+    """A sandbox profile runs against the running sandbox's variables."""
+    from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles need it
+
+    running = sandbox.attached()
+    if running is None:
+        raise ProfileError([f"{display(path)}: a sandbox profile; start it first: python -m conformance sandbox up"])
+    return running
 
 
 def load(ref: str) -> LoadedProfile:
-    """Load a profile by NAME or PATH; a sandbox profile against the running sandbox's variables."""
-    path = resolve_profile_path(ref, PROFILES_DIR)
-    env = None
-    if read_raw(path).get("sandbox") is True:
-        from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles need it
-
-        running = sandbox.attached()
-        if running is None:
-            hint = "start it first: python -m conformance sandbox up"
-            raise ProfileError([f"{display(path)}: a sandbox profile; {hint}"])
-        env = {**os.environ, **running}
-    return load_profile(path, env)
+    """Open a profile by NAME (in the checkout's profiles/) or PATH, as a run would (conformance/session.py)."""
+    return open_profile(ref, sandbox=_attach_sandbox)
 
 
 def _fail(exc: ProfileError) -> int:
@@ -59,7 +50,7 @@ def _profile_check(args: argparse.Namespace) -> int:
         return _fail(exc)
     profile = loaded.profile
     print(f"{display(loaded.path)}: OK ({profile.platform} + {profile.orchestrator}, guide {profile.guide_version})")
-    for line in offline.warnings(profile, read_raw(loaded.path)):  # this machine's files: never an error
+    for line in offline.warnings(profile, loaded.raw):  # this machine's files: never an error
         print(f"  {line}")
     for endpoint in profile.endpoints():
         print(f"  endpoint {endpoint.name}: {endpoint.url}")
@@ -99,7 +90,7 @@ def _init(args: argparse.Namespace) -> int:
         check_path = target or Path(scratch) / "draft.yaml"
         check_path.write_text(text)
         try:
-            loaded = load_profile(check_path)
+            loaded = open_profile(check_path)
             missing = requirements(loaded.profile)
             if missing:
                 raise ProfileError(missing)

@@ -81,7 +81,7 @@ def load_owners(path: Path | None) -> dict[str, str]:
 
 
 def ambient_index(environ: Mapping[str, str]) -> tuple[SecretIndex, list[str]]:
-    """The secrets of the well-known variables set in ``environ`` (as load_profile adds them)."""
+    """The secrets of the well-known variables set in ``environ`` (as open_profile adds them)."""
     index, names = SecretIndex(), []
     for where, secret, user in credentials.ambient(environ):
         index.add(where, secret, username=user)

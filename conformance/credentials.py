@@ -11,8 +11,6 @@ checks' business (they report it); here it only means nothing to add.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import configparser
 import json
 import os
@@ -23,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from conformance import files
+from conformance import files, locate
 from conformance import kubeconfig as kubeconfig_files
 from conformance.secrets import Secret
 
@@ -56,28 +54,32 @@ def ambient(environ: Mapping[str, str]) -> Found:
 
 
 def held_outside(profile: Profile, environ: Mapping[str, str]) -> Found:
-    """Every secret of the run that does not come from a profile field: variables and credential files."""
+    """Every secret of the run that does not come from a profile field: variables and credential files.
+
+    Which files: the clients' own answer (:mod:`conformance.locate`, :mod:`conformance.kubeconfig`).
+    """
     yield from ambient(environ)
-    home = environ.get("HOME", "~")
     if profile.registry is not None:
-        docker_dir = environ.get("DOCKER_CONFIG", f"{home}/.docker")
-        yield from docker_config(profile.registry.docker_config or f"{docker_dir}/config.json")
+        yield from docker_config(locate.docker_config(profile.registry.docker_config, environ))
         yield from robot_file(profile.registry.robot_creds_json)
     storage = profile.object_storage
     if storage is not None and storage.kind == "s3":
-        yield from aws_credentials(
-            storage.credentials_file or environ.get("AWS_SHARED_CREDENTIALS_FILE", f"{home}/.aws/credentials")
-        )
+        for path in locate.aws_credentials(storage.credentials_file, environ):
+            yield from aws_credentials(path)
     elif storage is not None:
-        yield from gcp_key(storage.credentials_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+        key = locate.google_key(storage.credentials_file, "object_storage.credentials_file", environ)
+        yield from gcp_key(key[0] if key else locate.gcloud_adc(None, environ))
     if profile.kubernetes is not None:  # every file kubectl merges, by client-go's rules (conformance/kubeconfig.py)
-        for path in kubeconfig_files.load(profile.kubernetes.kubeconfig, environ, Path(os.path.expanduser(home))).files:
+        home = Path(os.path.expanduser(environ.get("HOME", "~")))
+        for path in kubeconfig_files.load(profile.kubernetes.kubeconfig, environ, home).files:
             yield from kubeconfig(path)
     if profile.gcp is not None:
-        yield from gcp_key(profile.gcp.key_file or environ.get("GOOGLE_APPLICATION_CREDENTIALS"))
+        key = locate.google_key(profile.gcp.key_file, "gcp.key_file", environ)
+        yield from gcp_key(key[0] if key else None)
+        yield from gcp_key(locate.gcloud_adc(profile.gcp.config_dir, environ))
 
 
-def _read(path: str | Path | None) -> str | None:
+def read_text(path: str | Path | None) -> str | None:
     # The clients read these files through the same reader, with the same cap: a file too large
     # to index here is refused by its check, so no secret the leak scan does not know is ever sent.
     if not path:
@@ -87,7 +89,7 @@ def _read(path: str | Path | None) -> str | None:
 
 
 def _json(path: str | Path | None) -> Any:
-    text = _read(path)
+    text = read_text(path)
     try:
         return json.loads(text) if text else None
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
@@ -108,15 +110,10 @@ def docker_config(path: str | Path | None) -> Found:
         if not isinstance(entry, dict):
             continue
         where = f"{path} auths[{host}]"
-        auth = entry.get("auth")
-        if isinstance(auth, str):
-            yield from _secret(where, auth)
-            try:
-                user, _, password = base64.b64decode(auth).decode(errors="replace").partition(":")
-            except (binascii.Error, ValueError):
-                continue
-            if password:
-                yield where, Secret(password, where), user
+        yield from _secret(where, entry.get("auth"))
+        pair = locate.basic_pair(entry.get("auth"))  # the password the registry client would send
+        if pair is not None:
+            yield where, Secret(pair[1], where), pair[0]
         yield from _secret(where, entry.get("password"))
         yield from _secret(where, entry.get("identitytoken"))
 
@@ -133,7 +130,7 @@ def robot_file(path: str | Path | None) -> Found:
 
 
 def aws_credentials(path: str | Path | None) -> Found:
-    text = _read(path)
+    text = read_text(path)
     if not text:
         return
     parser = configparser.RawConfigParser()
@@ -150,7 +147,7 @@ def aws_credentials(path: str | Path | None) -> Found:
 
 
 def kubeconfig(path: str | Path | None) -> Found:
-    text = _read(path)
+    text = read_text(path)
     try:
         data = yaml.safe_load(text) if text else None
     except (yaml.YAMLError, RecursionError, ValueError, OverflowError):  # deep nesting, huge ints, bad dates
@@ -159,16 +156,19 @@ def kubeconfig(path: str | Path | None) -> Found:
         return
     for entry in data["users"]:
         user: Any = entry.get("user") if isinstance(entry, dict) else None
-        if not isinstance(user, dict):
-            continue
-        where = f"{path} users[{entry.get('name')}]"
-        for key in ("token", "password", "client-key-data"):
-            yield from _secret(where, user.get(key))
-        provider = user.get("auth-provider")
-        if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
-            for key in ("id-token", "refresh-token", "access-token", "client-secret"):
-                yield from _secret(where, provider["config"].get(key))
-        yield from _exec_plugin(where, user.get("exec"))
+        if isinstance(user, dict):
+            yield from kubeconfig_user(f"{path} users[{entry.get('name')}]", user)
+
+
+def kubeconfig_user(where: str, user: Mapping[str, Any]) -> Found:
+    """The secrets of one kubeconfig user entry (the Kubernetes client lists the selected user's with it)."""
+    for key in ("token", "password", "client-key-data"):
+        yield from _secret(where, user.get(key))
+    provider = user.get("auth-provider")
+    if isinstance(provider, dict) and isinstance(provider.get("config"), dict):
+        for key in ("id-token", "refresh-token", "access-token", "client-secret"):
+            yield from _secret(where, provider["config"].get(key))
+    yield from _exec_plugin(where, user.get("exec"))
 
 
 SECRET_NAME = re.compile(r"secret|token|password|passwd|credential|api[-_]?key|private[-_]?key", re.IGNORECASE)

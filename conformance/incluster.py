@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from conformance.profile import LoadedProfile, read_raw
+from conformance.profile import LoadedProfile
 
 DEFAULT_IMAGE = "registry.aisingapore.net/mlops/conformance-suite:0.1.0"
 PROFILE_MOUNT = "/etc/conformance"
@@ -67,7 +67,7 @@ def manifests(spec: InClusterSpec) -> list[dict[str, Any]]:
         "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": spec.namespace, "labels": labels},
         # The profile with its extends: chain merged, ${VARS} and secret references left for the pod.
-        "data": {f"{spec.loaded.name}.yaml": yaml.safe_dump(read_raw(spec.loaded.path), sort_keys=False)},
+        "data": {f"{spec.loaded.name}.yaml": yaml.safe_dump(spec.loaded.raw, sort_keys=False)},
     }
     mounts: list[dict[str, Any]] = [{"name": "profile", "mountPath": PROFILE_MOUNT, "readOnly": True}]
     volumes: list[dict[str, Any]] = [{"name": "profile", "configMap": {"name": name}}]

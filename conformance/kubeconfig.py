@@ -130,7 +130,8 @@ def merge(files: list[tuple[Path, dict[str, Any]]]) -> tuple[dict[str, Any], dic
     return merged, origins
 
 
-def _precedence(explicit: str | Path | None, environ: Mapping[str, str], home: Path) -> tuple[str, list[Path]]:
+def candidates(explicit: str | Path | None, environ: Mapping[str, str], home: Path) -> tuple[str, list[Path]]:
+    """(what chose them, the files kubectl would read in precedence order), whether or not they exist."""
     if explicit:
         return "kubernetes.kubeconfig in the profile", [Path(os.path.expanduser(str(explicit)))]
     listed = [part for part in (environ.get("KUBECONFIG") or "").split(os.pathsep) if part]
@@ -146,7 +147,7 @@ def _precedence(explicit: str | Path | None, environ: Mapping[str, str], home: P
 def load(explicit: str | Path | None, environ: Mapping[str, str] | None = None, home: Path | None = None) -> Loaded:
     """The kubeconfig that kubectl would load here (see the module's rules); never raises."""
     env = os.environ if environ is None else environ
-    source, paths = _precedence(explicit, env, home or Path(env.get("HOME") or Path.home()))
+    source, paths = candidates(explicit, env, home or Path(env.get("HOME") or Path.home()))
     loaded = Loaded(source=source, consulted=[f"{source}: {path}" for path in paths])
     parsed: list[tuple[Path, dict[str, Any]]] = []
     for path in paths:

@@ -11,95 +11,44 @@ No network, no pytest; each reader is lenient (a malformed file is one warning n
 
 from __future__ import annotations
 
-import configparser
 import json
 import os
 import re
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
-from conformance import kubeconfig
+from conformance import credentials, kubeconfig, locate
+from conformance.clients import object_storage
 from conformance.profile import Profile
 
 PLACEHOLDER = re.compile(r"<[a-z][a-z0-9_-]*>|change-me")  # the templates' <your-name>, init's change-me
-MAX_BYTES = 1_000_000
-
-
-def _read(path: Path) -> str | None:
-    """The file's text, or None when it is absent, unreadable or too large to be a config file."""
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_BYTES:
-            return None
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _home(environ: Mapping[str, str]) -> Path:
-    return Path(environ.get("HOME") or os.path.expanduser("~"))
 
 
 def aws_profile(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
     storage = profile.object_storage
     if storage is None or storage.kind != "s3":
         return
-    path = Path(
-        storage.credentials_file
-        or environ.get("AWS_SHARED_CREDENTIALS_FILE")
-        or _home(environ) / ".aws" / "credentials"
-    )
-    name = storage.aws_profile or "default"
-    text = _read(path)
-    if text is None:
-        yield f"note: {path} is not on this machine; OBJ-001 checks it where the suite runs"
-        return
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.Error:
-        yield f"warning: object_storage.aws_profile: {path} is not a valid credentials file (OBJ-001 will say why)"
-        return
-    if not parser.has_section(name):
-        sections = ", ".join(f"[{s}]" for s in parser.sections()) or "none"
-        yield f"warning: object_storage.aws_profile: {path} has no section [{name}] (sections: {sections})"
-
-
-def _kubeconfig_files(profile: Profile, environ: Mapping[str, str]) -> list[Path]:
-    assert profile.kubernetes is not None  # noqa: S101 - the caller checks
-    if profile.kubernetes.kubeconfig:
-        return [Path(profile.kubernetes.kubeconfig)]
-    listed = [Path(p) for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
-    return listed or [_home(environ) / ".kube" / "config"]
+    facts = object_storage.aws_facts(storage, environ)  # OBJ-001's own reading of the file
+    if not facts.exists:
+        yield f"note: {facts.path} is not on this machine; OBJ-001 checks it where the suite runs"
+    elif facts.problem:
+        yield f"warning: object_storage.aws_profile: {facts.problem}"
 
 
 def kube_context(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
     if profile.kubernetes is None:
         return
-    files = _kubeconfig_files(profile, environ)
-    contexts: list[str] = []
-    current: str | None = None
-    read_any = False
-    for path in files:  # kubectl merges every file listed; the first current-context wins
-        text = _read(path)
-        if text is None:
-            continue
-        read_any = True
-        data, problem = kubeconfig.parse_file(text)  # the same strict reading as the run's
-        if problem is not None:
-            yield f"warning: kubernetes.context: {path} is not a usable kubeconfig (K8S-001 will say where)"
-            continue
-        if not isinstance(data, dict):
-            continue
-        for entry in data.get("contexts") or []:
-            if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-                contexts.append(entry["name"])
-        if current is None and isinstance(data.get("current-context"), str) and data["current-context"]:
-            current = data["current-context"]
-    where = ", ".join(str(p) for p in files)
-    if not read_any:
+    home = locate.home(environ)
+    loaded = kubeconfig.load(profile.kubernetes.kubeconfig, environ, home)  # the files the run reads, merged alike
+    where = ", ".join(str(path) for path in kubeconfig.candidates(profile.kubernetes.kubeconfig, environ, home)[1])
+    if not loaded.files:
         yield f"note: no kubeconfig at {where} on this machine; K8S-001 checks it where the suite runs"
         return
+    if loaded.data is None:
+        yield f"warning: kubernetes.context: {loaded.files[-1]} is not a usable kubeconfig (K8S-001 will say where)"
+        return
+    contexts = [str(e["name"]) for e in loaded.data.get("contexts") or [] if isinstance(e, dict) and e.get("name")]
+    current = loaded.data.get("current-context") or None
     wanted = profile.kubernetes.context
     if wanted is not None and wanted not in contexts:
         names = ", ".join(contexts) or "none"
@@ -119,11 +68,8 @@ def docker_login(profile: Profile, environ: Mapping[str, str]) -> Iterator[str]:
     registry = profile.registry
     if registry is None or registry.password is not None or registry.robot_creds_json:
         return  # credentials come from the profile or a robot file, not the docker config
-    docker_dir = environ.get("DOCKER_CONFIG")
-    path = Path(
-        registry.docker_config or (Path(docker_dir) if docker_dir else _home(environ) / ".docker") / "config.json"
-    )
-    text = _read(path)
+    path = locate.docker_config(registry.docker_config, environ)
+    text = credentials.read_text(path)
     if text is None:
         yield f"note: {path} is not on this machine; the REG checks look for your login where the suite runs"
         return

@@ -6,7 +6,6 @@ What a check means lives in ``components/``, how to reach a service in
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -30,16 +29,8 @@ from conformance.checks import Blocked, CannotEvaluate, NonConformance
 from conformance.clients.network import endpoints_of
 from conformance.components import CHECK_ID, COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
 from conformance.fleet import parse_run
-from conformance.profile import (
-    LoadedProfile,
-    ProfileError,
-    available_profiles,
-    display,
-    load_profile,
-    read_raw,
-    requirements,
-)
-from conformance.profile import resolve_profile_path as _resolve_path
+from conformance.profile import LoadedProfile, ProfileError, available_profiles, display, requirements
+from conformance.session import open_profile, profiles_dir
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
 from conformance.waivers import WaiverBook, load_waivers
 
@@ -79,6 +70,7 @@ APPLIES_KEY = pytest.StashKey[str]()  # on a check that applies to the profile: 
 RUN_PLUGIN = "conformance-run"
 MAX_CAUSE = 200  # characters of a failure quoted by the checks it blocks
 LOADGROUP_INPUT = "conformance_loadgroup"  # workerinput key: the controller switched -n to loadgroup
+EXEC_INPUT = "conformance_exec"  # workerinput key: the exec plugin outputs the controller's secret index holds
 XDIST_GROUP_SUFFIX = re.compile(rf"@{CHECK_ID}$")  # what --dist loadgroup appends to a grouped check's id
 
 
@@ -101,10 +93,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("conformance_profiles_dir", "folder of named profiles", default="profiles")
 
 
-def _profiles_dir(config: pytest.Config) -> Path:
-    return Path(config.rootpath) / str(config.getini("conformance_profiles_dir"))
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
@@ -116,24 +104,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = state
 
     ref = config.getoption("profile") or os.environ.get(ENV_PROFILE) or str(config.getini("conformance_profile"))
-    profiles_dir = _profiles_dir(config)
+    profiles = profiles_dir(Path(config.rootpath), str(config.getini("conformance_profiles_dir")))
     if not ref:
-        names = ", ".join(available_profiles(profiles_dir)) or "none"
+        names = ", ".join(available_profiles(profiles)) or "none"
         state.no_profile = (
             f"no profile given: use --profile NAME|PATH, ${ENV_PROFILE} or the ini option conformance_profile "
-            f"(profiles in {display(profiles_dir)}/: {names})"
+            f"(profiles in {display(profiles)}/: {names})"
         )
         return
-    try:
-        path = _resolve_path(ref, profiles_dir)
-        if read_raw(path).get("sandbox") is True:
-            from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles pay for it
 
-            try:
-                _set_env(config, sandbox.ensure_running(config.add_cleanup))
-            except (OSError, RuntimeError) as exc:  # a server that would not start: say which, no traceback
-                raise pytest.UsageError(f"the sandbox could not start: {exc}") from None
-        loaded = _with_workspace_pod(load_profile(path), config.getoption("workspace_pod"))
+    def start_sandbox(_path: Path) -> dict[str, str]:
+        from conformance import sandbox  # noqa: PLC0415 - only sandbox profiles pay for it
+
+        try:
+            running = sandbox.ensure_running(config.add_cleanup)
+        except (OSError, RuntimeError) as exc:  # a server that would not start: say which, no traceback
+            raise pytest.UsageError(f"the sandbox could not start: {exc}") from None
+        _set_env(config, running)  # xdist workers inherit them
+        return running
+
+    handed = getattr(config, "workerinput", {}).get(EXEC_INPUT)  # the controller's exec plugin outputs
+    if handed:  # one token for the whole run, the one the controller's secret index holds
+        from conformance.clients import kubernetes  # noqa: PLC0415 - only runs with an exec plugin pay for it
+
+        kubernetes.reuse_exec_cache(handed)
+    try:
+        loaded = open_profile(
+            ref, profiles=profiles, sandbox=start_sandbox, workspace_pod=config.getoption("workspace_pod"), obtain=True
+        )
         waivers_path = config.getoption("waivers") or loaded.profile.waivers
         if waivers_path:
             state.waivers = WaiverBook(load_waivers(Path(waivers_path)))
@@ -145,7 +143,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _set_env(config, {ENV_RUN_ID: run_id, ENV_RUN_STARTED: started})  # xdist workers inherit them
     config.stash[PROFILE_KEY] = loaded
     config.stash[RUN_ID_KEY] = run_id
-    _install_log_redaction(config, loaded)
+    config.add_cleanup(reports.install_log_redaction(loaded.secrets))
     if not hasattr(config, "workerinput"):
         _default_report_paths(config, loaded, state)
     _install_signal_handlers(config)
@@ -156,19 +154,6 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config, "workerinput", {}).get(LOADGROUP_INPUT):
         config.option.loadgroup = True  # a worker knows --dist from its own arguments only: tell it
     config.pluginmanager.register(RunPlugin(config, loaded, state), RUN_PLUGIN)
-
-
-def _with_workspace_pod(loaded: LoadedProfile, target: str | None) -> LoadedProfile:
-    """``--workspace-pod POD[@NAMESPACE]`` points the profile's workspace section at a pod."""
-    if not target:
-        return loaded
-    workspace = loaded.profile.workspace
-    if workspace is None:
-        raise ProfileError([f"{display(loaded.path)}: --workspace-pod needs a workspace: section in the profile"])
-    pod, _, namespace = target.partition("@")
-    update: dict[str, str] = {"pod": pod, **({"namespace": namespace} if namespace else {})}
-    profile = loaded.profile.model_copy(update={"workspace": workspace.model_copy(update=update)})
-    return dataclasses.replace(loaded, profile=profile)
 
 
 def _set_env(config: pytest.Config, values: dict[str, str]) -> None:
@@ -184,10 +169,6 @@ def _set_env(config: pytest.Config, values: dict[str, str]) -> None:
                 os.environ[key] = old
 
     config.add_cleanup(restore)
-
-
-def _install_log_redaction(config: pytest.Config, loaded: LoadedProfile) -> None:
-    config.add_cleanup(reports.install_log_redaction(loaded.secrets))
 
 
 def _install_terminal_redaction(config: pytest.Config, loaded: LoadedProfile, state: RunState) -> None:
@@ -506,6 +487,10 @@ class RunPlugin:
         """(xdist controller) Tell each worker to group checks when the run distributes by group."""
         if self.config.getoption("dist", "no") == "loadgroup":
             node.workerinput[LOADGROUP_INPUT] = True
+        if "kubernetes" in self.loaded.logins:  # the workers send the token the controller's leak scan knows
+            from conformance.clients import kubernetes  # noqa: PLC0415 - imported by the profile's opening already
+
+            node.workerinput[EXEC_INPUT] = kubernetes.exec_cache()
 
     def pytest_report_header(self) -> list[str]:
         profile = self.loaded.profile

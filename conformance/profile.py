@@ -8,7 +8,7 @@ Values may use ``${NAME}`` to take a non-secret value from the environment
 (the sandbox fills its ports this way). Credentials are references,
 ``env:NAME`` or ``file:PATH``, resolved to :class:`~conformance.secrets.Secret`.
 
-No pytest import here: ``python -m conformance profile check`` uses it too.
+Schema and YAML only (no pytest); :mod:`conformance.session` opens a profile, above this module.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import re
 import typing
 import urllib.parse
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -37,14 +37,13 @@ from pydantic import (
     model_validator,
 )
 
-from conformance import credentials, files
+from conformance import files
 from conformance.components import COMPONENTS
 from conformance.secrets import (
     MIN_SCAN_LENGTH,
     Secret,
     SecretIndex,
     SecretRefError,
-    header_problem,
     resolve_ref,
 )
 
@@ -703,10 +702,14 @@ def requirements(profile: Profile, components: set[str] | None = None) -> list[s
 
 @dataclass(frozen=True)
 class LoadedProfile:
+    """A profile opened by :func:`conformance.session.open_profile`: validated, its secret index complete."""
+
     profile: Profile
     name: str
     path: Path
     secrets: SecretIndex
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the YAML as read (extends merged)
+    logins: dict[str, Any] = field(default_factory=dict, repr=False)  # credentials obtained at open, by component
 
 
 # --------------------------------------------------------------------------- loading
@@ -879,27 +882,28 @@ def collect_secrets(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, S
                     yield from collect_secrets(item, f"{path}.{i}.")
 
 
-def load_profile(path: Path, environ: Mapping[str, str] | None = None) -> LoadedProfile:
-    env = os.environ if environ is None else environ
-    where = display(path)
-    raw = read_raw(path)
+def validate(raw: dict[str, Any], path: Path, environ: Mapping[str, str]) -> Profile:
+    """The profile of ``raw`` (``${VAR}`` filled from ``environ``, the guide's defaults applied), or every error."""
     errors: list[str] = []
-    raw = apply_guide_defaults(_interpolate(raw, env, "", errors))
+    raw = apply_guide_defaults(_interpolate(raw, environ, "", errors))
     try:
-        profile = Profile.model_validate(raw, context={"base_dir": path.parent, "environ": env})
+        profile = Profile.model_validate(raw, context={"base_dir": path.parent, "environ": environ})
     except ValidationError as exc:
         # A field whose ${VAR} is unset already has its line; its validation error would only repeat it.
         unset = {line.split(": ", 1)[0] for line in errors}
         for err in exc.errors(include_input=False, include_url=False):
             if ".".join(str(part) for part in err["loc"]) not in unset:
                 errors.append(format_error(err))
-        raise ProfileError([f"{where}: {line}" for line in errors]) from None
     if errors:
-        raise ProfileError([f"{where}: {line}" for line in errors])
-    index = SecretIndex()
+        raise ProfileError([f"{display(path)}: {line}" for line in errors])
+    return profile
+
+
+def secret_problems(profile: Profile) -> list[str]:
+    """Profile secrets the leak scan could not tell from a value the report shows."""
+    errors: list[str] = []
     shown = "\n".join(_plain_values(profile))  # what the report prints of the profile: user names, URLs...
     for field_path, secret, username in collect_secrets(profile):
-        # The leak scan could not tell the secret from these values, and would withhold every report.
         if username is not None and username == secret.reveal():
             errors.append(f"{field_path}: the value of {secret.source} equals the user name; use a real password")
         elif secret.reveal() in shown:
@@ -907,23 +911,19 @@ def load_profile(path: Path, environ: Mapping[str, str] | None = None) -> Loaded
                 f"{field_path}: the value of {secret.source} appears in another value of the profile"
                 " (a user name, a URL, a path), which the report shows; use a real password"
             )
-        index.add(field_path, secret, username=username)
-    for found_in, secret, username in credentials.held_outside(profile, env):  # the guide keeps most there
-        index.add(found_in, secret, username=username)
-    for variable, secret, _user in credentials.ambient(env):  # sent by the checks as they are
-        problem = header_problem(secret.reveal())
-        if problem:
-            errors.append(f"{variable} {problem}; fix or unset it")
+    return errors
+
+
+def endpoint_problems(profile: Profile) -> list[str]:
+    """Endpoints built from the sections that are no URL, or names used twice."""
     try:
         endpoints = profile.endpoints()
     except ValidationError as exc:  # a URL built from the sections; never its value in the line
-        errors += [format_error(err) for err in exc.errors(include_input=False, include_url=False)]
-        endpoints = []
+        return [format_error(err) for err in exc.errors(include_input=False, include_url=False)]
+    errors: list[str] = []
     seen: set[str] = set()
     for endpoint in endpoints:
         if endpoint.name in seen:
             errors.append(f"network.endpoints: endpoint name {endpoint.name!r} is used twice")
         seen.add(endpoint.name)
-    if errors:
-        raise ProfileError([f"{where}: {line}" for line in errors])
-    return LoadedProfile(profile=profile, name=path.stem, path=path, secrets=index)
+    return errors

@@ -155,11 +155,18 @@ def encodings(value: str) -> set[str]:
 
 @dataclass
 class SecretIndex:
-    """Every secret value a profile resolved, by the field it came from."""
+    """Every secret value a profile resolved, by the field it came from; complete (frozen) before any check runs."""
 
     needles: dict[str, str] = field(default_factory=dict)  # needle -> field
+    frozen: bool = False  # set by :meth:`freeze`: every process of a run (xdist's controller too) knows the same
+
+    def freeze(self) -> SecretIndex:
+        self.frozen = True
+        return self
 
     def add(self, field_name: str, secret: Secret, *, username: str | None = None) -> None:
+        if self.frozen:
+            raise RuntimeError("the secret index is complete once the profile is open; obtain the secret there")
         value = secret.reveal()
         variants = set(encodings(value))
         if username is not None:

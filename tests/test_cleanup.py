@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 
 from conformance import cleanup
-from conformance.profile import Profile, load_profile
+from conformance.profile import Profile
+from conformance.session import open_profile
 from tests.conftest import REPO, write_profile
 
 SANDBOX_PROFILE = REPO / "profiles" / "sandbox.yaml"
@@ -44,7 +45,7 @@ def environ(sandbox_env: Mapping[str, str], **extra: str) -> dict[str, str]:
 
 
 def sandbox_profile(sandbox_env: Mapping[str, str]) -> Profile:
-    return load_profile(SANDBOX_PROFILE, environ(sandbox_env)).profile
+    return open_profile(SANDBOX_PROFILE, environ(sandbox_env)).profile
 
 
 def run_cleanup(sandbox_env: Mapping[str, str], *args: str, profile: str | Path = "sandbox") -> tuple[int, str]:
@@ -327,7 +328,7 @@ def test_gcs_and_token_registry_swept(sandbox_env: dict[str, str]) -> None:
     """The GCP shapes: GCS objects, and a registry behind a Bearer-token realm (direct sweep calls)."""
     from conformance.clients import object_storage, registry
 
-    profile = load_profile(REPO / "profiles" / "sandbox-gcp.yaml", environ(sandbox_env)).profile
+    profile = open_profile(REPO / "profiles" / "sandbox-gcp.yaml", environ(sandbox_env)).profile
     old = stamp(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     young = stamp(dt.datetime.now(dt.UTC))
     cutoff = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)

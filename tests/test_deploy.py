@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conformance.incluster import InClusterSpec, manifests, render, runai_command
-from conformance.profile import load_profile
+from conformance.session import open_profile
 from tests.conftest import REPO, write_profile
 
 TEMPLATE = REPO / "ci" / "conformance.gitlab-ci.yml"
@@ -135,7 +135,7 @@ def spec(tmp_path: Path) -> InClusterSpec:
     write_profile(tmp_path, "platform: onprem\norchestrator: runai\ntimeouts: {check: 60}\n", "base.yaml")
     path = write_profile(tmp_path, "extends: base\nmlflow: {tracking_uri: 'https://m.example'}\n", "env-a.yaml")
     return InClusterSpec(
-        loaded=load_profile(path, {}),
+        loaded=open_profile(path, {}),
         namespace="runai-mlops",
         pvc="mlops-pvc",
         secrets=[("mlflow-creds", "/secrets/mlflow")],
@@ -160,7 +160,7 @@ def test_incluster_job_runs_the_suite_with_the_profile_and_leaves_results_on_the
     assert job["spec"]["backoffLimit"] == 0
     # The ConfigMap holds the merged profile, which loads on its own (no extends: left to resolve).
     copy = write_profile(tmp_path, config_map["data"]["env-a.yaml"], "in-pod.yaml")
-    assert load_profile(copy, {}).profile.mlflow is not None
+    assert open_profile(copy, {}).profile.mlflow is not None
 
 
 def test_incluster_manifests_are_valid_kubernetes_objects(spec: InClusterSpec) -> None:

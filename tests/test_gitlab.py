@@ -151,10 +151,10 @@ def test_wrong_token_no_port_ssh_remote_and_key_on_pvc(
 
 def test_git_https_refuses_a_wrong_password(sandbox_env: dict[str, str]) -> None:
     """GIT-005's own fault: the API accepts the token but git's password is wrong (the client, direct)."""
-    from conformance.profile import load_profile
+    from conformance.session import open_profile
     from tests.conftest import REPO
 
-    loaded = load_profile(REPO / "profiles" / "sandbox.yaml", {**sandbox_env})
+    loaded = open_profile(REPO / "profiles" / "sandbox.yaml", {**sandbox_env})
     gitlab = client.connect(loaded.profile, "test")
     result = gitlab.ls_remote_https("someone-else")
     assert result.rc == 128
@@ -343,14 +343,15 @@ def test_profile_section_endpoints_and_defaults() -> None:
 
 
 def test_credentials_in_a_remote_are_refused_without_echoing_them(tmp_path: Path) -> None:
-    from conformance.profile import ProfileError, load_profile
+    from conformance.profile import ProfileError
+    from conformance.session import open_profile
 
     path = tmp_path / "p.yaml"
     remote = "https://me:Sekr1t@gitlab.example/g/p.git"
     section = {"url": "https://gitlab.example", "project": "g/p", "https_remote": remote}
     path.write_text(yaml.safe_dump({"platform": "onprem", "orchestrator": "runai", "gitlab": section}))
     with pytest.raises(ProfileError) as info:
-        load_profile(path, {})
+        open_profile(path, {})
     (line,) = info.value.lines
     assert "gitlab.https_remote: must not hold credentials" in line
     assert "Sekr1t" not in line
@@ -428,10 +429,10 @@ def test_find_private_keys_is_bounded(tmp_path: Path) -> None:
 
 
 def test_scrub_hides_the_token_in_every_form(sandbox_env: dict[str, str]) -> None:
-    from conformance.profile import load_profile
+    from conformance.session import open_profile
     from tests.conftest import REPO
 
-    gitlab = client.connect(load_profile(REPO / "profiles" / "sandbox.yaml", {**sandbox_env}).profile, "test")
+    gitlab = client.connect(open_profile(REPO / "profiles" / "sandbox.yaml", {**sandbox_env}).profile, "test")
     token = sandbox_env["SANDBOX_GITLAB_TOKEN"]
     text = gitlab.scrub(f"a {token} b {base64.b64encode(token.encode()).decode()} Authorization: Basic Zm9vOmJhcg==")
     assert token not in text

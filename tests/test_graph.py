@@ -21,8 +21,9 @@ import pytest
 
 from conformance import catalogue, graph
 from conformance.clients.network import endpoints_of
-from conformance.profile import GCP_API_ENDPOINT, load_profile
+from conformance.profile import GCP_API_ENDPOINT
 from conformance.sandbox import STATE_VAR
+from conformance.session import open_profile
 from tests.conftest import REPO, SuiteRun, run_suite, ssh_config
 
 CHECK_IDS = {e.check_id for e in catalogue.entries()}
@@ -55,7 +56,7 @@ def test_order_moves_only_what_must_move() -> None:
 
 
 def test_workspace_checks_through_a_pod_need_the_api_server(sandbox_env: dict[str, str]) -> None:
-    loaded = load_profile(REPO / "profiles" / "sandbox.yaml", dict(sandbox_env))
+    loaded = open_profile(REPO / "profiles" / "sandbox.yaml", dict(sandbox_env))
     assert graph.endpoints_for("WSP-002", loaded.profile) == ()  # this host: no network
     workspace = loaded.profile.workspace
     assert workspace is not None
@@ -78,7 +79,7 @@ def test_catalogue_has_a_blocked_by_column() -> None:
 def test_every_endpoint_the_graph_names_is_probed(sandbox_env: dict[str, str]) -> None:
     names = set()
     for profile in ("sandbox", "sandbox-gcp"):
-        loaded = load_profile(REPO / "profiles" / f"{profile}.yaml", dict(sandbox_env))
+        loaded = open_profile(REPO / "profiles" / f"{profile}.yaml", dict(sandbox_env))
         endpoints, contexts = endpoints_of(loaded.profile)
         names |= {e.name for e in endpoints}
         if profile == "sandbox":

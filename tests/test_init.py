@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from conformance.init import draft_profile
-from conformance.profile import load_profile, requirements
+from conformance.profile import requirements
+from conformance.session import open_profile
 from tests.conftest import REPO
 
 CANARY = "Init-canary-secret-91"
@@ -55,7 +56,7 @@ def test_draft_from_an_onprem_runai_workspace_loads_and_holds_no_secret(tmp_path
     assert base64.b64encode(f"dev:{CANARY}".encode()).decode() not in text
     path = tmp_path / "draft.yaml"
     path.write_text(text)
-    profile = load_profile(path, environ).profile
+    profile = open_profile(path, environ).profile
     assert (profile.platform, profile.orchestrator) == ("onprem", "runai")
     assert profile.kubernetes is not None
     assert (profile.kubernetes.namespace, profile.kubernetes.context) == ("runai-mlops", "aisg")
@@ -105,7 +106,7 @@ def test_empty_workspace_still_gives_a_loadable_draft(tmp_path: Path) -> None:
     draft = draft_profile(tmp_path, {}, tmp_path)
     path = tmp_path / "d.yaml"
     path.write_text(draft.render())
-    loaded = load_profile(path, {})
+    loaded = open_profile(path, {})
     assert loaded.profile.orchestrator == "noorch"
     assert requirements(loaded.profile) == []  # every section the platform needs, change-me where unknown
     assert "found nothing to draft from" in draft.render()
@@ -138,4 +139,4 @@ def test_init_survives_hostile_files_and_never_prints_a_token(tmp_path: Path) ->
         assert CANARY not in "\n".join(draft.notes)
         path = tmp_path / "draft.yaml"
         path.write_text(text)
-        load_profile(path, {})  # the draft loads: nothing hostile was copied into it
+        open_profile(path, {})  # the draft loads: nothing hostile was copied into it

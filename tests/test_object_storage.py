@@ -18,7 +18,8 @@ import pytest
 
 from conformance import transport
 from conformance.clients import object_storage as client
-from conformance.profile import TLS, ObjectStorage, ProfileError, Timeouts, load_profile
+from conformance.profile import TLS, ObjectStorage, ProfileError, Timeouts
+from conformance.session import open_profile
 from tests.conftest import CA_VARIABLES, REPO, SuiteRun, run_suite, write_profile
 
 OBJ_IDS = ("OBJ-001", "OBJ-002", "OBJ-003", "OBJ-004", "OBJ-005")
@@ -282,7 +283,7 @@ def test_sandbox_exports_and_files(sandbox_env: dict[str, str]) -> None:
 def test_profile_rejects(tmp_path: Path, section: str, line: str) -> None:
     path = write_profile(tmp_path, f"platform: onprem\norchestrator: runai\nobject_storage: {section}\n")
     with pytest.raises(ProfileError) as error:
-        load_profile(path, environ={})
+        open_profile(path, environ={})
     assert any(line in problem for problem in error.value.lines), error.value.lines
 
 

@@ -372,3 +372,41 @@ def test_sigterm_runs_teardown_writes_reports_and_exits_2(tmp_path: Path) -> Non
     assert proc.returncode == 2, output
     assert (tmp_path / "teardown-ran").read_text() == "yes"
     assert len(list((tmp_path / "rep").glob("*.json"))) == 1
+
+
+EXEC_LEAK = """
+from conformance.checks import check, expect
+from conformance.clients import kubernetes as kube
+
+@check("K8S-950", "r")
+def test_sends_the_plugin_token(profile):
+    kc = kube.find_kubeconfig(profile.kubernetes)
+    found = kube.obtain(kc, kube.credential(kc), profile.tls, profile.timeouts)  # what the client would send
+    expect(False, expected="nothing sent", actual=f"sent {found.entry['token']}")
+"""
+
+
+def test_a_token_minted_by_an_exec_plugin_is_known_to_the_controllers_leak_scan(tmp_path: Path) -> None:
+    """The plugin mints a token per call: it runs once, at open, and the xdist workers send that token."""
+    calls = tmp_path / "calls"
+    plugin = tmp_path / "mint"
+    plugin.write_text(
+        f'#!/bin/sh\necho x >> {calls}; n=$(wc -l < {calls}); echo "{{\\"kind\\":\\"ExecCredential\\",'
+        '\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",\\"status\\":{\\"token\\":\\"minted-token-$n\\"}}"\n'
+    )
+    plugin.chmod(0o700)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+        f"users: [{{name: u, user: {{exec: {{apiVersion: client.authentication.k8s.io/v1, command: {plugin}}}}}}}]\n"
+    )
+    kubeconfig.chmod(0o600)
+    profile = BARE + f"kubernetes: {{kubeconfig: '{kubeconfig}', namespace: ns, pvc: data}}\n"
+    run = run_synthetic(tmp_path, EXEC_LEAK, profile, "-n", "2")
+    assert run.results["checks"][0]["outcome"] == "failed"
+    assert "sent ********" in run.results["checks"][0]["message"]
+    assert calls.read_text() == "x\n"  # once, in the controller: the workers reuse its token
+    texts = {"terminal": run.output, **run.artifact_texts()}
+    for name, text in texts.items():
+        assert "minted-token" not in text, f"{name} holds the plugin's token"

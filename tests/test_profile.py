@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.profile import ProfileError, load_profile, resolve_profile_path
+from conformance.profile import ProfileError, resolve_profile_path
+from conformance.session import open_profile
 from tests.conftest import REPO, write_profile
 
 MINIMAL = "platform: onprem\norchestrator: runai\n"
@@ -14,12 +15,12 @@ MINIMAL = "platform: onprem\norchestrator: runai\n"
 
 def problems(path: Path, environ: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(ProfileError) as info:
-        load_profile(path, environ or {})
+        open_profile(path, environ or {})
     return info.value.lines
 
 
 def test_minimal_profile_gets_defaults(tmp_path: Path) -> None:
-    loaded = load_profile(write_profile(tmp_path, MINIMAL), {})
+    loaded = open_profile(write_profile(tmp_path, MINIMAL), {})
     assert loaded.name == "profile"
     assert loaded.profile.timeouts.connect == 5.0
     assert loaded.profile.tls.insecure is False
@@ -110,7 +111,7 @@ def test_endpoint_url_with_credentials_is_refused(tmp_path: Path) -> None:
 def test_extends_merges_and_child_wins(tmp_path: Path) -> None:
     write_profile(tmp_path, MINIMAL + "timeouts: {connect: 3, request: 7}\n", "base.yaml")
     child = write_profile(tmp_path, "extends: base\nplatform: gcp\ntimeouts: {connect: 1}\n", "child.yaml")
-    profile = load_profile(child, {}).profile
+    profile = open_profile(child, {}).profile
     assert (profile.platform, profile.orchestrator) == ("gcp", "runai")
     assert (profile.timeouts.connect, profile.timeouts.request) == (1, 7)
 
@@ -147,7 +148,7 @@ def test_name_resolves_in_profiles_dir_and_lists_available(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("name", ["onprem-runai", "gcp-runai"])
 def test_shipped_templates_load_without_any_credential_set(name: str) -> None:
-    loaded = load_profile(REPO / "profiles" / f"{name}.yaml", {})
+    loaded = open_profile(REPO / "profiles" / f"{name}.yaml", {})
     hosts = {e.host for e in loaded.profile.endpoints()}
     assert "gitlab.aisingapore.net" in hosts
     ssh = [e for e in loaded.profile.endpoints() if e.scheme == "ssh"]
@@ -156,7 +157,7 @@ def test_shipped_templates_load_without_any_credential_set(name: str) -> None:
 
 def test_ambient_guide_credentials_join_the_index(tmp_path: Path) -> None:
     environ = {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": "ambient-pw-123"}
-    loaded = load_profile(write_profile(tmp_path, MINIMAL), environ)
+    loaded = open_profile(write_profile(tmp_path, MINIMAL), environ)
     assert loaded.secrets.find("x ambient-pw-123 y") == ["environment variable MLFLOW_TRACKING_PASSWORD"]
 
 
@@ -182,7 +183,7 @@ def test_secrets_in_the_credential_files_the_profile_names_join_the_index(tmp_pa
         + " aws_profile: conformance}\n"
         + f"kubernetes: {{kubeconfig: {kube}, namespace: runai-x}}\n",
     )
-    index = load_profile(path, {}).secrets
+    index = open_profile(path, {}).secrets
     for value in ("Docker-pw-1", "S3-secret-key-2", "Id-token-333", "Refresh-444"):
         assert index.find(f"..{value}.."), value
     assert index.find(base64.b64encode(b"dev:Docker-pw-1").decode())
@@ -195,7 +196,7 @@ def test_unreadable_credential_files_are_left_to_the_checks(tmp_path: Path) -> N
     path = write_profile(
         tmp_path, MINIMAL + f"registry: {{url: 'https://r.example', project_path: r.example/p, docker_config: {bad}}}\n"
     )
-    assert not load_profile(path, {}).secrets  # no error at load: REG-001 reports the broken file
+    assert not open_profile(path, {}).secrets  # no error at load: REG-001 reports the broken file
 
 
 def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
@@ -209,7 +210,7 @@ def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
 
 def test_ordinary_yaml_anchors_still_work(tmp_path: Path) -> None:
     text = MINIMAL + "timeouts: &t {connect: 2, request: 3}\nnetwork: {endpoints: []}\n"
-    assert load_profile(write_profile(tmp_path, text), {}).profile.timeouts.connect == 2
+    assert open_profile(write_profile(tmp_path, text), {}).profile.timeouts.connect == 2
 
 
 # --------------------------------------------------------------------------- issue 10: hardening
@@ -245,7 +246,7 @@ def test_ipv6_and_ports_that_are_fine_still_load(tmp_path: Path) -> None:
         + "mlflow: {tracking_uri: 'http://[::1]:5000'}\n"
         + "registry: {url: 'https://r.example:8443/', project_path: r.example/p}\n"
     )
-    profile = load_profile(write_profile(tmp_path, text), {}).profile
+    profile = open_profile(write_profile(tmp_path, text), {}).profile
     assert [e.port for e in profile.endpoints()] == [5000, 8443]
 
 
@@ -332,3 +333,42 @@ def test_a_line_break_in_a_file_name_keeps_the_error_on_one_line(tmp_path: Path)
     section = "mlflow: {tracking_uri: 'https://m.example', password: 'file:${SECRET_PATH}'}\n"
     (line,) = problems(write_profile(tmp_path, MINIMAL + section), {"SECRET_PATH": f"{secret_dir}/none"})
     assert line.endswith(f"file {tmp_path}/a\\rb/none does not exist")
+
+
+def conformance_imports(path: Path) -> set[str]:
+    """The ``conformance`` modules ``path`` imports, wherever in the file (also under TYPE_CHECKING)."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "conformance":
+            module = str(node.module)
+            found |= {f"{module}.{a.name}" if module == "conformance" else module for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "conformance"}
+    return found
+
+
+def test_profile_module_is_schema_and_yaml_only() -> None:
+    """profile.py sits below everything that opens a profile: it imports only modules below it."""
+    below = {"conformance.files", "conformance.secrets", "conformance.components"}
+    assert conformance_imports(REPO / "conformance" / "profile.py") <= below
+    for module in below:  # and those import nothing above them either
+        path = REPO / f"{module.replace('.', '/')}.py"
+        assert conformance_imports(path if path.exists() else path.with_suffix("") / "__init__.py") <= below
+
+
+def test_a_profile_is_read_once_and_its_text_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance import profile as profiles
+
+    reads: list[Path] = []
+    real = profiles.read_yaml
+
+    def read_yaml(path: Path, what: str = "profile") -> object:
+        reads.append(path)
+        return real(path, what)
+
+    monkeypatch.setattr(profiles, "read_yaml", read_yaml)
+    loaded = open_profile(write_profile(tmp_path, MINIMAL + "sandbox: false\n"), {})
+    assert reads == [tmp_path / "profile.yaml"]
+    assert loaded.raw == {"platform": "onprem", "orchestrator": "runai", "sandbox": False}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from conformance import locate
 from conformance.clients import registry as client
 from conformance.profile import Profile
 from tests.conftest import SuiteRun
@@ -297,9 +298,9 @@ def test_parse_challenge_bearer_and_basic() -> None:
 
 
 def test_decode_basic_pair() -> None:
-    assert client.decode_basic_pair(b64("robot$p+ci", "a:b")) == ("robot$p+ci", "a:b")
+    assert locate.basic_pair(b64("robot$p+ci", "a:b")) == ("robot$p+ci", "a:b")
     for bad in ("not base64!", base64.b64encode(b"nocolon").decode(), 42, b64("", "x")):
-        assert client.decode_basic_pair(bad) is None
+        assert locate.basic_pair(bad) is None
 
 
 def found_for(host: str = "reg.example:5000") -> client.Credentials:

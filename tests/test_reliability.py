@@ -25,8 +25,9 @@ import yaml
 
 from conformance import files
 from conformance.checks import CannotEvaluate
-from conformance.profile import TLS, ProfileError, display, load_profile, resolve_profile_path
+from conformance.profile import TLS, ProfileError, display, resolve_profile_path
 from conformance.secrets import encodings
+from conformance.session import open_profile
 from conformance.waivers import load_waivers
 from tests import reliability_inputs as inputs
 from tests.conftest import REPO, SuiteRun, run_suite, write_profile
@@ -381,7 +382,7 @@ def _refusal(work: Callable[[], object]) -> ProfileError:
 @pytest.mark.parametrize("content", _cases(inputs.profile_cases()))
 def test_malformed_profile_is_refused_in_one_line_per_problem(tmp_path: Path, content: bytes) -> None:
     path = _write_case(tmp_path / "case.yaml", content)
-    error = _refusal(lambda: load_profile(path, _environ(tmp_path)))
+    error = _refusal(lambda: open_profile(path, _environ(tmp_path)))
     assert error.lines
     for line in error.lines:
         assert_one_line(line)
@@ -413,7 +414,7 @@ FILE_FIELDS: dict[str, Callable[[str], dict[str, Any]]] = {
 def test_special_file_named_by_a_profile_field_is_refused_in_one_line(tmp_path: Path, field: str, special: str) -> None:
     target = _write_case(tmp_path / f"target-{special}.yaml", inputs.SPECIAL_FILES[special])
     path = write_profile(tmp_path, yaml.safe_dump({**inputs.BASE_PROFILE, **FILE_FIELDS[field](str(target))}))
-    error = _refusal(lambda: load_profile(path, _environ(tmp_path)))
+    error = _refusal(lambda: open_profile(path, _environ(tmp_path)))
     (line,) = error.lines
     assert_one_line(line, names=str(target))
 
@@ -421,7 +422,7 @@ def test_special_file_named_by_a_profile_field_is_refused_in_one_line(tmp_path: 
 @pytest.mark.parametrize("special", inputs.SPECIAL_FILES)
 def test_special_file_as_the_profile_itself_is_refused_in_one_line(tmp_path: Path, special: str) -> None:
     path = _write_case(tmp_path / "case.yaml", inputs.SPECIAL_FILES[special])
-    error = _refusal(lambda: resolve_profile_path(str(path), tmp_path) and load_profile(path, _environ(tmp_path)))
+    error = _refusal(lambda: resolve_profile_path(str(path), tmp_path) and open_profile(path, _environ(tmp_path)))
     (line,) = error.lines
     assert_one_line(line, names=str(path))
 
@@ -532,7 +533,7 @@ def kubeconfig_problem(profile_path: Path, environ: dict[str, str]) -> str:
     """What the K8S/RAI checks would report, from the functions their fixtures call."""
     from conformance.clients import kubernetes as kube
 
-    profile = load_profile(profile_path, environ).profile
+    profile = open_profile(profile_path, environ).profile
     kc = kube.find_kubeconfig(profile.kubernetes, environ, Path(environ["HOME"]))
     kc.credential_values()
     kc.trust(TLS())
@@ -555,7 +556,7 @@ def kubeconfig_problem(profile_path: Path, environ: dict[str, str]) -> str:
 def aws_problem(profile_path: Path, environ: dict[str, str]) -> str:
     from conformance.clients import object_storage
 
-    profile = load_profile(profile_path, environ).profile
+    profile = open_profile(profile_path, environ).profile
     assert profile.object_storage is not None
     facts = object_storage.credential_facts(profile.object_storage)
     assert facts.problem is None or str(facts.path) in facts.problem, facts.problem
@@ -565,7 +566,7 @@ def aws_problem(profile_path: Path, environ: dict[str, str]) -> str:
 def docker_problem(profile_path: Path, environ: dict[str, str]) -> str:
     from conformance.clients import registry
 
-    profile = load_profile(profile_path, environ).profile
+    profile = open_profile(profile_path, environ).profile
     assert profile.registry is not None
     found = registry.find_credentials(profile.registry, 2)
     assert found.credential is None or found.problems, "a malformed config gave a credential"
@@ -605,7 +606,7 @@ def test_credential_file_past_the_cap_is_refused_not_used(tmp_path: Path) -> Non
     """Too large for the secret index to scan, so the check refuses it: botocore never sends its token."""
     file = _write_case(tmp_path / "aws-file", dict(inputs.aws_credentials_cases())["aws-valid-but-past-cap"])
     profile = _profile_for("aws", file, tmp_path)
-    loaded = load_profile(profile, _environ(tmp_path))
+    loaded = open_profile(profile, _environ(tmp_path))
     assert loaded.secrets.find(inputs.AWS_SESSION_TOKEN) == []  # the index could not read it...
     problem = aws_problem(profile, _environ(tmp_path))
     assert f"{file} is not readable" in problem  # ...so OBJ-001 reports it and the S3 client is never built

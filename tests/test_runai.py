@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from conformance.clients import runai
-from conformance.profile import load_profile
 from conformance.sandbox import runai as simulated
+from conformance.session import open_profile
 from tests.conftest import write_profile
 
 # RAI checks only: other checks apply to every orchestrator (not noorch) or are other runai-scoped components
@@ -209,7 +209,7 @@ def test_new_cli_cleanup_sweeps_old_jobs(tmp_path: Path, sandbox_env: dict[str, 
     from tests.test_cleanup import environ, stamp
 
     env = environ(sandbox_env)
-    profile = load_profile(runai_profile(tmp_path, cli="${SANDBOX_RUNAI_NEW_CLI}"), env).profile
+    profile = open_profile(runai_profile(tmp_path, cli="${SANDBOX_RUNAI_NEW_CLI}"), env).profile
     cli = runai.connect(profile, "plant")
     old = f"conformance-{stamp(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))}-rai"
     young = f"conformance-{stamp(dt.datetime.now(dt.UTC))}-rai"

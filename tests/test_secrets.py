@@ -258,3 +258,57 @@ def test_shared_heads_of_long_secrets_are_not_needles() -> None:
 @pytest.mark.parametrize("value", [" leading-space-token", "trailing-space-token "])
 def test_a_secret_with_spaces_at_its_ends_is_refused(value: str) -> None:
     assert header_problem(value) == "starts or ends with a space; it cannot be sent in an HTTP header as it is"
+
+
+def test_the_index_is_complete_once_the_profile_is_open(tmp_path: Path) -> None:
+    from conformance.session import open_profile
+
+    profile = tmp_path / "p.yaml"
+    profile.write_text("platform: onprem\norchestrator: runai\n")
+    index = open_profile(profile, {}).secrets
+    with pytest.raises(RuntimeError, match="complete once the profile is open"):
+        index.add("late", Secret("late-token-1234", "late"))
+    assert not index.find("late-token-1234")
+
+
+def test_no_fixture_or_check_writes_to_the_secret_index() -> None:
+    """Checks run in xdist workers: what they added, the controller's leak scan would never know."""
+    import ast
+
+    root = Path(__file__).resolve().parent.parent / "conformance"
+    modules = [root / "fixtures.py", *sorted((root / "components").glob("*.py"))]
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                target = ast.unparse(node.func.value)
+                assert not (node.func.attr == "add" and "secret" in target.lower()), f"{path.name}: {ast.unparse(node)}"
+
+
+def test_the_index_reads_the_credential_files_the_clients_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One answer per component (conformance/locate.py): what a client may send, the leak scan knows."""
+    from conformance.clients import gcp, object_storage
+    from conformance.session import open_profile
+
+    (tmp_path / ".aws").mkdir()
+    home_file = "[default]\naws_access_key_id = AK\naws_secret_access_key = home-aws-1\n"
+    (tmp_path / ".aws" / "credentials").write_text(home_file)
+    (tmp_path / "other").write_text("[x]\naws_access_key_id = AK\naws_secret_access_key = variable-aws-2\n")
+    gcloud = tmp_path / "gcloud"
+    gcloud.mkdir()
+    (gcloud / "application_default_credentials.json").write_text(json.dumps({"refresh_token": "adc-refresh-3"}))
+    environ = {"HOME": str(tmp_path), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "other")}
+    profile = tmp_path / "p.yaml"
+    profile.write_text(
+        "platform: onprem\norchestrator: runai\n"
+        "object_storage: {kind: s3, bucket: b1, endpoint_url: 'https://s3.example'}\n"
+        f"gcp: {{project: my-project, config_dir: '{gcloud}'}}\n"
+    )
+    loaded = open_profile(profile, environ)
+    for value in ("home-aws-1", "variable-aws-2", "adc-refresh-3"):
+        assert loaded.secrets.find(value), value
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert loaded.profile.object_storage is not None
+    assert loaded.profile.gcp is not None
+    assert object_storage.aws_facts(loaded.profile.object_storage).path == tmp_path / ".aws" / "credentials"
+    client = gcp.GcpClient(loaded.profile.gcp, loaded.profile, environ)
+    assert client.adc_file == gcloud / "application_default_credentials.json"

@@ -20,7 +20,8 @@ import pytest
 
 from conformance import fields, offline
 from conformance.components import COMPONENTS
-from conformance.profile import load_profile, read_raw, requirements
+from conformance.profile import read_raw, requirements
+from conformance.session import open_profile
 from tests.conftest import REPO, write_profile
 
 # Every kind of skip the suite may make, each a fact of the platform (or the user's --budget), with why.
@@ -242,7 +243,7 @@ def test_the_same_profile_error_stops_a_parallel_run(tmp_path: Path) -> None:
 
 
 def test_guide_defaults_fill_the_kubernetes_section_from_the_runai_project(tmp_path: Path) -> None:
-    profile = load_profile(filled("onprem-runai", tmp_path, drop=("kubernetes", "workspace")), {}).profile
+    profile = open_profile(filled("onprem-runai", tmp_path, drop=("kubernetes", "workspace")), {}).profile
     assert requirements(profile) == []
     assert profile.kubernetes is not None
     assert profile.workspace is not None
@@ -254,11 +255,11 @@ def test_guide_defaults_fill_the_kubernetes_section_from_the_runai_project(tmp_p
 
 def test_guide_defaults_take_the_pvc_from_the_mount_and_never_override_the_profile(tmp_path: Path) -> None:
     text = "platform: gcp\norchestrator: runai\nrunai: {project: vision}\nworkspace: {pvc_mount: /vision-pvc/}\n"
-    profile = load_profile(write_profile(tmp_path, text), {}).profile
+    profile = open_profile(write_profile(tmp_path, text), {}).profile
     assert profile.kubernetes is not None
     assert (profile.kubernetes.pvc, profile.kubernetes.expected_secrets) == ("vision-pvc", ["gcp-sa-credentials"])
     text += "kubernetes: {namespace: team-ns, pvc: shared, expected_secrets: [a]}\n"
-    profile = load_profile(write_profile(tmp_path, text), {}).profile
+    profile = open_profile(write_profile(tmp_path, text), {}).profile
     assert profile.kubernetes is not None
     assert (profile.kubernetes.namespace, profile.kubernetes.pvc, profile.kubernetes.expected_secrets) == (
         "team-ns",
@@ -279,11 +280,11 @@ def test_git_011_applies_to_every_runai_workspace(tmp_path: Path) -> None:
 
 def test_components_need_their_sections_only_where_they_apply(tmp_path: Path) -> None:
     text = "platform: onprem\norchestrator: noorch\n"
-    profile = load_profile(write_profile(tmp_path, text), {}).profile
+    profile = open_profile(write_profile(tmp_path, text), {}).profile
     lines = requirements(profile)
     assert [line.split(":")[0] for line in lines] == ["registry", "object_storage", "mlflow", "gitlab"]
     assert requirements(profile, {"network", "workspace"}) == []  # a run of these needs nothing more
-    gcp = load_profile(write_profile(tmp_path, "platform: gcp\norchestrator: runai\n"), {}).profile
+    gcp = open_profile(write_profile(tmp_path, "platform: gcp\norchestrator: runai\n"), {}).profile
     assert "gcp: required for platform gcp (set gcp.project)" in requirements(gcp)
     assert not any(line.startswith("kubernetes") for line in requirements(gcp))  # runai.project fills it
 
@@ -294,7 +295,7 @@ def test_components_need_their_sections_only_where_they_apply(tmp_path: Path) ->
 def _offline(tmp_path: Path, profile_text: str) -> list[str]:
     path = write_profile(tmp_path, profile_text)
     environ = {"HOME": str(tmp_path)}
-    return offline.warnings(load_profile(path, environ).profile, read_raw(path), environ)
+    return offline.warnings(open_profile(path, environ).profile, read_raw(path), environ)
 
 
 def test_offline_warnings_name_what_the_local_files_contradict(tmp_path: Path) -> None:

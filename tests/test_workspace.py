@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from conformance.clients import workspace as client
-from conformance.plugin import _with_workspace_pod
-from conformance.profile import Profile, load_profile
+from conformance.profile import Profile
 from conformance.sandbox.workspace import FAKES, write_tool
+from conformance.session import open_profile
 from tests.conftest import REPO, SuiteRun, write_profile
 
 MODULE = "conformance/components/test_workspace.py"
@@ -296,6 +296,6 @@ def test_workspace_pod_option_points_the_same_profile_at_a_pod(suite: Any, tmp_p
 def test_workspace_pod_option_works_without_a_workspace_section(tmp_path: Path) -> None:
     """The workspace applies everywhere and its section is all defaults (the guide's on Run:ai)."""
     profile = write_profile(tmp_path, "platform: onprem\norchestrator: runai\n")
-    workspace = _with_workspace_pod(load_profile(profile, {}), "ws-0@runai-x").profile.workspace
+    workspace = open_profile(profile, {}, workspace_pod="ws-0@runai-x").profile.workspace
     assert workspace is not None
     assert (workspace.pod, workspace.namespace, workspace.pvc_mount) == ("ws-0", "runai-x", "/pvc-data")

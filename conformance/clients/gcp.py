@@ -21,14 +21,13 @@ from typing import Any
 
 import requests
 
-from conformance import transport
+from conformance import locate, transport
 from conformance.checks import CannotEvaluate, Deadline
 from conformance.files import read_json_object
 from conformance.profile import Gcp, Profile, Timeouts
 from conformance.secrets import Secret
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-ADC_NAME = "application_default_credentials.json"
 KEY_FIELDS = ("project_id", "private_key_id", "private_key", "client_email", "token_uri")
 _SHOWN = 160
 
@@ -194,18 +193,14 @@ class GcpClient:
 
     @property
     def config_dir(self) -> Path:
-        configured = self.section.config_dir or self.environ.get("CLOUDSDK_CONFIG")
-        return Path(configured) if configured else Path.home() / ".config" / "gcloud"
+        return self.adc_file.parent
 
     @property
     def adc_file(self) -> Path:
-        return self.config_dir / ADC_NAME
+        return locate.gcloud_adc(self.section.config_dir, self.environ)  # the secret index reads the same file
 
     def key_source(self) -> tuple[Path, str] | None:
-        if self.section.key_file:
-            return Path(self.section.key_file), "gcp.key_file"
-        env = self.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
-        return (Path(env).expanduser(), "GOOGLE_APPLICATION_CREDENTIALS") if env else None
+        return locate.google_key(self.section.key_file, "gcp.key_file", self.environ)
 
     def key(self) -> ServiceAccountKey | None:
         """The configured key, validated; None when none is configured; KeyFileError when unusable."""

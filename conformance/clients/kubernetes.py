@@ -35,19 +35,17 @@ from typing import Any, TypeVar
 
 import yaml
 
-from conformance import files, transport
+from conformance import credentials, files, transport
 from conformance import kubeconfig as kubeconfig_files
 from conformance.checks import CannotEvaluate, NonConformance, wait_for
 from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, Kubernetes, Profile, Timeouts
-from conformance.secrets import Secret, SecretIndex
 
 T = TypeVar("T")
 CODER_KUBECONFIG = kubeconfig_files.CODER_KUBECONFIG
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 CREATED_BY = {"app.kubernetes.io/created-by": "conformance-suite"}  # the label on the suite's Jobs and pods
 OIDC_EXPIRY_DELTA = dt.timedelta(seconds=10)  # client-go oidc.go expiryDelta: renew a little before exp
-_CREDENTIAL_KEYS = ("token", "password", "client-key-data", "id-token", "refresh-token", "client-secret")
 
 
 # --------------------------------------------------------------------------- kubeconfig (local)
@@ -145,18 +143,8 @@ class Kubeconfig:
         return f"tls.ca_bundle {tls.ca_bundle}" if tls.ca_bundle else "the system trust store"
 
     def credential_values(self) -> list[str]:
-        """Every credential the user entry holds, for redaction; never for display."""
-        found: list[str] = []
-        config = _mapping(_mapping(self.user.get("auth-provider")).get("config"))
-        for source in (self.user, config):
-            found.extend(str(source[k]) for k in _CREDENTIAL_KEYS if isinstance(source.get(k), str) and source[k])
-        return found
-
-
-def register_credentials(kc: Kubeconfig, index: SecretIndex, found: Credential | None = None) -> None:
-    """Add the kubeconfig user's credentials (and those :func:`obtain` brought in) to the redaction list."""
-    for value in [*kc.credential_values(), *(obtained_values(found) if found is not None else [])]:
-        index.add("the kubeconfig's credentials", Secret(value, "kubeconfig"))
+        """Every credential the user entry holds, for redaction (the secret index's own list); never for display."""
+        return [secret.reveal() for _where, secret, _user in credentials.kubeconfig_user("", self.user)]
 
 
 def parse(text: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -665,6 +653,15 @@ def run_exec_plugin(
 _EXEC_RESULTS: dict[tuple[str, str, str], tuple[dict[str, Any] | None, str | None]] = {}
 
 
+def exec_cache() -> list[list[Any]]:
+    """This process's exec plugin outputs, for the run's other processes (xdist workers): :func:`reuse_exec_cache`."""
+    return [[*key, status] for key, (status, _none) in _EXEC_RESULTS.items()]
+
+
+def reuse_exec_cache(entries: list[list[Any]]) -> None:
+    _EXEC_RESULTS.update({(str(a), str(b), str(c)): (status, None) for a, b, c, status in entries})
+
+
 def obtain(
     kc: Kubeconfig, found: Credential, tls: TLS, timeouts: Timeouts, environ: Mapping[str, str] | None = None
 ) -> Credential:
@@ -713,11 +710,6 @@ def obtain(
         token = config.get("id-token")
         found.entry = {"token": str(token)} if isinstance(token, str) and token else dict(kc.user)
     return found
-
-
-def obtained_values(found: Credential) -> list[str]:
-    """The secrets :func:`obtain` brought in (renewed tokens, a plugin's token), for redaction."""
-    return [value for value in (found.entry or {}).values() if isinstance(value, str) and value]
 
 
 # --------------------------------------------------------------------------- Job admission (parsers)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conformance import transport
+from conformance import locate, transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, is_old, run_id_of
 from conformance.profile import TLS, MLflow, Profile, Timeouts
@@ -325,11 +325,8 @@ def _aws_credentials_present(environ: Mapping[str, str]) -> bool:
 
 
 def _gcp_credentials_present(environ: Mapping[str, str]) -> bool:
-    key = environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    if key:
-        return Path(key).expanduser().is_file()
-    adc = Path(environ.get("CLOUDSDK_CONFIG", "~/.config/gcloud")).expanduser() / "application_default_credentials.json"
-    return adc.is_file()
+    key = locate.google_key(None, "", environ)  # what google-auth reads: the key, else gcloud's ADC
+    return (key[0] if key else locate.gcloud_adc(None, environ)).is_file()
 
 
 def version_tuple(version: str) -> tuple[int, ...] | None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from conformance import files, transport
+from conformance import files, locate, transport
 from conformance.checks import Deadline
 from conformance.graph import GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
 from conformance.profile import TLS, Endpoint, Profile, Timeouts
@@ -343,9 +343,9 @@ def _gcp_token_endpoint(profile: Profile) -> Endpoint | None:
     """The token endpoint (``token_uri``) of the service-account key the GCP client signs in with."""
     if profile.gcp is None:
         return None
-    path = profile.gcp.key_file or os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    key = locate.google_key(profile.gcp.key_file, "gcp.key_file", os.environ)  # the GCP client's key
     try:
-        data = files.read_json_object(Path(str(path)), "service-account key") if path else None
+        data = files.read_json_object(key[0], "service-account key") if key else None
         uri = data.get("token_uri") if isinstance(data, dict) else None
         if not isinstance(uri, str) or not uri.startswith("https://"):
             return None  # no key, or a malformed one: GCP-001/002 say why

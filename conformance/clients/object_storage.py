@@ -21,13 +21,13 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from conformance import files, transport
+from conformance import files, locate, transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
 from conformance.profile import TLS, ObjectStorage, Profile, Timeouts
@@ -36,7 +36,6 @@ T = TypeVar("T")
 
 DEFAULT_AWS_CREDENTIALS = "~/.aws/credentials"
 DEFAULT_AWS_PROFILE = "default"
-GCLOUD_CONFIG_DIR = "~/.config/gcloud"  # or $CLOUDSDK_CONFIG
 SERVICE_ACCOUNT_FIELDS = ("type", "project_id", "client_email", "private_key")
 MESSAGE_LIMIT = 160
 
@@ -114,9 +113,9 @@ def _stat(facts: CredentialFacts) -> CredentialFacts:
     return facts
 
 
-def _aws_facts(storage: ObjectStorage) -> CredentialFacts:
+def aws_facts(storage: ObjectStorage, environ: Mapping[str, str] = os.environ) -> CredentialFacts:
     chosen = "object_storage.credentials_file" if storage.credentials_file else f"default {DEFAULT_AWS_CREDENTIALS}"
-    path = Path(os.path.expanduser(storage.credentials_file or DEFAULT_AWS_CREDENTIALS))
+    path = locate.aws_credentials(storage.credentials_file, environ)[0]  # the index and profile check read it too
     section = storage.aws_profile or DEFAULT_AWS_PROFILE
     facts = _stat(CredentialFacts("AWS shared credentials file", path, chosen, owner_only_expected=True))
     facts.details["aws_profile"] = section
@@ -145,13 +144,11 @@ def _aws_facts(storage: ObjectStorage) -> CredentialFacts:
 
 
 def _gcs_key_path(storage: ObjectStorage) -> tuple[Path | None, str, str]:
-    if storage.credentials_file:
-        return Path(storage.credentials_file), "object_storage.credentials_file", "service-account key"
-    from_env = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-    if from_env:
-        return Path(os.path.expanduser(from_env)), "GOOGLE_APPLICATION_CREDENTIALS", "service-account key"
-    config_dir = os.environ.get("CLOUDSDK_CONFIG")
-    adc = Path(config_dir or os.path.expanduser(GCLOUD_CONFIG_DIR)) / "application_default_credentials.json"
+    """The file the GCS client signs in with; the secret index reads the same one (conformance/locate.py)."""
+    key = locate.google_key(storage.credentials_file, "object_storage.credentials_file", os.environ)
+    if key is not None:
+        return key[0], key[1], "service-account key"
+    adc = locate.gcloud_adc(None, os.environ)
     return adc, "gcloud application-default credentials", "application-default credentials"
 
 
@@ -202,7 +199,7 @@ def _gcs_facts(storage: ObjectStorage) -> CredentialFacts:
 
 def credential_facts(storage: ObjectStorage) -> CredentialFacts:
     """Read (never send) the credentials the profile points at."""
-    return _aws_facts(storage) if storage.kind == "s3" else _gcs_facts(storage)
+    return aws_facts(storage) if storage.kind == "s3" else _gcs_facts(storage)
 
 
 # --------------------------------------------------------------------------- shared
@@ -235,7 +232,7 @@ class S3Store:
         import botocore.session  # type: ignore[import-untyped]  # noqa: PLC0415 - same
         from botocore.config import Config  # type: ignore[import-untyped]  # noqa: PLC0415 - same
 
-        facts = _aws_facts(storage)
+        facts = aws_facts(storage)
         if facts.problem or facts.path is None:
             raise CannotEvaluate(str(facts.problem), hint="see OBJ-001: the S3 keys are read from this file")
         self.bucket = storage.bucket

@@ -38,6 +38,7 @@ from conformance import transport
 from conformance.checks import CannotEvaluate
 from conformance.cleanup import Swept, eligible
 from conformance.files import read_json_object
+from conformance.locate import basic_pair  # the secret index decodes docker logins the same way
 from conformance.profile import Profile, Registry
 from conformance.secrets import Secret
 
@@ -101,21 +102,6 @@ class Credentials:
         return self.credential is not None and not self.problems
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    return read_json_object(path, what, CredentialError)
-
-
-def decode_basic_pair(value: object) -> tuple[str, str] | None:
-    """``(user, password)`` from a docker ``auth`` value (base64 of ``user:password``), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        user, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    return (user, password) if sep and user and password else None
-
-
 def _check_auths(data: dict[str, Any], path: Path) -> None:
     auths = data.get("auths", {})
     if not isinstance(auths, dict):
@@ -123,7 +109,7 @@ def _check_auths(data: dict[str, Any], path: Path) -> None:
     for key, entry in auths.items():
         if not isinstance(entry, dict):
             raise CredentialError(f"{path}: auths[{key!r}] must be an object")
-        if "auth" in entry and decode_basic_pair(entry["auth"]) is None:
+        if "auth" in entry and basic_pair(entry["auth"]) is None:
             raise CredentialError(f"{path}: auths[{key!r}].auth is not base64 of 'user:password'")
     helpers = data.get("credHelpers", {})
     if not isinstance(helpers, dict) or not all(isinstance(v, str) for v in helpers.values()):
@@ -169,7 +155,7 @@ def read_docker_config(path: Path, host: str, timeout: float, found: Credentials
     import docker.auth  # type: ignore[import-untyped] # noqa: PLC0415 - see above
     import docker.errors  # type: ignore[import-untyped] # noqa: PLC0415 - see above
 
-    data = _read_json(path, "docker config")
+    data = read_json_object(path, "docker config", CredentialError)
     _check_auths(data, path)
     try:
         config = docker.auth.load_config(config_path=str(path))
@@ -196,13 +182,13 @@ def read_docker_config(path: Path, host: str, timeout: float, found: Credentials
 
 def read_robot_account(path: Path, host: str) -> Credential:
     """A Harbor robot account: Harbor's exported ``{"name": "robot$...", "secret": ...}`` or a docker-config JSON."""
-    data = _read_json(path, "robot-account JSON")
+    data = read_json_object(path, "robot-account JSON", CredentialError)
     ends: dt.datetime | None = None
     if "auths" in data:
         _check_auths(data, path)
         auths = data["auths"]
         entry = auths.get(host) or auths.get(f"https://{host}")
-        pair = decode_basic_pair(entry.get("auth")) if isinstance(entry, dict) else None
+        pair = basic_pair(entry.get("auth")) if isinstance(entry, dict) else None
         if pair is None:
             raise CredentialError(
                 f"{path}: has no auths[{host!r}].auth (auths has: {', '.join(sorted(auths)) or 'none'})"

@@ -35,21 +35,20 @@ def _section(profile: Profile) -> Kubernetes:
 
 @pytest.fixture(scope="session")
 def kubeconfig(profile: Profile, loaded_profile: LoadedProfile) -> Kubeconfig:
-    """The kubeconfig, read without the network; its credentials join the report's redaction list."""
-    found = kube_client.find_kubeconfig(_section(profile))
-    kube_client.register_credentials(found, loaded_profile.secrets)
+    """The kubeconfig, read without the network when the profile was opened (conformance/session.py)."""
+    _section(profile)
+    found: Kubeconfig = loaded_profile.logins["kubernetes"][0]
     return found
 
 
 @pytest.fixture(scope="session")
-def kube_credential(kubeconfig: Kubeconfig, profile: Profile, loaded_profile: LoadedProfile) -> Credential:
-    """The user's credential as kubectl would get it: an exec plugin run, an expired oidc id-token renewed."""
+def kube_credential(kubeconfig: Kubeconfig, loaded_profile: LoadedProfile) -> Credential:
+    """The user's credential as kubectl would get it (exec plugin run, expired oidc id-token renewed) at open."""
     if kubeconfig.problem:
         raise Blocked("K8S-001", kubeconfig.problem)
     if kubeconfig.context_problem:
         raise Blocked("K8S-002", kubeconfig.context_problem)
-    found = kube_client.obtain(kubeconfig, kube_client.credential(kubeconfig), profile.tls, profile.timeouts)
-    kube_client.register_credentials(kubeconfig, loaded_profile.secrets, found)  # renewed tokens too
+    found: Credential = loaded_profile.logins["kubernetes"][1]
     return found
 
 

@@ -19,7 +19,7 @@ from conformance.clients import kubernetes as kube_client
 from conformance.clients import runai as runai_client
 from conformance.clients.kubernetes import Credential, Kubeconfig
 from conformance.clients.runai import Cli, Generation, Result, RunaiCli
-from conformance.profile import LoadedProfile, Profile, Runai
+from conformance.profile import Profile, Runai
 
 LOGIN_HINT = "Run:ai logins last 30 days on the platform: run `runai login` with KUBECONFIG set to this file"
 NEW_LOGIN_HINT = "run `runai login` (the new CLI keeps its login under ~/.runai/, or RUNAI_CLI_CONFIG_PATH)"
@@ -46,18 +46,15 @@ def cli(runai_cli: Cli, request: pytest.FixtureRequest) -> RunaiCli:
 
 
 @pytest.fixture(scope="session")
-def runai_login(profile: Profile, loaded_profile: LoadedProfile) -> tuple[Kubeconfig, Credential]:
-    """(kubeconfig, its user's credential); the credentials join the report's redaction list."""
+def runai_login(profile: Profile) -> tuple[Kubeconfig, Credential]:
+    """(kubeconfig, its user's credential), read now; the profile's opening indexed its credentials."""
     kube = kube_client
     kc = kube.find_kubeconfig(profile.kubernetes)
-    kube.register_credentials(kc, loaded_profile.secrets)
     if kc.problem:
         raise Blocked("K8S-001", kc.problem)
     if kc.context_problem:
         raise Blocked("K8S-002", kc.context_problem)
-    found = kube.obtain(kc, kube.credential(kc), profile.tls, profile.timeouts)  # renews as runai/kubectl do
-    kube.register_credentials(kc, loaded_profile.secrets, found)
-    return kc, found
+    return kc, kube.obtain(kc, kube.credential(kc), profile.tls, profile.timeouts)  # renews as runai/kubectl do
 
 
 @pytest.mark.runai
