@@ -14,7 +14,6 @@ writes no archive and exits 1, naming the member and the profile field, never th
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import os
 import socket
@@ -30,7 +29,7 @@ from conformance import verdict as verdicts
 from conformance.components import COMPONENTS
 from conformance.fleet import headline, plain
 from conformance.profile import LoadedProfile, display
-from conformance.report import CLIENT_LIBRARIES, Leak
+from conformance.report import Leak, library_versions
 from conformance.results import PROBLEMS, Check, ResultsError, Run
 from conformance.secrets import SecretIndex
 
@@ -164,13 +163,7 @@ def client_versions(run: Run) -> list[str]:
     here = socket.gethostname()
     where = "this host, which ran the suite" if here == run.vantage.hostname else f"host {here}, not the run's own"
     lines = [f"client libraries (installed on {where}; the HTML report's environment table lists the run's):"]
-    for name in CLIENT_LIBRARIES:
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            version = "not installed"
-        lines.append(f"  {name} {version}")
-    return lines
+    return lines + [f"  {name} {version}" for name, version in library_versions().items()]
 
 
 def _header(run: Run) -> list[str]:

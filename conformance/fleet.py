@@ -23,7 +23,7 @@ from typing import Any, TextIO
 import jinja2
 
 from conformance.components import COMPONENTS
-from conformance.results import ORDER, OUTCOMES, PROBLEMS, Check, ResultsError, Run, read, worst
+from conformance.results import ORDER, PROBLEMS, Check, ResultsError, Run, count, read, worst
 
 PASS, FAIL = frozenset({"passed"}), frozenset({"failed", "error"})
 FLEET_SCHEMA = "conformance-fleet/1"
@@ -80,14 +80,7 @@ class Difference:
 
     def as_json(self) -> dict[str, Any]:
         def side(check: Check | None) -> dict[str, Any] | None:
-            if check is None:
-                return None
-            return {
-                "outcome": check.outcome,
-                "nodeid": check.nodeid,
-                "message": check.message,
-                "blocked_by": check.blocked_by,
-            }
+            return check.model_dump(include={"outcome", "nodeid", "message", "blocked_by"}) if check else None
 
         return {
             "id": self.key[0],
@@ -231,13 +224,8 @@ def components_of(envs: Sequence[Environment]) -> list[str]:
 
 def _failure(check: Check) -> dict[str, Any]:
     return {
-        "id": check.id,
+        **check.model_dump(include={"id", "nodeid", "outcome", "message", "remediation", "blocked_by"}),
         "param": check.param,
-        "nodeid": check.nodeid,
-        "outcome": check.outcome,
-        "message": check.message,
-        "remediation": check.remediation,
-        "blocked_by": check.blocked_by,
     }
 
 
@@ -257,12 +245,9 @@ def matrix(runs: Iterable[Run], unreadable: Sequence[tuple[str, str]] = ()) -> d
             by_component.setdefault(check.component, []).append(check)
         cells = {}
         for name, checks in by_component.items():
-            counts = dict.fromkeys(OUTCOMES, 0)
-            for check in checks:
-                counts[check.outcome] += 1
             cells[name] = {
                 "outcome": worst(c.outcome for c in checks),
-                "counts": counts,
+                "counts": count(checks),
                 "failures": [_failure(c) for c in checks if c.outcome in PROBLEMS],
             }
         rows.append(

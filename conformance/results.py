@@ -183,8 +183,8 @@ def _problem(exc: ValidationError) -> str:
         problem = f"{str(value)[:40]!r} is not one of {', '.join(OUTCOMES)}"
     elif first["type"] == "value_error":
         problem = str(first["ctx"]["error"])
-    else:
-        problem = f"is not valid ({first['msg'].lower()})"
+    else:  # "Input should be a valid string" -> "should be a valid string"
+        problem = first["msg"].replace("Input should", "should")
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where or 'document'} {problem}{more}"
 
