@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from conformance import __version__, results
+from conformance import __version__, results, verdict
 from conformance.profile import LoadedProfile, display
 from conformance.secrets import SecretIndex
 
@@ -282,8 +282,6 @@ def html_header(cells: list[str]) -> None:
 def html_row(info: dict[str, Any], failed: bool, cells: list[str]) -> None:
     """Check id, what it checks and component on every row; the message's telling line; the remediation
     where there is something to fix."""
-    from conformance import verdict  # noqa: PLC0415 - verdict imports fleet, which imports this module
-
     remediation = (info.get("remediation") or "") if failed and not info.get("blocked_by") else ""
     check_id = info.get("id") or ""
     nodeid = re.sub(r"<[^>]*>", "", cells[1]) if len(cells) > 1 else ""  # pytest-html's test id cell
@@ -302,8 +300,6 @@ def html_row(info: dict[str, Any], failed: bool, cells: list[str]) -> None:
 
 def evidence_html(check_id: str, evidence: dict[str, Any]) -> str:
     """A check's evidence as text in the row, open: nothing to click, no ``data:`` link."""
-    from conformance import verdict  # noqa: PLC0415 - see html_row
-
     text = html.escape(verdict.evidence_text(evidence))
     return (
         f'<details open class="evidence"><summary>{html.escape(check_id)} evidence</summary><pre>{text}</pre></details>'
@@ -312,8 +308,6 @@ def evidence_html(check_id: str, evidence: dict[str, Any]) -> str:
 
 def html_log(info: dict[str, Any], skipped: bool, data: list[str]) -> None:
     """The row's log: a skip reason as a sentence (not pytest's location tuple); no path of the suite's checkout."""
-    from conformance import verdict  # noqa: PLC0415 - see html_row
-
     if skipped and info.get("message"):
         data[:] = [html.escape(verdict.sentence(verdict.without_suite_paths(str(info["message"]))))]
         return

@@ -29,7 +29,7 @@ from conformance.results import PROBLEMS, Check, Run
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
 ORDER = (*results.ORDER[:2], "blocked", *results.ORDER[2:])  # worst first; blocked: an error not its own
-COLOURS = {  # the fleet page's colours (conformance/fleet.py), and one for blocked
+COLOURS = {  # the fleet page's colours (templates/fleet.html.j2), and one for blocked
     "error": ("#8b0000", "#fff"),
     "failed": ("#e03131", "#fff"),
     "blocked": ("#6741d9", "#fff"),
