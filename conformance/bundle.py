@@ -14,7 +14,6 @@ writes no archive and exits 1, naming the member and the profile field, never th
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import io
 import os
 import socket
@@ -25,22 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance import credentials, files
+from conformance import credentials, files, results
 from conformance import verdict as verdicts
 from conformance.components import COMPONENTS
-from conformance.fleet import (
-    MAX_RESULTS_BYTES,
-    PROBLEMS,
-    Check,
-    ResultsError,
-    Run,
-    headline,
-    parse_run,
-    plain,
-    read_document,
-)
+from conformance.fleet import headline, plain
 from conformance.profile import LoadedProfile, display
-from conformance.report import CLIENT_LIBRARIES, Leak
+from conformance.report import Leak, library_versions
+from conformance.results import PROBLEMS, Check, ResultsError, Run
 from conformance.secrets import SecretIndex
 
 SIBLINGS = (".html", ".xml")
@@ -159,64 +149,50 @@ def _version_evidence(value: Any, path: str, named: bool) -> Iterator[tuple[str,
         yield path, plain(str(value), 200)
 
 
-def server_versions(document: dict[str, Any]) -> list[str]:
+def server_versions(run: Run) -> list[str]:
     """Evidence keys named like *version* (and *server* in checks named like *version*), but the client's."""
     lines = []
-    for record in document["checks"]:
-        evidence = record.get("evidence")
-        if not isinstance(evidence, dict):
-            continue
-        named = "version" in str(record.get("nodeid", "")).rsplit("::", 1)[-1].lower()
-        for key, value in _version_evidence(evidence, "", named):
-            lines.append(f"  {plain(str(record.get('id')))} {plain(key, 80)}: {value}")
+    for check in run.checks:
+        named = "version" in check.nodeid.rsplit("::", 1)[-1].lower()
+        for key, value in _version_evidence(check.evidence, "", named):
+            lines.append(f"  {plain(check.id)} {plain(key, 80)}: {value}")
     return lines or ["  none reported by the checks of this run"]
 
 
 def client_versions(run: Run) -> list[str]:
     here = socket.gethostname()
-    where = "this host, which ran the suite" if here == run.hostname else f"host {here}, not the run's own"
+    where = "this host, which ran the suite" if here == run.vantage.hostname else f"host {here}, not the run's own"
     lines = [f"client libraries (installed on {where}; the HTML report's environment table lists the run's):"]
-    for name in CLIENT_LIBRARIES:
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            version = "not installed"
-        lines.append(f"  {name} {version}")
-    return lines
+    return lines + [f"  {name} {version}" for name, version in library_versions().items()]
 
 
-def _header(run: Run, document: dict[str, Any]) -> list[str]:
+def _header(run: Run) -> list[str]:
     counts = run.counts()
-    simulated = document.get("simulated")
-    simulated_text = ", ".join(map(str, simulated)) if isinstance(simulated, list) and simulated else "none"
-    tls = "INSECURE: verification disabled by the profile" if document.get("tls_insecure") else "verified"
+    tls = "INSECURE: verification disabled by the profile" if run.tls_insecure else "verified"
     title = f"Conformance results: {plain(run.profile)} @ {plain(run.where)}"
     return [
         title,
         "=" * len(title),
-        f"profile:      {plain(run.profile)} (guide {plain(str(document.get('guide_version', '?')))}, "
-        f"suite {plain(str(document.get('suite_version', '?')))})",
+        f"profile:      {plain(run.profile)} (guide {plain(run.guide_version)}, suite {plain(run.suite_version)})",
         f"platform:     {plain(run.platform)}",
         f"orchestrator: {plain(run.orchestrator)}",
         f"vantage:      {plain(run.where)}",
         f"run id:       {plain(run.run_id)}",
-        f"started:      {run.started_text} ({plain(str(document.get('duration_s', '?')))} s)",
+        f"started:      {run.started_text} ({run.duration_s} s)",
         f"TLS:          {tls}",
-        f"simulated:    {plain(simulated_text)}",
+        f"simulated:    {plain(', '.join(run.simulated) or 'none')}",
         f"counts:       {', '.join(f'{n} {o}' for o, n in counts.items())}",
-        f"result:       {verdicts.status_line(verdicts.build(run, document))}",
+        f"result:       {verdicts.status_line(verdicts.build(run))}",
     ]
 
 
-def summary_text(
-    run: Run, document: dict[str, Any], *, owners: Mapping[str, str], scan: Scan, files: list[str], missing: list[str]
-) -> str:
+def summary_text(run: Run, *, owners: Mapping[str, str], scan: Scan, files: list[str], missing: list[str]) -> str:
     lines = [
-        *_header(run, document),
+        *_header(run),
         "",
         "Verdict (as the HTML report and the terminal give it)",
         "-----------------------------------------------------",
-        *verdicts.terminal_lines(verdicts.build(run, document), LINE_WIDTH),
+        *verdicts.terminal_lines(verdicts.build(run), LINE_WIDTH),
         "",
         "Failures by owner",
         "-----------------",
@@ -226,7 +202,7 @@ def summary_text(
         "--------",
         *client_versions(run),
         "server (from the checks' evidence):",
-        *server_versions(document),
+        *server_versions(run),
         "",
         "Leak scan",
         "---------",
@@ -276,7 +252,7 @@ def read_members(json_path: Path) -> tuple[dict[str, bytes], list[str]]:
     missing = []
     for suffix in (".json", *SIBLINGS):
         path = json_path.with_suffix(suffix)
-        content = files.read_or_problem(path, max_bytes=MAX_RESULTS_BYTES)  # never a FIFO's endless wait
+        content = files.read_or_problem(path, max_bytes=results.MAX_BYTES)  # never a FIFO's endless wait
         if content == "does not exist":
             missing.append(path.name)
         elif isinstance(content, str):
@@ -291,8 +267,7 @@ def bundle_command(
 ) -> int:
     """0: archive written; 1: a secret was found (nothing written); 2: unusable input."""
     try:
-        document = read_document(json_path)
-        run = parse_run(json_path, document)
+        run = results.read(json_path)
         owners = load_owners(owners_path)
         members, missing = read_members(json_path)
     except (ResultsError, BundleError) as exc:
@@ -304,7 +279,7 @@ def bundle_command(
             f"WARNING: {json_path.with_suffix(Path(name).suffix)} not found; the bundle goes without it",
             file=sys.stderr,
         )
-    summary = summary_text(run, document, owners=owners, scan=scan, files=list(members), missing=missing)
+    summary = summary_text(run, owners=owners, scan=scan, files=list(members), missing=missing)
     members["summary.txt"] = summary.encode()
     members["SHA256SUMS"] = manifest(members)
     leaks = find_leaks(members, scan.index)
@@ -315,7 +290,7 @@ def bundle_command(
     target = output or json_path.with_name(f"{json_path.stem}-bundle.tar.gz")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_archive(target, json_path.stem, members, run.started.timestamp())
+        write_archive(target, json_path.stem, members, run.started_at.timestamp())
     except OSError as exc:
         print(f"ERROR: cannot write {target} ({exc.strerror or exc})", file=sys.stderr)
         return 2

@@ -28,7 +28,6 @@ from conformance import verdict as verdicts
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
 from conformance.clients.network import endpoints_of
 from conformance.components import CHECK_ID, COMPONENTS, ORCHESTRATORS, PLATFORMS, component_of_check
-from conformance.fleet import parse_run
 from conformance.profile import LoadedProfile, ProfileError, available_profiles, display, requirements
 from conformance.session import open_profile, profiles_dir
 from conformance.state import EVIDENCE_KEY, PROFILE_KEY, RUN_ID_KEY
@@ -531,8 +530,9 @@ class RunPlugin:
 
     def verdict(self) -> verdicts.Verdict:
         elapsed = time.monotonic() - self.state.monotonic_start
-        document = self.state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], self.state.started, elapsed)
-        return verdicts.build(parse_run(self.loaded.path, document), document)
+        return verdicts.build(
+            self.state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], self.state.started, elapsed)
+        )
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None, None, None]:
@@ -556,9 +556,8 @@ class RunPlugin:
         json_path = state.artifacts.get("JSON results")
         if json_path is not None:
             elapsed = time.monotonic() - state.monotonic_start
-            document = state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], state.started, elapsed)
-            document["waivers"] = state.waivers.status()
-            reports.write_json(json_path, document)
+            run_id, waivers = self.config.stash[RUN_ID_KEY], state.waivers.status()
+            state.results.document(self.loaded, run_id, state.started, elapsed, waivers).write(json_path)
         leaks = reports.scan_and_withhold(state.artifacts.values(), self.loaded.secrets)
         if state.stream is not None and state.stream.hits:
             leaks.append(reports.Leak("terminal output", sorted(state.stream.hits), "it was redacted before printing"))

@@ -25,13 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from conformance import __version__
+from conformance import __version__, results, verdict
 from conformance.components import COMPONENTS
 from conformance.profile import LoadedProfile, display
 from conformance.secrets import SecretIndex
 
-SCHEMA = "conformance-results/1"
-OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 EVIDENCE_VALUE_MAX = 500
 MESSAGE_MAX = 2000
 CLIENT_LIBRARIES = tuple(  # the suite's own, then each component's (conformance/components)
@@ -109,7 +107,7 @@ def bounded(value: Any, depth: int = 0) -> Any:
 
 @dataclass
 class Results:
-    """One record per check, merged over setup/call/teardown; the JSON file's body."""
+    """One record per check, merged over setup/call/teardown; the results document's checks."""
 
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -135,31 +133,38 @@ class Results:
             record["blocked_by"] = info.get("blocked_by")
         record["evidence"].update(info.get("evidence", {}))
 
-    def summary(self) -> dict[str, int]:
-        counts = dict.fromkeys(OUTCOMES, 0)
-        for record in self.checks.values():
-            counts[record["outcome"] or "error"] += 1
-        return counts
-
-    def document(self, loaded: LoadedProfile, run_id: str, started: dt.datetime, duration: float) -> dict[str, Any]:
+    def document(
+        self,
+        loaded: LoadedProfile,
+        run_id: str,
+        started: dt.datetime,
+        duration: float,
+        waivers: list[dict[str, str]] | None = None,
+    ) -> results.Run:
+        """The run so far; a check no phase said anything about is an error."""
         profile = loaded.profile
-        return {
-            "schema": SCHEMA,
-            "profile": loaded.name,
-            "platform": profile.platform,
-            "orchestrator": profile.orchestrator,
-            "guide_version": profile.guide_version,
-            "suite_version": __version__,
-            "run_id": run_id,
-            "started": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "duration_s": round(duration, 3),
-            "vantage": vantage(),
-            "tls_insecure": profile.tls.insecure,
-            "simulated": simulated_components(),
-            "client_libraries": library_versions(),
-            "checks": sorted(self.checks.values(), key=lambda r: (r["id"] or "", r["nodeid"])),
-            "summary": self.summary(),
-        }
+        records = sorted(self.checks.values(), key=lambda r: (r["id"] or "", r["nodeid"]))
+        checks = [results.Check.model_validate(record) for record in records]
+        run = results.Run(
+            schema=results.SCHEMA,
+            profile=loaded.name,
+            platform=profile.platform,
+            orchestrator=profile.orchestrator,
+            guide_version=profile.guide_version,
+            suite_version=__version__,
+            run_id=run_id,
+            started=started.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            duration_s=round(duration, 3),
+            vantage=results.Vantage(**vantage()),
+            tls_insecure=profile.tls.insecure,
+            simulated=simulated_components(),
+            client_libraries=library_versions(),
+            checks=checks,
+            summary=results.count(checks),
+        )
+        if waivers is not None:
+            run.waivers = waivers
+        return run
 
 
 def phase_outcome(when: str, outcome: str, wasxfail: bool) -> str | None:
@@ -171,11 +176,6 @@ def phase_outcome(when: str, outcome: str, wasxfail: bool) -> str | None:
     if outcome == "failed":
         return "error"
     return "skipped" if outcome == "skipped" else None
-
-
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- leak scan
@@ -210,7 +210,7 @@ def scan_and_withhold(paths: Iterable[Path], index: SecretIndex) -> list[Leak]:
         if path.suffix == ".html":
             notice = f"<!DOCTYPE html><html><body><p>{html.escape(notice)}</p></body></html>\n"
         elif path.suffix == ".json":
-            notice = json.dumps({"schema": SCHEMA, "withheld": True, "reason": notice.strip()}) + "\n"
+            notice = json.dumps({"schema": results.SCHEMA, "withheld": True, "reason": notice.strip()}) + "\n"
         elif path.suffix == ".xml":
             comment = html.escape(notice.strip(), quote=False)
             notice = f'<?xml version="1.0" encoding="utf-8"?>\n<!-- {comment} -->\n<testsuites/>\n'
@@ -273,8 +273,6 @@ def html_header(cells: list[str]) -> None:
 def html_row(info: dict[str, Any], failed: bool, cells: list[str]) -> None:
     """Check id, what it checks and component on every row; the message's telling line; the remediation
     where there is something to fix."""
-    from conformance import verdict  # noqa: PLC0415 - verdict reads results through fleet, which imports this module
-
     remediation = (info.get("remediation") or "") if failed and not info.get("blocked_by") else ""
     check_id = info.get("id") or ""
     nodeid = re.sub(r"<[^>]*>", "", cells[1]) if len(cells) > 1 else ""  # pytest-html's test id cell
@@ -293,8 +291,6 @@ def html_row(info: dict[str, Any], failed: bool, cells: list[str]) -> None:
 
 def evidence_html(check_id: str, evidence: dict[str, Any]) -> str:
     """A check's evidence as text in the row, open: nothing to click, no ``data:`` link."""
-    from conformance import verdict  # noqa: PLC0415 - see html_row
-
     text = html.escape(verdict.evidence_text(evidence))
     return (
         f'<details open class="evidence"><summary>{html.escape(check_id)} evidence</summary><pre>{text}</pre></details>'
@@ -303,8 +299,6 @@ def evidence_html(check_id: str, evidence: dict[str, Any]) -> str:
 
 def html_log(info: dict[str, Any], skipped: bool, data: list[str]) -> None:
     """The row's log: a skip reason as a sentence (not pytest's location tuple); no path of the suite's checkout."""
-    from conformance import verdict  # noqa: PLC0415 - see html_row
-
     if skipped and info.get("message"):
         data[:] = [html.escape(verdict.sentence(verdict.without_suite_paths(str(info["message"]))))]
         return

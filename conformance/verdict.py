@@ -1,6 +1,6 @@
 """The verdict of one run, for the first screen of the HTML report and the end of the terminal.
 
-One reading of a results document (``conformance-results/1``, as conformance.fleet parses it):
+One reading of a results document (``conformance-results/1``, as conformance.results reads it):
 
 - the verdict line: conformant, or N root causes;
 - root causes: every problem (failed, error, xpassed) that is not *blocked by* another check,
@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance import results
 from conformance.components import COMPONENTS
-from conformance.fleet import PROBLEMS, Check, Run, headline, plain
+from conformance.fleet import headline, plain
+from conformance.results import PROBLEMS, Check, Run
 
 SUITE_ROOT = Path(__file__).resolve().parent.parent
-ORDER = ("error", "failed", "blocked", "xpassed", "passed", "xfailed", "skipped")  # worst first
-COLOURS = {  # the fleet page's colours (conformance/fleet.py), and one for blocked
+ORDER = (*results.ORDER[:2], "blocked", *results.ORDER[2:])  # worst first; blocked: an error not its own
+COLOURS = {  # the fleet page's colours (templates/fleet.html.j2), and one for blocked
     "error": ("#8b0000", "#fff"),
     "failed": ("#e03131", "#fff"),
     "blocked": ("#6741d9", "#fff"),
@@ -100,7 +102,6 @@ class RootCause:
 @dataclass
 class Verdict:
     run: Run
-    document: Mapping[str, Any]
     root_causes: list[RootCause]
     not_run: dict[str, list[Check]]  # reason -> checks
 
@@ -134,14 +135,8 @@ class Verdict:
         run = self.run
         return (
             f"profile {run.profile}, platform {run.platform}, orchestrator {run.orchestrator}, "
-            f"vantage {run.where}, {run.started.strftime('%Y-%m-%d %H:%M UTC')}"
+            f"vantage {run.where}, {run.started_at.strftime('%Y-%m-%d %H:%M UTC')}"
         )
-
-    def evidence(self, check: Check) -> dict[str, Any]:
-        for record in self.document.get("checks", []):
-            if record.get("nodeid") == check.nodeid and isinstance(record.get("evidence"), dict):
-                return dict(record["evidence"])
-        return {}
 
     def component_cells(self) -> list[tuple[str, str, dict[str, int]]]:
         """(component, worst state, counts per state) in the registry's order; blocked apart from error."""
@@ -177,7 +172,7 @@ def _blocker(problems: list[Check], ref: str, check: Check) -> Check | None:
     return candidates[0] if candidates else None
 
 
-def build(run: Run, document: Mapping[str, Any]) -> Verdict:
+def build(run: Run) -> Verdict:
     problems = [c for c in run.checks if c.outcome in PROBLEMS]
     causes: list[RootCause] = []
     by_message: dict[tuple[str, str], RootCause] = {}
@@ -214,8 +209,8 @@ def build(run: Run, document: Mapping[str, Any]) -> Verdict:
                 if known is not None and known.outcome == "xfailed"
                 else f"{ref} is not in this run"
             )
-            stand_in = Check(ref, "", ref, check.component, "error", why, "", None)
-            owner = RootCause(stand_in)
+            stand_in = {"id": ref.partition("[")[0], "nodeid": ref, "outcome": "error", "message": why}
+            owner = RootCause(Check.model_validate({**stand_in, "component": check.component}))
             causes.append(owner)
         owner.blocked.append(check)
     causes.sort(key=lambda rc: (-rc.weight, ORDER.index(rc.check.outcome), rc.check.label))
@@ -223,7 +218,7 @@ def build(run: Run, document: Mapping[str, Any]) -> Verdict:
     for check in run.checks:
         if check.outcome == "skipped":
             not_run.setdefault(sentence(without_suite_paths(check.message)) or "Skipped.", []).append(check)
-    return Verdict(run, document, causes, not_run)
+    return Verdict(run, causes, not_run)
 
 
 def status_line(verdict: Verdict) -> str:
@@ -343,7 +338,7 @@ def _proof_html(verdict: Verdict, proof: Proof) -> str | None:
         return f"{head}<br><small>{_e(sentence(without_suite_paths(found[0][0].message)))}</small></div>"
     rows, said = [], set()
     for check, keys in found:
-        evidence = verdict.evidence(check)
+        evidence = check.evidence
         rows.append(f"<dt>{_e(check.label)}</dt><dd>{_e(state_of(check))}</dd>")
         if check.outcome == "passed":
             rows.extend(

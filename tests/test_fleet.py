@@ -18,7 +18,7 @@ import pytest
 from conformance.__main__ import main
 from conformance.components import component_of_check
 from conformance.credentials import AMBIENT_SECRETS
-from conformance.report import OUTCOMES, SCHEMA
+from conformance.results import OUTCOMES, SCHEMA
 from tests.conftest import REPO, write_profile
 
 CANARY = "canary-Fleet-s3cret-42"

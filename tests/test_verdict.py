@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from conformance import report, verdict
-from conformance.fleet import parse_run
+from conformance import report, results, verdict
 from tests.conftest import REPO
 from tests.test_plugin import ONPREM, SYNTHETIC, run_synthetic
 
@@ -44,8 +43,7 @@ def document(*checks: dict[str, Any]) -> dict[str, Any]:
 
 
 def build(*checks: dict[str, Any]) -> verdict.Verdict:
-    doc = document(*checks)
-    return verdict.build(parse_run(Path("r.json"), doc), doc)
+    return verdict.build(results.parse(document(*checks), "r.json"))
 
 
 def test_blocked_checks_fold_under_the_root_cause_at_the_end_of_their_chain() -> None:
