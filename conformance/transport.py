@@ -27,6 +27,7 @@ own text is quoted up to :data:`QUOTE` characters.
 
 from __future__ import annotations
 
+import http
 import ipaddress
 import json
 import os
@@ -174,6 +175,14 @@ class Answer:
     content: bytes
     url: str  # public_url: never a secret
     elapsed: float  # seconds
+
+    @property
+    def reason(self) -> str:
+        """The status's standard phrase (``Not Found``), or "" for a code HTTP does not define."""
+        try:
+            return http.HTTPStatus(self.status).phrase
+        except ValueError:
+            return ""
 
     @property
     def text(self) -> str:

@@ -30,7 +30,7 @@ from conformance.secrets import Secret
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 ADC_NAME = "application_default_credentials.json"
 KEY_FIELDS = ("project_id", "private_key_id", "private_key", "client_email", "token_uri")
-_SHOWN = 160
+_SHOWN = transport.QUOTE
 
 
 def _google(module: str) -> Any:
@@ -170,11 +170,14 @@ def _bounded_request(session: requests.Session, verify: str | bool, timeouts: Ti
         def __call__(
             self, url: str, method: str = "GET", body: Any = None, headers: Any = None, timeout: Any = None, **kw: Any
         ) -> Any:
-            left = deadline.left(timeouts.request)
+            left, what = deadline.left(timeouts.request), f"{method} {urllib.parse.urlsplit(url).path}"
             if left <= 0:
-                raise errors.TransportError(f"no answer within {timeouts.request * 2:g} s")
+                raise transport.no_answer(what, url, TimeoutError(), timeouts)
             kw["verify"] = verify
-            return super().__call__(url, method, body, headers, timeout=(min(timeouts.connect, left), left), **kw)
+            try:
+                return super().__call__(url, method, body, headers, timeout=(min(timeouts.connect, left), left), **kw)
+            except errors.TransportError as exc:
+                raise transport.no_answer(what, url, exc, timeouts) from None
 
     return BoundedRequest(session)
 
@@ -273,9 +276,6 @@ class GcpClient:
                 f"the token endpoint refused the credentials ({source}): {reason[:_SHOWN]}",
                 hint="the service-account key was deleted or disabled, or the clock is far off",
             ) from None
-        except errors.TransportError as exc:
-            reason = str(exc)[:_SHOWN]
-            raise CannotEvaluate(f"no access token ({source}): token endpoint unreachable: {reason}") from None
         return Secret(str(credentials.token), "GCP access token"), source
 
     def _credentials(self) -> tuple[Any, str]:
@@ -317,25 +317,13 @@ class GcpClient:
     def get_project(self, project: str) -> ProjectReply:
         token, source = self._token()
         url = f"{self.section.resource_manager_url.rstrip('/')}/v1/projects/{urllib.parse.quote(project, safe='')}"
-        timeouts = self.profile.timeouts
-        deadline = Deadline.after(timeouts.request)
-        try:
-            response = self.http.get(
-                url,
-                headers={"Authorization": f"Bearer {token.reveal()}"},
-                timeout=(timeouts.connect, timeouts.request),
-                verify=self.verify,
-            )
-        except requests.RequestException as exc:
-            raise CannotEvaluate(f"GET {url} failed: {type(exc).__name__}") from None
-        reply = ProjectReply(response.status_code, source, seconds=round(timeouts.request - deadline.left(), 3))
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
+        headers = {"Authorization": f"Bearer {token.reveal()}"}
+        response = transport.request("GET", url, self.profile.tls, self.profile.timeouts, self.http, headers=headers)
+        reply = ProjectReply(response.status, source, seconds=round(response.elapsed, 3))
+        body = response.body
         if not isinstance(body, dict):
             body = {}
-        if response.status_code == 200:
+        if response.status == 200:
             reply.project_id = str(body.get("projectId", ""))
             reply.state = str(body.get("lifecycleState", "UNKNOWN"))
         else:
