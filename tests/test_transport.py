@@ -272,3 +272,58 @@ def test_sdk_exceptions_map_to_the_same_layers() -> None:
     )
     assert transport.layer(botocore.exceptions.ReadTimeoutError(endpoint_url="https://s3.test"))[0] == "http"
     assert transport.quote("x" * 500) == "x" * (transport.QUOTE - 3) + "..."
+
+
+def _every_client(port: int, tmp_path: Path) -> dict[str, Any]:
+    """One call of each client's that asks a server, every server at a refused loopback port."""
+    from conformance.clients import gcp, gitlab, kubernetes, mlflow, object_storage
+    from conformance.secrets import Secret
+
+    url = f"http://127.0.0.1:{port}"
+    (tmp_path / "credentials").write_text("[default]\naws_access_key_id = a\naws_secret_access_key = b\n")
+    (tmp_path / "credentials").chmod(0o600)
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = {"name": "c", "cluster": {"server": url}}
+    kubeconfig.write_text(
+        f"apiVersion: v1\nkind: Config\nclusters: [{cluster}]\nusers: [{{name: u, user: {{token: t}}}}]\n"
+        "contexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n"
+    )
+    profile = Profile.model_validate(
+        {
+            "platform": "onprem",
+            "orchestrator": "runai",
+            "timeouts": {"connect": 1, "request": 1},
+            "gitlab": {"url": url, "project": "g/p"},
+            "object_storage": {
+                "kind": "s3",
+                "endpoint_url": url,
+                "bucket": "bucket",
+                "credentials_file": str(tmp_path / "credentials"),
+            },
+            "mlflow": {"tracking_uri": url, "experiment": "e"},
+            "gcp": {"project": "my-project", "resource_manager_url": url},
+            "kubernetes": {"kubeconfig": str(kubeconfig), "namespace": "n"},
+        }
+    )
+    project = gcp.connect(profile, "run")
+    project._token = lambda: (Secret("t", "test"), "test")  # type: ignore[method-assign] # no token grant
+    lab = gitlab.connect(profile, "run")
+    lab.token = Secret("t", "test")
+    assert profile.object_storage is not None
+    return {
+        "GET /v1/projects/my-project": lambda: project.get_project("my-project"),
+        "GET /api/v4/user": lab.current_user,
+        "ListBuckets": object_storage.open_store(profile.object_storage, profile.timeouts, profile.tls).list_buckets,
+        "GET /health": mlflow.connect(profile, "run").health,
+        "get_code": lambda: kubernetes.connect(profile, "run").version(),
+    }
+
+
+@pytest.mark.parametrize(
+    "what", ["GET /v1/projects/my-project", "GET /api/v4/user", "ListBuckets", "GET /health", "get_code"]
+)
+def test_every_client_raises_the_same_no_answer(what: str, tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(CannotEvaluate) as raised:
+        _every_client(port, tmp_path)[what]()
+    assert raised.value.reason == f"no answer to {what} from 127.0.0.1:{port} (tcp: connection refused; timeout 1 s)"
