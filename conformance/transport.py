@@ -18,11 +18,9 @@ Proxies (where a request goes), as docker, kubectl, crane and the cloud SDKs do 
 host (``example.com`` also matches its subdomains, as does ``.example.com``), a ``host:port``, or an IP
 range in CIDR form. ``localhost`` and loopback addresses never go through a proxy.
 
-Answers: whatever its status, a server's answer is an :class:`Answer`; no answer (DNS, TCP refused or
-timed out, TLS, no response in time) raises :class:`~conformance.checks.CannotEvaluate` in one format,
-``no answer to <what> from <host:port> (<layer>: <detail>; timeout <s> s)``. :func:`request` does both for
-requests-based clients; SDK-based clients map their SDK's exceptions through :func:`no_answer`. A server's
-own text is quoted up to :data:`QUOTE` characters.
+Answers: any status is an :class:`Answer`; no answer (DNS, TCP, TLS, silence) raises :func:`no_answer`'s
+CannotEvaluate, ``no answer to <what> from <host:port> (<layer>: <detail>; timeout <s> s)``: :func:`request`
+for requests-based clients, SDK-based clients map their SDK's exceptions through it. Quotes: :data:`QUOTE`.
 """
 
 from __future__ import annotations
@@ -156,16 +154,6 @@ def quote(text: object) -> str:
     return line if len(line) <= QUOTE else line[: QUOTE - 3] + "..."
 
 
-def public_url(url: str) -> str:
-    """``url`` without user information, query or fragment: what a message or evidence may show."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    return urllib.parse.urlunsplit(
-        (parts.scheme, netloc + (f":{parts.port}" if parts.port else ""), parts.path, "", "")
-    )
-
-
 @dataclass(frozen=True)
 class Answer:
     """A server's answer, whatever its status."""
@@ -173,16 +161,12 @@ class Answer:
     status: int
     headers: Mapping[str, str]  # case-insensitive when it comes from requests
     content: bytes
-    url: str  # public_url: never a secret
+    url: str  # without user information or query: never a secret
     elapsed: float  # seconds
 
     @property
-    def reason(self) -> str:
-        """The status's standard phrase (``Not Found``), or "" for a code HTTP does not define."""
-        try:
-            return http.HTTPStatus(self.status).phrase
-        except ValueError:
-            return ""
+    def reason(self) -> str:  # the status's standard phrase (Not Found), "" for a code HTTP does not define
+        return {s.value: s.phrase for s in http.HTTPStatus}.get(self.status, "")
 
     @property
     def text(self) -> str:
@@ -197,33 +181,29 @@ class Answer:
             return self.text
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and every exception it wraps (cause, context, urllib3's ``reason``, botocore's ``error``)."""
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (cause, context, urllib3's ``reason``, arguments)."""
     todo, seen = [exc], set()
     while todo:
         current = todo.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        kwargs = getattr(current, "kwargs", None)
-        wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        wrapped.append(kwargs.get("error") if isinstance(kwargs, dict) else None)
-        todo.extend(inner for inner in wrapped if isinstance(inner, BaseException))
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+            todo.extend(inner for inner in wrapped if isinstance(inner, BaseException))
 
 
 def layer(exc: BaseException) -> tuple[str, str]:
     """(layer, detail) where a request got no answer: dns, tcp, tls or http."""
-    found = list(_chain(exc))
+    found = list(chain(exc))
     names = " ".join(type(e).__name__ for e in found)
     for e in found:
         if isinstance(e, socket.gaierror):
             return "dns", "the name does not resolve"
-    for e in found:
         if isinstance(e, ssl.SSLError):
             return "tls", quote(getattr(e, "verify_message", None) or e.reason or e)
-    if any(isinstance(e, ConnectionRefusedError) for e in found):
-        return "tcp", "connection refused"
+        if isinstance(e, ConnectionRefusedError):
+            return "tcp", "connection refused"
     if "ConnectTimeout" in names:
         return "tcp", "connect timed out"
     if "ReadTimeout" in names or any(isinstance(e, TimeoutError) for e in found):
@@ -247,10 +227,11 @@ def request(method: str, url: str, tls: TLS, timeouts: Timeouts, session: Any = 
     """One HTTP request with the profile's trust, proxies and timeouts: an :class:`Answer`, or no_answer."""
     import requests  # noqa: PLC0415 - this module stays standard library at import
 
-    http = session if session is not None else pinned_session(requests.Session, tls)()
-    started = time.monotonic()
+    sender = session if session is not None else pinned_session(requests.Session, tls)()
+    started, parts = time.monotonic(), urllib.parse.urlsplit(url)
     try:
-        got = http.request(method, url, timeout=(timeouts.connect, timeouts.request), verify=verify(tls), **kwargs)
+        got = sender.request(method, url, timeout=(timeouts.connect, timeouts.request), verify=verify(tls), **kwargs)
     except requests.RequestException as exc:
-        raise no_answer(f"{method} {urllib.parse.urlsplit(url).path or '/'}", url, exc, timeouts) from None
-    return Answer(got.status_code, got.headers, got.content, public_url(url), round(time.monotonic() - started, 4))
+        raise no_answer(f"{method} {parts.path or '/'}", url, exc, timeouts) from None
+    shown = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    return Answer(got.status_code, got.headers, got.content, shown, round(time.monotonic() - started, 4))

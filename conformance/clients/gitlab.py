@@ -278,7 +278,6 @@ class GitLabClient:
                 session=transport.pinned_session(requests.Session, self.tls)(),
                 private_token=self.token.reveal(),
                 timeout=(self.timeouts.connect, self.timeouts.request),  # type: ignore[arg-type] # passed to requests
-                ssl_verify=transport.verify(self.tls),
                 retry_transient_errors=False,
                 user_agent="conformance-suite",
             )

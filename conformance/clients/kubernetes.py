@@ -487,11 +487,11 @@ def refresh_oidc(config: Mapping[str, Any], tls: TLS, timeouts: Timeouts) -> Tok
     pool = _issuer_pool(config, tls, issuer)
     timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.request)
     discovery = f"{issuer}/.well-known/openid-configuration"
-    unreachable = "the Run:ai login server is unreachable"
+    hint = "the Run:ai login server is unreachable"
     try:
         answer = pool.request("GET", discovery, timeout=timeout, retries=False)
     except Exception as exc:  # noqa: BLE001 - urllib3's errors: the issuer did not answer
-        raise transport.no_answer(f"GET {_path(discovery)}", discovery, exc, timeouts, unreachable) from None
+        raise transport.no_answer("GET /.well-known/openid-configuration", discovery, exc, timeouts, hint) from None
     endpoint, problem = parse_discovery(answer.status, answer.data)
     if endpoint is None:
         raise CannotEvaluate(f"GET {discovery}: {problem}", "idp-issuer-url does not name an OpenID issuer")
@@ -504,7 +504,9 @@ def refresh_oidc(config: Mapping[str, Any], tls: TLS, timeouts: Timeouts) -> Tok
             "POST", endpoint, fields=form, encode_multipart=False, timeout=timeout, retries=False
         )
     except Exception as exc:  # noqa: BLE001 - same
-        raise transport.no_answer(f"POST {_path(endpoint)}", endpoint, exc, timeouts, unreachable) from None
+        raise transport.no_answer(
+            f"POST {urllib.parse.urlsplit(endpoint).path}", endpoint, exc, timeouts, hint
+        ) from None
     return parse_token_response(answer.status, answer.data)
 
 
@@ -815,10 +817,6 @@ def _failure(exc: Exception, what: str, server: str, timeouts: Timeouts) -> Fail
     except (ValueError, TypeError):
         message = ""
     return Failure(int(exc.status), str(exc.reason or ""), message)
-
-
-def _path(url: str) -> str:
-    return urllib.parse.urlsplit(url).path or "/"
 
 
 def _bounded(work: Callable[[], T], seconds: float, what: str) -> T:

@@ -172,19 +172,11 @@ class CallFailed(Exception):
 _BODY = re.compile(r"Response body: '(?P<body>.*)'", re.DOTALL)
 
 
-_short = transport.quote
-
-
 def unanswered(exc: BaseException) -> bool:
     """Whether a requests/urllib3 error somewhere in ``exc``'s chain says the server did not answer."""
     import requests  # noqa: PLC0415 - when a check runs, never at collection
 
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any(isinstance(e, (requests.ConnectionError, requests.Timeout)) for e in transport.chain(exc))
 
 
 _S3_CODE = re.compile(
@@ -201,11 +193,11 @@ def _s3_failure(operation: str, exc: BaseException) -> Failure | None:
             error = response.get("Error", {})
             status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code, message = str(error.get("Code", "ClientError")), str(error.get("Message", ""))
-            return Failure(operation, status, code, _short(message))
+            return Failure(operation, status, code, transport.quote(message))
         seen = seen.__cause__ or seen.__context__
     found = _S3_CODE.search(str(exc))
     if found:
-        return Failure(operation, None, found["code"], _short(found["message"] or type(exc).__name__))
+        return Failure(operation, None, found["code"], transport.quote(found["message"] or type(exc).__name__))
     return None
 
 
@@ -214,7 +206,9 @@ def classify(operation: str, exc: BaseException) -> Failure:
     import requests  # noqa: PLC0415 - when a check runs, never at collection
 
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return Failure(operation, exc.response.status_code, "HTTP_ERROR", _short(exc.response.text or str(exc)))
+        return Failure(
+            operation, exc.response.status_code, "HTTP_ERROR", transport.quote(exc.response.text or str(exc))
+        )
     s3 = _s3_failure(operation, exc)
     if s3 is not None:
         return s3
@@ -223,9 +217,13 @@ def classify(operation: str, exc: BaseException) -> Failure:
         body = _BODY.search(message)
         status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else None
         code = str(getattr(exc, "error_code", "MLFLOW_ERROR"))
-        return Failure(operation, int(status) if status else None, code, _short(body["body"] if body else message))
+        return Failure(
+            operation, int(status) if status else None, code, transport.quote(body["body"] if body else message)
+        )
     http_code = getattr(exc, "code", None)  # google.api_core errors carry the HTTP status here
-    return Failure(operation, http_code if isinstance(http_code, int) else None, type(exc).__name__, _short(str(exc)))
+    return Failure(
+        operation, http_code if isinstance(http_code, int) else None, type(exc).__name__, transport.quote(str(exc))
+    )
 
 
 # --------------------------------------------------------------------------- results

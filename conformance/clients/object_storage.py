@@ -38,7 +38,6 @@ DEFAULT_AWS_CREDENTIALS = "~/.aws/credentials"
 DEFAULT_AWS_PROFILE = "default"
 GCLOUD_CONFIG_DIR = "~/.config/gcloud"  # or $CLOUDSDK_CONFIG
 SERVICE_ACCOUNT_FIELDS = ("type", "project_id", "client_email", "private_key")
-MESSAGE_LIMIT = transport.QUOTE
 
 # Error codes that mean "the server does not accept these credentials", with what they tell the user.
 REFUSED_CREDENTIALS = {
@@ -59,7 +58,7 @@ class StorageError(Exception):
         self.operation = operation
         self.code = code
         self.status = status
-        self.message = " ".join(message.split())[:MESSAGE_LIMIT]
+        self.message = " ".join(message.split())[: transport.QUOTE]
 
     def __str__(self) -> str:
         status = f" (HTTP {self.status})" if self.status else ""
@@ -213,7 +212,7 @@ def object_key(storage: ObjectStorage, name: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:MESSAGE_LIMIT] or type(exc).__name__
+    return " ".join(str(exc).split())[: transport.QUOTE] or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- S3 (ECS)
@@ -267,24 +266,19 @@ class S3Store:
 
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
-        from botocore.exceptions import (  # type: ignore[import-untyped]  # noqa: PLC0415 - no stubs; loaded lazily
-            BotoCoreError,
-            ClientError,
-            HTTPClientError,
-        )
-        from botocore.exceptions import ConnectionError as NoConnection  # noqa: PLC0415 - same
+        from botocore import exceptions as boto  # noqa: PLC0415 - loaded lazily
 
         try:
             yield
-        except ClientError as exc:
+        except boto.ClientError as exc:
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = str(error.get("Code") or status or "error")
             code = {"404": "NotFound", "403": "Forbidden", "400": "BadRequest"}.get(code, code)
             raise StorageError(operation, code, status, str(error.get("Message") or "")) from None
-        except (NoConnection, HTTPClientError) as exc:  # connect, TLS, timeouts, closed: no answer
+        except (boto.ConnectionError, boto.HTTPClientError) as exc:  # connect, TLS, timeouts, closed: no answer
             raise transport.no_answer(operation, self._s3.meta.endpoint_url, exc, self.timeouts) from None
-        except BotoCoreError as exc:
+        except boto.BotoCoreError as exc:
             raise StorageError(operation, type(exc).__name__, None, _short(exc)) from None
 
     def list_buckets(self) -> list[str]:

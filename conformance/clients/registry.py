@@ -61,7 +61,6 @@ WHO_CAN_DELETE = (
     "run `python -m conformance cleanup`, or let the project's tag retention policy remove conformance tags"
 )
 USER_AGENT = "conformance-suite"
-_MESSAGE_LIMIT = transport.QUOTE
 _CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
 
@@ -147,7 +146,7 @@ def _from_helper(helper: str, host: str, timeout: float, path: Path) -> Credenti
         raise CredentialError(f"docker-credential-{helper} could not run ({exc.strerror or exc})") from None
     if done.returncode != 0:
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()
-        reason = said[-1][:_MESSAGE_LIMIT] if said else "no message"
+        reason = said[-1][: transport.QUOTE] if said else "no message"
         raise CredentialError(f"docker-credential-{helper} get {host} failed (exit {done.returncode}: {reason})")
     try:
         answer = json.loads(done.stdout)
@@ -412,7 +411,7 @@ def _reply(step: str, response: transport.Answer, seconds: float) -> Reply:
     elif challenge_error == "insufficient_scope" and isinstance(detail, list) and detail:
         asked = detail[0] if isinstance(detail[0], dict) else {}
         action = str(asked.get("Action") or "") or None  # Distribution's detail: the access asked for
-    return Reply(step, response.status, code, message[:_MESSAGE_LIMIT], round(seconds, 4), action, challenge_error)
+    return Reply(step, response.status, code, message[: transport.QUOTE], round(seconds, 4), action, challenge_error)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]] | None:
@@ -780,7 +779,7 @@ def push_with_daemon(daemon: Any, client: RegistryClient, image: Image) -> tuple
     try:
         for line in daemon.images.push(repository, tag=tag, auth_config=auth, stream=True, decode=True):
             if "error" in line:
-                error = str(line.get("error", ""))[:_MESSAGE_LIMIT]
+                error = str(line.get("error", ""))[: transport.QUOTE]
             digest = (line.get("aux") or {}).get("Digest", digest)
     finally:
         daemon.images.remove(reference, force=True)

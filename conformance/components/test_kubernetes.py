@@ -79,11 +79,6 @@ def api(kube: Any, kube_version: Any) -> Any:
     return kube
 
 
-def _unreachable(failure: Any, what: str) -> None:
-    if failure is not None and failure.status == 0:
-        raise CannotEvaluate(f"{what}: {failure.summary()}", "the API server stopped answering mid-run")
-
-
 # --------------------------------------------------------------------------- kubeconfig (no network)
 
 
@@ -245,7 +240,6 @@ def test_api_answers(kube: Any, kube_version: Any, evidence: dict[str, Any]) -> 
 )
 def test_namespace_exists(api: Any, evidence: dict[str, Any]) -> None:
     found, failure = api.read_namespace(api.namespace)
-    _unreachable(failure, f"GET namespace {api.namespace}")
     if failure is not None and failure.status == 403:
         raise CannotEvaluate(
             f"reading namespace {api.namespace}: {failure.summary()}", "GKE non-staff accounts may not read namespaces"
@@ -298,7 +292,6 @@ def test_pvc_bound_rwx(api: Any, evidence: dict[str, Any]) -> None:
     if name is None:  # required where K8S applies (profile.requirements; Run:ai fills the guide's default)
         raise CannotEvaluate("the profile names no kubernetes.pvc")
     pvc, failure = api.read_pvc(name)
-    _unreachable(failure, f"GET pvc {name}")
     if failure is not None and failure.status == 403:
         raise CannotEvaluate(f"reading PVC {name}: {failure.summary()}", RBAC_HINT)
     expect(
@@ -344,7 +337,6 @@ def test_expected_secrets(api: Any, evidence: dict[str, Any]) -> None:
     missing: list[str] = []
     for name in names:
         exists, failure = api.secret_exists(name)
-        _unreachable(failure, f"GET secret {name}")
         if failure is not None:
             raise CannotEvaluate(f"reading Secret {name} (metadata only): {failure.summary()}", RBAC_HINT)
         (present if exists else missing).append(name)
@@ -412,7 +404,6 @@ def _job_state(api: Any, name: str) -> tuple[bool, str]:
 def test_smoke_job(api: Any, smoke_job: tuple[str, Any], profile: Profile, evidence: dict[str, Any]) -> None:
     name, failure = smoke_job
     evidence.update({"job": name, "namespace": api.namespace, "image": api.section.smoke_image})
-    _unreachable(failure, f"POST job {name}")
     expect(
         failure is None,
         expected=f"Job {name} ({api.section.smoke_image}, /bin/sh -c 'echo {name}') is accepted",

@@ -100,11 +100,10 @@ def _timings(mlflow: Connection, evidence: dict[str, Any]) -> None:
 def test_health(mlflow: Connection, evidence: dict[str, Any]) -> None:
     answer = mlflow.health()
     evidence.update({"url": answer.url, "status": answer.status, "seconds": answer.elapsed})
-    body = transport.quote(answer.text)
     expect(
-        answer.status == 200 and body.strip().upper() == "OK",
+        answer.status == 200 and answer.text.strip().upper() == "OK",
         expected=f"GET {answer.url} answers 200 OK",
-        actual=f"HTTP {answer.status}: {body[:80]!r}",
+        actual=f"HTTP {answer.status}: {transport.quote(answer.text)[:80]!r}",
         hint="404: the tracking URI has the wrong path; other: the URI points at something that is not MLflow",
     )
 
