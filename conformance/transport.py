@@ -1,4 +1,4 @@
-"""Trust and proxies: one decision for every client that speaks HTTP(S). Standard library only.
+"""Trust, proxies, answers: one rule for every client that speaks HTTP(S). Standard library at import.
 
 Trust (what a server certificate is checked against):
 
