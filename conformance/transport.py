@@ -1,4 +1,4 @@
-"""Trust and proxies: one decision for every client that speaks HTTP(S). Standard library only.
+"""Trust, proxies, answers: one rule for every client that speaks HTTP(S). Standard library at import.
 
 Trust (what a server certificate is checked against):
 
@@ -17,18 +17,28 @@ Proxies (where a request goes), as docker, kubectl, crane and the cloud SDKs do 
 (lower case wins over upper case, as curl has it), both bypassed for hosts ``NO_PROXY`` names: ``*``, a
 host (``example.com`` also matches its subdomains, as does ``.example.com``), a ``host:port``, or an IP
 range in CIDR form. ``localhost`` and loopback addresses never go through a proxy.
+
+Answers: any status is an :class:`Answer`; no answer (DNS, TCP, TLS, silence) raises :func:`no_answer`'s
+CannotEvaluate, ``no answer to <what> from <host:port> (<layer>: <detail>; timeout <s> s)``: :func:`request`
+for requests-based clients, SDK-based clients map their SDK's exceptions through it. Quotes: :data:`QUOTE`.
 """
 
 from __future__ import annotations
 
+import http
 import ipaddress
+import json
 import os
+import socket
 import ssl
+import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from conformance.profile import TLS
+from conformance.checks import CannotEvaluate
+from conformance.profile import TLS, Timeouts
 
 CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "AWS_CA_BUNDLE")
 
@@ -133,3 +143,95 @@ def pinned_session(base: type[Any], tls: TLS) -> type[Any]:
 
     Pinned.__name__ = f"Pinned{base.__name__}"
     return Pinned
+
+
+QUOTE = 160  # the most characters of a server's own text (an error message, a body) any message quotes
+
+
+def quote(text: object) -> str:
+    """A server's text on one line, at most :data:`QUOTE` characters."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= QUOTE else line[: QUOTE - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A server's answer, whatever its status."""
+
+    status: int
+    headers: Mapping[str, str]  # case-insensitive when it comes from requests
+    content: bytes
+    url: str  # without user information or query: never a secret
+    elapsed: float  # seconds
+
+    @property
+    def reason(self) -> str:  # the status's standard phrase (Not Found), "" for a code HTTP does not define
+        return {s.value: s.phrase for s in http.HTTPStatus}.get(self.status, "")
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    @property
+    def body(self) -> Any:
+        """The parsed JSON body, else the text."""
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            return self.text
+
+
+def chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (cause, context, urllib3's ``reason``, arguments)."""
+    todo, seen = [exc], set()
+    while todo:
+        current = todo.pop(0)
+        if id(current) not in seen:
+            seen.add(id(current))
+            yield current
+            wrapped = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+            todo.extend(inner for inner in wrapped if isinstance(inner, BaseException))
+
+
+def layer(exc: BaseException) -> tuple[str, str]:
+    """(layer, detail) where a request got no answer: dns, tcp, tls or http."""
+    found = list(chain(exc))
+    names = " ".join(type(e).__name__ for e in found)
+    for e in found:
+        if isinstance(e, socket.gaierror):
+            return "dns", "the name does not resolve"
+        if isinstance(e, ssl.SSLError):
+            return "tls", quote(getattr(e, "verify_message", None) or e.reason or e)
+        if isinstance(e, ConnectionRefusedError):
+            return "tcp", "connection refused"
+    if "ConnectTimeout" in names:
+        return "tcp", "connect timed out"
+    if "ReadTimeout" in names or any(isinstance(e, TimeoutError) for e in found):
+        return "http", "no response in time"
+    return "http", f"{type(exc).__name__}: {quote(exc)}" if str(exc) else type(exc).__name__
+
+
+def no_answer(what: str, url: str, exc: BaseException, timeouts: Timeouts, hint: str | None = None) -> CannotEvaluate:
+    """The one CannotEvaluate for a request ``what`` to ``url`` that got no answer (``exc``)."""
+    where, detail = layer(exc)
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme, 0)
+    seconds = timeouts.request if where == "http" else timeouts.connect
+    return CannotEvaluate(
+        f"no answer to {what} from {parts.hostname}:{port} ({where}: {detail}; timeout {seconds:g} s)",
+        hint or "the NET checks test this endpoint layer by layer",
+    )
+
+
+def request(method: str, url: str, tls: TLS, timeouts: Timeouts, session: Any = None, **kwargs: Any) -> Answer:
+    """One HTTP request with the profile's trust, proxies and timeouts: an :class:`Answer`, or no_answer."""
+    import requests  # noqa: PLC0415 - this module stays standard library at import
+
+    sender = session if session is not None else pinned_session(requests.Session, tls)()
+    started, parts = time.monotonic(), urllib.parse.urlsplit(url)
+    try:
+        got = sender.request(method, url, timeout=(timeouts.connect, timeouts.request), verify=verify(tls), **kwargs)
+    except requests.RequestException as exc:
+        raise no_answer(f"{method} {parts.path or '/'}", url, exc, timeouts) from None
+    shown = urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    return Answer(got.status_code, got.headers, got.content, shown, round(time.monotonic() - started, 4))

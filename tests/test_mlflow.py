@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from conformance import transport
 from conformance.clients import mlflow as client
 from conformance.profile import TLS, MLflow, Timeouts
 from conformance.secrets import Secret
@@ -304,6 +305,10 @@ def test_classify_mlflow_and_transport_errors() -> None:
         except Exception as inner:
             raise MlflowException("API request failed") from inner
     except MlflowException as exc:
-        timeout = client.classify("search_experiments", exc)
-    assert timeout.code == "TIMEOUT"
-    assert timeout.status is None
+        wrapped = exc
+    assert client.unanswered(wrapped)  # Connection.call raises transport's no-answer CannotEvaluate for it
+    assert not client.unanswered(rest)
+    no_answer = transport.no_answer("search_experiments", "https://mlflow.test", wrapped, Timeouts(connect=3))
+    assert (
+        no_answer.reason == "no answer to search_experiments from mlflow.test:443 (tcp: connect timed out; timeout 3 s)"
+    )

@@ -396,7 +396,8 @@ def test_trust_ignores_ca_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )  # fmt: skip
     assert profile.registry is not None
     made = client.RegistryClient(profile.registry, profile, "run", client.Credentials("r.example"))
-    assert made.verify == str(bundle)
+    settings = made.http.merge_environment_settings("https://r.example/v2/", {}, False, True, None)
+    assert settings["verify"] == str(bundle)
     assert made.http.trust_env is False  # requests would otherwise read REQUESTS_CA_BUNDLE and ~/.netrc
 
 

@@ -29,7 +29,6 @@ from conformance.secrets import Secret
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 KEY_FIELDS = ("project_id", "private_key_id", "private_key", "client_email", "token_uri")
-_SHOWN = 160
 
 
 def _google(module: str) -> Any:
@@ -107,7 +106,7 @@ class GcloudAccounts:
 
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:_SHOWN] if lines else ""
+    return lines[0][: transport.QUOTE] if lines else ""
 
 
 # --------------------------------------------------------------------------- the API
@@ -154,10 +153,10 @@ def error_info(error: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _bounded_request(session: requests.Session, verify: str | bool, timeouts: Timeouts) -> Any:
+def _bounded_request(session: requests.Session, timeouts: Timeouts) -> Any:
     """A google-auth transport whose every call (retries too) fits in one check's request deadline.
 
-    ``verify`` goes with each request: a Session's own ``verify`` loses to REQUESTS_CA_BUNDLE.
+    ``session`` is transport's pinned session: its trust wins over REQUESTS_CA_BUNDLE and a caller's ``verify``.
     """
     google_requests = _google("google.auth.transport.requests")
     errors = _google("google.auth.exceptions")
@@ -169,11 +168,13 @@ def _bounded_request(session: requests.Session, verify: str | bool, timeouts: Ti
         def __call__(
             self, url: str, method: str = "GET", body: Any = None, headers: Any = None, timeout: Any = None, **kw: Any
         ) -> Any:
-            left = deadline.left(timeouts.request)
+            left, what = deadline.left(timeouts.request), f"{method} {urllib.parse.urlsplit(url).path}"
             if left <= 0:
-                raise errors.TransportError(f"no answer within {timeouts.request * 2:g} s")
-            kw["verify"] = verify
-            return super().__call__(url, method, body, headers, timeout=(min(timeouts.connect, left), left), **kw)
+                raise transport.no_answer(what, url, TimeoutError(), timeouts)
+            try:
+                return super().__call__(url, method, body, headers, timeout=(min(timeouts.connect, left), left), **kw)
+            except errors.TransportError as exc:
+                raise transport.no_answer(what, url, exc, timeouts) from None
 
     return BoundedRequest(session)
 
@@ -184,9 +185,6 @@ class GcpClient:
         self.profile = profile
         self.environ = environ
         self.http: requests.Session = transport.pinned_session(requests.Session, profile.tls)()
-        self.verify = transport.verify(
-            profile.tls
-        )  # passed with every request: the environment's CA variables never count
         self.http.headers["User-Agent"] = "conformance-suite"
 
     # ---- where credentials are
@@ -261,16 +259,13 @@ class GcpClient:
             credentials, source = self._credentials()
             if credentials is None:
                 return self._gcloud_token()
-            credentials.refresh(_bounded_request(self.http, self.verify, self.profile.timeouts))
+            credentials.refresh(_bounded_request(self.http, self.profile.timeouts))
         except errors.RefreshError as exc:
             reason = str(exc.args[0]) if exc.args else type(exc).__name__
             raise CannotEvaluate(
-                f"the token endpoint refused the credentials ({source}): {reason[:_SHOWN]}",
+                f"the token endpoint refused the credentials ({source}): {reason[: transport.QUOTE]}",
                 hint="the service-account key was deleted or disabled, or the clock is far off",
             ) from None
-        except errors.TransportError as exc:
-            reason = str(exc)[:_SHOWN]
-            raise CannotEvaluate(f"no access token ({source}): token endpoint unreachable: {reason}") from None
         return Secret(str(credentials.token), "GCP access token"), source
 
     def _credentials(self) -> tuple[Any, str]:
@@ -294,7 +289,7 @@ class GcpClient:
             if kind == "authorized_user":
                 return user_credentials.Credentials.from_authorized_user_info(info, scopes=[SCOPE]), source
         except ValueError as exc:
-            raise KeyFileError(f"{self.adc_file}: {str(exc)[:_SHOWN]}") from None
+            raise KeyFileError(f"{self.adc_file}: {str(exc)[: transport.QUOTE]}") from None
         raise KeyFileError(f"{self.adc_file}: credentials of type {kind!r} are not supported here")
 
     def _gcloud_token(self) -> tuple[Secret, str]:
@@ -312,32 +307,18 @@ class GcpClient:
     def get_project(self, project: str) -> ProjectReply:
         token, source = self._token()
         url = f"{self.section.resource_manager_url.rstrip('/')}/v1/projects/{urllib.parse.quote(project, safe='')}"
-        timeouts = self.profile.timeouts
-        deadline = Deadline.after(timeouts.request)
-        try:
-            response = self.http.get(
-                url,
-                headers={"Authorization": f"Bearer {token.reveal()}"},
-                timeout=(timeouts.connect, timeouts.request),
-                verify=self.verify,
-            )
-        except requests.RequestException as exc:
-            raise CannotEvaluate(f"GET {url} failed: {type(exc).__name__}") from None
-        reply = ProjectReply(response.status_code, source, seconds=round(timeouts.request - deadline.left(), 3))
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        if response.status_code == 200:
+        headers = {"Authorization": f"Bearer {token.reveal()}"}
+        response = transport.request("GET", url, self.profile.tls, self.profile.timeouts, self.http, headers=headers)
+        reply = ProjectReply(response.status, source, seconds=round(response.elapsed, 3))
+        body = response.body if isinstance(response.body, dict) else {}
+        if response.status == 200:
             reply.project_id = str(body.get("projectId", ""))
             reply.state = str(body.get("lifecycleState", "UNKNOWN"))
         else:
             found = body.get("error")
             error: dict[str, Any] = found if isinstance(found, dict) else {}
             reply.error_status = str(error.get("status") or response.reason or "")
-            reply.message = _first_sentence(str(error.get("message", "")))[:_SHOWN]
+            reply.message = _first_sentence(str(error.get("message", "")))[: transport.QUOTE]
             info = error_info(error)
             found_metadata = info.get("metadata")
             metadata: dict[str, Any] = found_metadata if isinstance(found_metadata, dict) else {}

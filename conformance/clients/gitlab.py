@@ -277,8 +277,7 @@ class GitLabClient:
                 self.section.url,
                 session=transport.pinned_session(requests.Session, self.tls)(),
                 private_token=self.token.reveal(),
-                timeout=self.timeouts.request,
-                ssl_verify=transport.verify(self.tls),
+                timeout=(self.timeouts.connect, self.timeouts.request),  # type: ignore[arg-type] # passed to requests
                 retry_transient_errors=False,
                 user_agent="conformance-suite",
             )
@@ -296,8 +295,7 @@ class GitLabClient:
         except gitlab.exceptions.GitlabError as exc:
             reply = Reply(int(exc.response_code or 0), None, _error_text(exc.response_body))
         except requests.exceptions.RequestException as exc:
-            reason = type(exc).__name__
-            raise CannotEvaluate(f"GET {self.api_url}{key} failed ({reason})", hint="see the NET checks") from None
+            raise transport.no_answer(f"GET /api/v4{key}", self.api_url, exc, self.timeouts) from None
         reply.seconds = round(time.monotonic() - started, 3)
         self._cache[key] = reply
         return reply

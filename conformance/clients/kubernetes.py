@@ -28,6 +28,7 @@ import shutil
 import stat
 import subprocess
 import threading
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -474,12 +475,11 @@ def refresh_oidc(config: Mapping[str, Any], tls: TLS, timeouts: Timeouts) -> Tok
     pool = _issuer_pool(config, tls, issuer)
     timeout = urllib3.Timeout(connect=timeouts.connect, read=timeouts.request)
     discovery = f"{issuer}/.well-known/openid-configuration"
+    hint = "the Run:ai login server is unreachable"
     try:
         answer = pool.request("GET", discovery, timeout=timeout, retries=False)
     except Exception as exc:  # noqa: BLE001 - urllib3's errors: the issuer did not answer
-        raise CannotEvaluate(
-            f"GET {discovery}: {_failure(exc).summary()}", "the Run:ai login server is unreachable"
-        ) from None
+        raise transport.no_answer("GET /.well-known/openid-configuration", discovery, exc, timeouts, hint) from None
     endpoint, problem = parse_discovery(answer.status, answer.data)
     if endpoint is None:
         raise CannotEvaluate(f"GET {discovery}: {problem}", "idp-issuer-url does not name an OpenID issuer")
@@ -492,8 +492,8 @@ def refresh_oidc(config: Mapping[str, Any], tls: TLS, timeouts: Timeouts) -> Tok
             "POST", endpoint, fields=form, encode_multipart=False, timeout=timeout, retries=False
         )
     except Exception as exc:  # noqa: BLE001 - same
-        raise CannotEvaluate(
-            f"POST {endpoint}: {_failure(exc).summary()}", "the Run:ai login server is unreachable"
+        raise transport.no_answer(
+            f"POST {urllib.parse.urlsplit(endpoint).path}", endpoint, exc, timeouts, hint
         ) from None
     return parse_token_response(answer.status, answer.data)
 
@@ -643,7 +643,7 @@ def run_exec_plugin(
     except OSError as exc:
         return None, f"exec: executable {command} not found ({exc.strerror})"
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [""])[-1][:200]
+        last = (done.stderr.strip().splitlines() or [""])[-1][: transport.QUOTE]
         return None, f"exec: executable {command} failed with exit code {done.returncode}" + (
             f": {last}" if last else ""
         )
@@ -796,30 +796,19 @@ class Failure:
         )
 
 
-def _failure(exc: Exception) -> Failure:
+def _failure(exc: Exception, what: str, server: str, timeouts: Timeouts) -> Failure:
+    """The API server's error answer as a Failure; no answer raises transport's CannotEvaluate."""
     from kubernetes.client.exceptions import ApiException  # noqa: PLC0415 - loaded with the client
-    from urllib3.exceptions import MaxRetryError, ProtocolError, SSLError  # noqa: PLC0415 - loaded with the client
-    from urllib3.exceptions import TimeoutError as Urllib3Timeout  # noqa: PLC0415 - same
 
-    if isinstance(exc, ApiException):
+    if not isinstance(exc, ApiException) or not exc.status:
+        raise transport.no_answer(what, server, exc, timeouts, "VPN down, or a wrong server in the kubeconfig")
+    message = ""
+    try:
+        body = json.loads(exc.body or "{}")
+        message = str(body.get("message", "")) if isinstance(body, dict) else ""
+    except (ValueError, TypeError):
         message = ""
-        try:
-            body = json.loads(exc.body or "{}")
-            message = str(body.get("message", "")) if isinstance(body, dict) else ""
-        except (ValueError, TypeError):
-            message = ""
-        return Failure(int(exc.status or 0), str(exc.reason or ""), message)
-    inner = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
-    if isinstance(inner, SSLError):
-        detail = str(inner).split(": ", 1)[-1][:200]
-        return Failure(0, "tls", f"TLS handshake failed: {detail}")
-    if isinstance(inner, Urllib3Timeout):
-        return Failure(0, "timeout", f"no answer in time ({type(inner).__name__})")
-    if isinstance(inner, ProtocolError):  # its text may quote bytes of the answer: never shown
-        return Failure(0, "connect", "the connection broke mid-answer (ProtocolError)")
-    if isinstance(inner, OSError):
-        return Failure(0, "connect", f"cannot connect: {inner.strerror or type(inner).__name__}")
-    return Failure(0, "error", f"no answer ({type(inner).__name__})")
+    return Failure(int(exc.status), str(exc.reason or ""), message)
 
 
 def _bounded(work: Callable[[], T], seconds: float, what: str) -> T:
@@ -862,11 +851,11 @@ class Kube:
         return self.section.namespace
 
     def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T | None, Failure | None]:
-        """(result, None) or (None, what went wrong); the timeout is always passed."""
+        """(result, None) or (None, the error answer); the timeout is always passed; no answer raises."""
         try:
             return method(*args, _request_timeout=self.timeout, **kwargs), None
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a Failure the check reports
-            return None, _failure(exc)
+        except Exception as exc:  # noqa: BLE001 - every error answer becomes a Failure the check reports
+            return None, _failure(exc, getattr(method, "__name__", "a request"), self.kubeconfig.server, self.timeouts)
 
     def _apis(self) -> Any:
         from kubernetes import client  # noqa: PLC0415 - heavy SDK, loaded on first use
@@ -1051,7 +1040,7 @@ def connect(profile: Profile, run_id: str) -> Kube:
         raise
     except Exception as exc:  # noqa: BLE001 - the library raises ConfigException, KeyError, ValueError...
         raise CannotEvaluate(
-            f"the kubernetes client cannot use {kc.path}: {type(exc).__name__}: {str(exc)[:200]}"
+            f"the kubernetes client cannot use {kc.path}: {type(exc).__name__}: {str(exc)[: transport.QUOTE]}"
         ) from None
     configuration.retries = False
     if configuration.verify_ssl and not configuration.ssl_ca_cert:

@@ -46,7 +46,6 @@ METRICS: dict[str, Callable[[int], float]] = {
     "dummy_metric_1": lambda step: 10.0 * step,
     "dummy_metric_2": lambda step: 0.1 * step,
 }
-DETAIL_LIMIT = 200
 SEARCH_PAGE = 1000
 
 
@@ -173,25 +172,11 @@ class CallFailed(Exception):
 _BODY = re.compile(r"Response body: '(?P<body>.*)'", re.DOTALL)
 
 
-def _short(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= DETAIL_LIMIT else line[: DETAIL_LIMIT - 3] + "..."
-
-
-def _transport_failure(operation: str, exc: BaseException) -> Failure | None:
-    """A requests/urllib3 error somewhere in ``exc``'s chain: the server did not answer."""
+def unanswered(exc: BaseException) -> bool:
+    """Whether a requests/urllib3 error somewhere in ``exc``'s chain says the server did not answer."""
     import requests  # noqa: PLC0415 - when a check runs, never at collection
 
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, requests.exceptions.SSLError):
-            return Failure(operation, None, "TLS", _short(str(seen.args[0] if seen.args else seen)))
-        if isinstance(seen, requests.exceptions.Timeout):
-            return Failure(operation, None, "TIMEOUT", "no answer within the profile's request timeout")
-        if isinstance(seen, requests.exceptions.ConnectionError):
-            return Failure(operation, None, "CONNECTION", _short(type(seen).__name__ + ": " + str(seen)))
-        seen = seen.__cause__ or seen.__context__
-    return None
+    return any(isinstance(e, (requests.ConnectionError, requests.Timeout)) for e in transport.chain(exc))
 
 
 _S3_CODE = re.compile(
@@ -208,23 +193,22 @@ def _s3_failure(operation: str, exc: BaseException) -> Failure | None:
             error = response.get("Error", {})
             status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code, message = str(error.get("Code", "ClientError")), str(error.get("Message", ""))
-            return Failure(operation, status, code, _short(message))
+            return Failure(operation, status, code, transport.quote(message))
         seen = seen.__cause__ or seen.__context__
     found = _S3_CODE.search(str(exc))
     if found:
-        return Failure(operation, None, found["code"], _short(found["message"] or type(exc).__name__))
+        return Failure(operation, None, found["code"], transport.quote(found["message"] or type(exc).__name__))
     return None
 
 
 def classify(operation: str, exc: BaseException) -> Failure:
-    """Turn an SDK exception (MLflow, requests, botocore, google) into a :class:`Failure`."""
+    """Turn an SDK exception (MLflow, requests, botocore, google) that is an answer into a :class:`Failure`."""
     import requests  # noqa: PLC0415 - when a check runs, never at collection
 
-    transport = _transport_failure(operation, exc)
-    if transport is not None:
-        return transport
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return Failure(operation, exc.response.status_code, "HTTP_ERROR", _short(exc.response.text or str(exc)))
+        return Failure(
+            operation, exc.response.status_code, "HTTP_ERROR", transport.quote(exc.response.text or str(exc))
+        )
     s3 = _s3_failure(operation, exc)
     if s3 is not None:
         return s3
@@ -233,21 +217,16 @@ def classify(operation: str, exc: BaseException) -> Failure:
         body = _BODY.search(message)
         status = exc.get_http_status_code() if hasattr(exc, "get_http_status_code") else None
         code = str(getattr(exc, "error_code", "MLFLOW_ERROR"))
-        return Failure(operation, int(status) if status else None, code, _short(body["body"] if body else message))
+        return Failure(
+            operation, int(status) if status else None, code, transport.quote(body["body"] if body else message)
+        )
     http_code = getattr(exc, "code", None)  # google.api_core errors carry the HTTP status here
-    return Failure(operation, http_code if isinstance(http_code, int) else None, type(exc).__name__, _short(str(exc)))
+    return Failure(
+        operation, http_code if isinstance(http_code, int) else None, type(exc).__name__, transport.quote(str(exc))
+    )
 
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    url: str
-    status: int | None
-    body: str
-    seconds: float
-    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -397,12 +376,14 @@ class Connection:
             yield
 
     def call(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one SDK call under :meth:`environment`, timed; raise :class:`CallFailed` on any error."""
+        """Run one SDK call under :meth:`environment`, timed; raise :class:`CallFailed` on any error answer."""
         started = time.perf_counter()
         try:
             with self.environment():
                 return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - every SDK error becomes a classified Failure
+        except Exception as exc:  # noqa: BLE001 - every SDK error becomes a classified Failure, or no answer
+            if unanswered(exc):
+                raise transport.no_answer(operation, self.uri, exc, self.timeouts) from None
             raise CallFailed(classify(operation, exc)) from None
         finally:
             self.timings[operation] = round(time.perf_counter() - started, 3)
@@ -410,7 +391,12 @@ class Connection:
     def memo(self, key: str, compute: Callable[[], T]) -> T:
         """Compute once per session (checks and fixtures share the server's first answer)."""
         if key not in self._memo:
-            self._memo[key] = compute()
+            try:
+                self._memo[key] = compute()
+            except CannotEvaluate as exc:  # no answer: every check that asks is told the same, at once
+                self._memo[key] = exc
+        if isinstance(self._memo[key], CannotEvaluate):
+            raise self._memo[key]
         result: T = self._memo[key]
         return result
 
@@ -421,31 +407,17 @@ class Connection:
             return None
         return username, password.reveal()
 
-    def get(self, path: str, *, authenticated: bool = False) -> HttpAnswer:
-        """GET ``<tracking_uri><path>`` with requests, bounded by the profile's timeouts."""
-        import requests  # noqa: PLC0415 - when a check runs, never at collection
-
-        url = f"{self.uri}{path}"
-        started = time.perf_counter()
-        try:
-            response = requests.get(
-                url,
-                auth=self._basic() if authenticated else None,
-                timeout=(self.timeouts.connect, self.timeouts.request),
-                verify=transport.verify(self.tls),
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            failure = classify(f"GET {path}", exc)
-            return HttpAnswer(url, None, "", round(time.perf_counter() - started, 3), str(failure))
-        return HttpAnswer(url, response.status_code, _short(response.text), round(time.perf_counter() - started, 3))
+    def get(self, path: str, *, authenticated: bool = False) -> transport.Answer:
+        """GET ``<tracking_uri><path>``, bounded by the profile's timeouts; no answer raises CannotEvaluate."""
+        auth = self._basic() if authenticated else None
+        return transport.request("GET", f"{self.uri}{path}", self.tls, self.timeouts, auth=auth, allow_redirects=False)
 
     # ---- what the checks ask
 
-    def health(self) -> HttpAnswer:
+    def health(self) -> transport.Answer:
         return self.memo("health", lambda: self.get("/health"))
 
-    def server_version(self) -> HttpAnswer:
+    def server_version(self) -> transport.Answer:
         return self.memo("version", lambda: self.get("/version", authenticated=True))
 
     def authenticate(self) -> Failure | None:

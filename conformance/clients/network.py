@@ -210,7 +210,7 @@ def _greet_http(endpoint: Endpoint, conn_sock: socket.socket, timeout: float, re
         _set(layer, started, False, f"HTTP: no answer to GET {path} within {timeout:g} s", "silent")
         return
     except (http.client.HTTPException, OSError) as exc:
-        _set(layer, started, False, f"HTTP: GET {path} failed ({type(exc).__name__}: {exc})", "status")
+        _set(layer, started, False, f"HTTP: GET {path} failed ({type(exc).__name__}: {transport.quote(exc)})", "status")
         return
     status = f"{response.status} {response.reason}".strip()
     result.evidence["http_status"] = response.status

@@ -37,7 +37,6 @@ T = TypeVar("T")
 DEFAULT_AWS_CREDENTIALS = "~/.aws/credentials"
 DEFAULT_AWS_PROFILE = "default"
 SERVICE_ACCOUNT_FIELDS = ("type", "project_id", "client_email", "private_key")
-MESSAGE_LIMIT = 160
 
 # Error codes that mean "the server does not accept these credentials", with what they tell the user.
 REFUSED_CREDENTIALS = {
@@ -58,7 +57,7 @@ class StorageError(Exception):
         self.operation = operation
         self.code = code
         self.status = status
-        self.message = " ".join(message.split())[:MESSAGE_LIMIT]
+        self.message = " ".join(message.split())[: transport.QUOTE]
 
     def __str__(self) -> str:
         status = f" (HTTP {self.status})" if self.status else ""
@@ -210,7 +209,7 @@ def object_key(storage: ObjectStorage, name: str) -> str:
 
 
 def _short(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:MESSAGE_LIMIT] or type(exc).__name__
+    return " ".join(str(exc).split())[: transport.QUOTE] or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- S3 (ECS)
@@ -236,7 +235,7 @@ class S3Store:
         if facts.problem or facts.path is None:
             raise CannotEvaluate(str(facts.problem), hint="see OBJ-001: the S3 keys are read from this file")
         self.bucket = storage.bucket
-        self.endpoint = storage.endpoint_url or ""
+        self.endpoint, self.timeouts = storage.endpoint_url or "", timeouts
         self.profile_name = storage.aws_profile or DEFAULT_AWS_PROFILE
         self.credentials_file = facts.path
         session = botocore.session.Session()
@@ -264,20 +263,19 @@ class S3Store:
 
     @contextmanager
     def _call(self, operation: str) -> Iterator[None]:
-        from botocore.exceptions import (  # type: ignore[import-untyped]  # noqa: PLC0415 - no stubs; loaded lazily
-            BotoCoreError,
-            ClientError,
-        )
+        from botocore import exceptions as boto  # noqa: PLC0415 - loaded lazily
 
         try:
             yield
-        except ClientError as exc:
+        except boto.ClientError as exc:
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = str(error.get("Code") or status or "error")
             code = {"404": "NotFound", "403": "Forbidden", "400": "BadRequest"}.get(code, code)
             raise StorageError(operation, code, status, str(error.get("Message") or "")) from None
-        except BotoCoreError as exc:
+        except (boto.ConnectionError, boto.HTTPClientError) as exc:  # connect, TLS, timeouts, closed: no answer
+            raise transport.no_answer(operation, self._s3.meta.endpoint_url, exc, self.timeouts) from None
+        except boto.BotoCoreError as exc:
             raise StorageError(operation, type(exc).__name__, None, _short(exc)) from None
 
     def list_buckets(self) -> list[str]:
@@ -333,7 +331,7 @@ class GcsStore:
 
         self.bucket = storage.bucket
         self.endpoint = storage.default_endpoint
-        self.timeout = (timeouts.connect, timeouts.request)
+        self.timeout, self.timeouts = (timeouts.connect, timeouts.request), timeouts
         plain = transport.pinned_session(requests.Session, tls)
         facts = _gcs_facts(storage)
         project = storage.gcp_project or facts.details.get("project_id")
@@ -384,7 +382,7 @@ class GcsStore:
     def _call(self, operation: str) -> Iterator[None]:
         import requests  # noqa: PLC0415 - SDK loaded lazily
         from google.api_core.exceptions import GoogleAPICallError  # noqa: PLC0415 - same
-        from google.auth.exceptions import GoogleAuthError, RefreshError  # noqa: PLC0415 - same
+        from google.auth.exceptions import GoogleAuthError, RefreshError, TransportError  # noqa: PLC0415 - same
 
         try:
             yield
@@ -393,9 +391,9 @@ class GcsStore:
             raise StorageError(operation, code, exc.code, str(exc.message)) from None
         except RefreshError as exc:
             raise StorageError(operation, "RefreshError", None, _short(exc)) from None
+        except (TransportError, requests.RequestException) as exc:  # no answer, from storage or the token endpoint
+            raise transport.no_answer(operation, self.endpoint, exc, self.timeouts) from None
         except GoogleAuthError as exc:
-            raise StorageError(operation, type(exc).__name__, None, _short(exc)) from None
-        except requests.RequestException as exc:
             raise StorageError(operation, type(exc).__name__, None, _short(exc)) from None
 
     def list_buckets(self) -> list[str]:

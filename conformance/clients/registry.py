@@ -62,7 +62,6 @@ WHO_CAN_DELETE = (
     "run `python -m conformance cleanup`, or let the project's tag retention policy remove conformance tags"
 )
 USER_AGENT = "conformance-suite"
-_MESSAGE_LIMIT = 160
 _CHALLENGE_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]*))')
 
 
@@ -133,7 +132,7 @@ def _from_helper(helper: str, host: str, timeout: float, path: Path) -> Credenti
         raise CredentialError(f"docker-credential-{helper} could not run ({exc.strerror or exc})") from None
     if done.returncode != 0:
         said = (done.stderr.strip() or done.stdout.strip()).splitlines()
-        reason = said[-1][:_MESSAGE_LIMIT] if said else "no message"
+        reason = said[-1][: transport.QUOTE] if said else "no message"
         raise CredentialError(f"docker-credential-{helper} get {host} failed (exit {done.returncode}: {reason})")
     try:
         answer = json.loads(done.stdout)
@@ -379,16 +378,16 @@ def _dedupe(message: str) -> str:
     return message
 
 
-def _reply(step: str, response: requests.Response, seconds: float) -> Reply:
-    if response.status_code < 400:
-        return Reply(step, response.status_code, seconds=round(seconds, 4))
+def _reply(step: str, response: transport.Answer, seconds: float) -> Reply:
+    if response.status < 400:
+        return Reply(step, response.status, seconds=round(seconds, 4))
     code, message, detail = None, "", None
     try:
-        errors = response.json().get("errors") or []
+        errors = response.body.get("errors") or []
         first = errors[0] if errors and isinstance(errors[0], dict) else {}
         code, message, detail = first.get("code"), _dedupe(str(first.get("message") or "")), first.get("detail")
     except (ValueError, AttributeError):
-        message = response.reason or ""
+        message = response.reason
     challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
     challenge_error = challenge[1].get("error") if challenge else None
     action = None
@@ -398,7 +397,7 @@ def _reply(step: str, response: requests.Response, seconds: float) -> Reply:
     elif challenge_error == "insufficient_scope" and isinstance(detail, list) and detail:
         asked = detail[0] if isinstance(detail[0], dict) else {}
         action = str(asked.get("Action") or "") or None  # Distribution's detail: the access asked for
-    return Reply(step, response.status_code, code, message[:_MESSAGE_LIMIT], round(seconds, 4), action, challenge_error)
+    return Reply(step, response.status, code, message[: transport.QUOTE], round(seconds, 4), action, challenge_error)
 
 
 def parse_challenge(header: str) -> tuple[str, dict[str, str]] | None:
@@ -477,8 +476,7 @@ class RegistryClient:
         self.repository = f"{section.repository}/{IMAGE_NAME}"
         self.tag = re.sub(r"[^A-Za-z0-9_.-]", "-", run_id)[:128]
         self.reference = f"{section.project_path}/{IMAGE_NAME}:{self.tag}"
-        self.timeout = (profile.timeouts.connect, profile.timeouts.request)
-        self.verify = transport.verify(profile.tls)
+        self.timeouts, self.tls = profile.timeouts, profile.tls
         self.http: requests.Session = transport.pinned_session(requests.Session, profile.tls)()
         # No netrc and no CA variables: trust is the profile's, proxies are transport's (HTTPS_PROXY/NO_PROXY).
         self.http.trust_env = False
@@ -490,25 +488,11 @@ class RegistryClient:
 
     # ----------------------------------------------------------------- plumbing
 
-    def _raw(self, method: str, url: str, headers: dict[str, str] | None, data: bytes | None) -> requests.Response:
+    def _raw(self, method: str, url: str, headers: dict[str, str] | None, data: bytes | None) -> transport.Answer:
         sent = dict(headers or {})
         if self._authorization:
             sent["Authorization"] = self._authorization
-        try:
-            return self.http.request(
-                method,
-                url,
-                headers=sent,
-                data=data,
-                timeout=self.timeout,
-                verify=self.verify,
-            )
-        except requests.Timeout:
-            raise CannotEvaluate(
-                f"{method} {_path(url)} on {_host(url)}: no answer within {self.timeout[1]:g} s"
-            ) from None
-        except requests.RequestException as exc:
-            raise CannotEvaluate(f"{method} {_path(url)} on {_host(url)} failed ({type(exc).__name__})") from None
+        return transport.request(method, url, self.tls, self.timeouts, self.http, headers=sent, data=data)
 
     def _answer(self, challenge: tuple[str, dict[str, str]], replies: list[Reply]) -> Reply | None:
         """Authenticate for ``challenge``; returns the realm's failing reply, if it refused."""
@@ -522,22 +506,14 @@ class RegistryClient:
         realm = params.get("realm", "")
         query = {k: v for k, v in (("service", params.get("service")), ("scope", params.get("scope"))) if v}
         url = realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query) if query else realm
-        started = time.monotonic()
-        try:
-            response = self.http.get(
-                url,
-                headers={"Authorization": credential.basic()},
-                timeout=self.timeout,
-                verify=self.verify,
-            )
-        except requests.RequestException as exc:
-            raise CannotEvaluate(f"token realm {_host(realm)}{_path(realm)} failed ({type(exc).__name__})") from None
-        reply = _reply(f"GET token realm ({params.get('scope') or 'no scope'})", response, time.monotonic() - started)
+        headers = {"Authorization": credential.basic()}
+        response = transport.request("GET", url, self.tls, self.timeouts, self.http, headers=headers)
+        reply = _reply(f"GET token realm ({params.get('scope') or 'no scope'})", response, response.elapsed)
         replies.append(reply)
-        if response.status_code != 200:
+        if response.status != 200:
             return reply
         try:
-            body = response.json()
+            body = response.body
             token = body.get("token") or body.get("access_token")
         except (ValueError, AttributeError):
             token = None
@@ -555,11 +531,11 @@ class RegistryClient:
         *,
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
-    ) -> tuple[Reply, requests.Response]:
+    ) -> tuple[Reply, transport.Answer]:
         """Send once; on a 401 challenge authenticate for its scope and send again."""
         started = time.monotonic()
         response = self._raw(method, url, headers, data)
-        if response.status_code == 401 and self.credentials.credential is not None:
+        if response.status == 401 and self.credentials.credential is not None:
             challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
             if challenge is not None:
                 refused = self._answer(challenge, replies)
@@ -567,10 +543,10 @@ class RegistryClient:
                     return refused, response
                 response = self._raw(method, url, headers, data)
         reply = _reply(step, response, time.monotonic() - started)
-        if method == "HEAD" and response.status_code >= 400 and response.status_code != 404:
+        if method == "HEAD" and response.status >= 400 and response.status != 404:
             # A HEAD answer has no body, and the body says why (Harbor's 401s): ask the same with GET.
             again = self._raw("GET", url, headers, None)
-            if again.status_code == response.status_code:
+            if again.status == response.status:
                 reply = _reply(step, again, time.monotonic() - started)
         replies.append(reply)
         return reply, response
@@ -590,12 +566,12 @@ class RegistryClient:
         first = self._raw("GET", url, None, None)
         replies.append(_reply("GET /v2/ (anonymous)", first, time.monotonic() - started))
         api_version = first.headers.get("Docker-Distribution-API-Version")
-        if first.status_code == 200:
+        if first.status == 200:
             self._login = Login(True, "none (anonymous access)", api_version, replies)
             return self._login
-        challenge = parse_challenge(first.headers.get("WWW-Authenticate", "")) if first.status_code == 401 else None
+        challenge = parse_challenge(first.headers.get("WWW-Authenticate", "")) if first.status == 401 else None
         if challenge is None:
-            problem = "" if first.status_code != 401 else "401 without a WWW-Authenticate challenge"
+            problem = "" if first.status != 401 else "401 without a WWW-Authenticate challenge"
             self._login = Login(False, "unknown", api_version, replies, replies[0], problem=problem)
             return self._login
         scheme, params = challenge
@@ -608,7 +584,7 @@ class RegistryClient:
         reply = _reply(f"GET /v2/ ({scheme})", second, time.monotonic() - started)
         replies.append(reply)
         api_version = second.headers.get("Docker-Distribution-API-Version") or api_version
-        ok = second.status_code == 200
+        ok = second.status == 200
         realm = params.get("realm") if scheme == "bearer" else None
         self._login = Login(ok, scheme, api_version, replies, None if ok else reply, realm=realm)
         return self._login
@@ -715,10 +691,11 @@ class RegistryClient:
             if reply.status != 200:
                 raise CannotEvaluate(f"GET {_path(url)}: {reply.summary()}")
             try:
-                found.extend(str(t) for t in (response.json().get("tags") or []))
+                found.extend(str(t) for t in (response.body.get("tags") or []))
             except (ValueError, AttributeError):
                 raise CannotEvaluate(f"GET {_path(url)}: the answer is not a tag list") from None
-            following = response.links.get("next", {}).get("url")
+            links = requests.utils.parse_header_links(response.headers.get("Link", ""))
+            following = next((link["url"] for link in links if link.get("rel") == "next"), None)
             url = urllib.parse.urljoin(self.base + "/", following) if following else None
         return found
 
@@ -736,10 +713,6 @@ class RegistryClient:
             return self.delete(self.pushed.image.digest, self.pushed.image.blobs)
         except CannotEvaluate:
             return None
-
-
-def _host(url: str) -> str:
-    return urllib.parse.urlsplit(url).netloc
 
 
 def _path(url: str) -> str:
@@ -792,7 +765,7 @@ def push_with_daemon(daemon: Any, client: RegistryClient, image: Image) -> tuple
     try:
         for line in daemon.images.push(repository, tag=tag, auth_config=auth, stream=True, decode=True):
             if "error" in line:
-                error = str(line.get("error", ""))[:_MESSAGE_LIMIT]
+                error = str(line.get("error", ""))[: transport.QUOTE]
             digest = (line.get("aux") or {}).get("Digest", digest)
     finally:
         daemon.images.remove(reference, force=True)

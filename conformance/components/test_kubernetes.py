@@ -64,13 +64,7 @@ def kube(kube_credential: Credential, request: pytest.FixtureRequest) -> Kube:
 @pytest.fixture(scope="session")
 def kube_version(kube: Kube) -> tuple[Any, Failure | None]:
     """The API server's /version, fetched once with the user's credentials; an error when nothing answers."""
-    version, failure = kube.version()
-    if failure is not None and failure.status == 0:
-        raise CannotEvaluate(
-            f"GET {kube.kubeconfig.server}/version: {failure.summary()}",
-            "VPN down, or a wrong server in the kubeconfig",
-        )
-    return version, failure
+    return kube.version()  # no answer raises CannotEvaluate
 
 
 @pytest.fixture(scope="session")
@@ -80,11 +74,6 @@ def api(kube: Kube, kube_version: tuple[Any, Failure | None]) -> Kube:
     if failure is not None:
         raise Blocked("K8S-006", failure.summary())
     return kube
-
-
-def _unreachable(failure: Failure | None, what: str) -> None:
-    if failure is not None and failure.status == 0:
-        raise CannotEvaluate(f"{what}: {failure.summary()}", "the API server stopped answering mid-run")
 
 
 # --------------------------------------------------------------------------- kubeconfig (no network)
@@ -250,7 +239,6 @@ def test_api_answers(kube: Kube, kube_version: tuple[Any, Failure | None], evide
 )
 def test_namespace_exists(api: Kube, evidence: dict[str, Any]) -> None:
     found, failure = api.read_namespace(api.namespace)
-    _unreachable(failure, f"GET namespace {api.namespace}")
     if failure is not None and failure.status == 403:
         raise CannotEvaluate(
             f"reading namespace {api.namespace}: {failure.summary()}", "GKE non-staff accounts may not read namespaces"
@@ -303,7 +291,6 @@ def test_pvc_bound_rwx(api: Kube, evidence: dict[str, Any]) -> None:
     if name is None:  # required where K8S applies (profile.requirements; Run:ai fills the guide's default)
         raise CannotEvaluate("the profile names no kubernetes.pvc")
     pvc, failure = api.read_pvc(name)
-    _unreachable(failure, f"GET pvc {name}")
     if failure is not None and failure.status == 403:
         raise CannotEvaluate(f"reading PVC {name}: {failure.summary()}", RBAC_HINT)
     expect(
@@ -349,7 +336,6 @@ def test_expected_secrets(api: Kube, evidence: dict[str, Any]) -> None:
     missing: list[str] = []
     for name in names:
         exists, failure = api.secret_exists(name)
-        _unreachable(failure, f"GET secret {name}")
         if failure is not None:
             raise CannotEvaluate(f"reading Secret {name} (metadata only): {failure.summary()}", RBAC_HINT)
         (present if exists else missing).append(name)
@@ -419,7 +405,6 @@ def test_smoke_job(
 ) -> None:
     name, failure = smoke_job
     evidence.update({"job": name, "namespace": api.namespace, "image": api.section.smoke_image})
-    _unreachable(failure, f"POST job {name}")
     expect(
         failure is None,
         expected=f"Job {name} ({api.section.smoke_image}, /bin/sh -c 'echo {name}') is accepted",

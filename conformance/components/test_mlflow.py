@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from conformance import transport
 from conformance.checks import Blocked, ConformanceWarning, check, expect
 from conformance.clients.mlflow import (  # the SDK itself is imported when the fixture connects
     METRICS,
@@ -98,11 +99,11 @@ def _timings(mlflow: Connection, evidence: dict[str, Any]) -> None:
 )
 def test_health(mlflow: Connection, evidence: dict[str, Any]) -> None:
     answer = mlflow.health()
-    evidence.update({"url": answer.url, "status": answer.status, "seconds": answer.seconds})
+    evidence.update({"url": answer.url, "status": answer.status, "seconds": answer.elapsed})
     expect(
-        answer.status == 200 and answer.body.strip().upper() == "OK",
+        answer.status == 200 and answer.text.strip().upper() == "OK",
         expected=f"GET {answer.url} answers 200 OK",
-        actual=answer.error or f"HTTP {answer.status}: {answer.body[:80]!r}",
+        actual=f"HTTP {answer.status}: {transport.quote(answer.text)[:80]!r}",
         hint="404: the tracking URI has the wrong path; other: the URI points at something that is not MLflow",
     )
 
@@ -315,12 +316,12 @@ def test_versions(mlflow: Connection, profile: Profile, evidence: dict[str, Any]
         evidence["warning"] = f"server version unknown: GET /version answered {answer.status}"
         warnings.warn(ConformanceWarning(f"MLF-006: {evidence['warning']}"), stacklevel=1)
         return
-    server = answer.body.strip()
+    server = transport.quote(answer.text).strip()
     evidence["server"] = server
     expect(
         answer.status == 200 and version_tuple(server) is not None,
         expected=f"GET {answer.url} answers an MLflow version",
-        actual=answer.error or f"HTTP {answer.status}: {server[:60]!r}",
+        actual=f"HTTP {answer.status}: {server[:60]!r}",
         hint="the tracking URI points at something that is not an MLflow server (a proxy page, another service)",
     )
     if client_newer(client, server):

@@ -14,7 +14,7 @@ from conformance.secrets import Secret
 
 
 class Answer:
-    """A ``requests`` session whose GET returns one transcript."""
+    """A ``requests`` session whose every request returns one transcript."""
 
     def __init__(self, name: str, **values: object) -> None:
         transcript = contracts.get("gcp", name)
@@ -24,7 +24,7 @@ class Answer:
         self.response._content = transcript.render(transcript.http.body, **values).encode()
         self.response.reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden"}[transcript.http.status]
 
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         return self.response
 
 

@@ -9,9 +9,9 @@ with them, an empty one for a project that does not exist).
 from __future__ import annotations
 
 import pytest
-import requests
 from requests.structures import CaseInsensitiveDict
 
+from conformance import transport
 from conformance.clients import registry as client
 from conformance.components.test_registry import _hint
 from conformance.sandbox import contracts
@@ -29,19 +29,14 @@ VALUES = {
 }
 
 
-def answer(name: str, **values: str) -> requests.Response:
-    """The transcript as the ``requests.Response`` the client would get from the real Harbor."""
+def answer(name: str, **values: str) -> transport.Answer:
+    """The transcript as the answer the client would get from the real Harbor."""
     transcript = contracts.get("harbor", name)
     assert transcript.http is not None
     filled = {**VALUES, **values}
-    response = requests.Response()
-    response.status_code = transcript.http.status
-    response.headers = CaseInsensitiveDict(
-        {k: transcript.render(v, **filled) for k, v in transcript.http.headers.items()}
-    )
-    response._content = transcript.render(transcript.http.body, **filled).encode()
-    response.reason = {200: "OK", 401: "Unauthorized", 403: "Forbidden"}.get(transcript.http.status, "")
-    return response
+    headers = CaseInsensitiveDict({k: transcript.render(v, **filled) for k, v in transcript.http.headers.items()})
+    content = transcript.render(transcript.http.body, **filled).encode()
+    return transport.Answer(transcript.http.status, headers, content, "https://harbor.example/v2/", 0.1)
 
 
 def reply(name: str, **values: str) -> client.Reply:
@@ -94,7 +89,7 @@ def test_the_realm_refusing_the_password_is_about_credentials() -> None:
 
 
 def test_the_realm_token_is_read() -> None:
-    body = answer("token-issued").json()
+    body = answer("token-issued").body
     assert (body.get("token") or body.get("access_token")) == VALUES["token"]
 
 
