@@ -37,8 +37,9 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 STAMP = "%Y%m%d%H%M%S"
 
 # The components that write, in sweep order: Run:ai's jobs go through its CLI before the
-# Kubernetes sweep looks at the namespace (in the sandbox they share it).
-COMPONENTS = ("registry", "object_storage", "mlflow", "runai", "kubernetes", "workspace")
+# Kubernetes sweep looks at the namespace (in the sandbox they share it); serving's Deployments
+# and Services are in the same namespace.
+COMPONENTS = ("registry", "object_storage", "mlflow", "runai", "serving", "kubernetes", "workspace")
 
 
 def parse_duration(text: str) -> dt.timedelta:

@@ -180,3 +180,11 @@ kubernetes = _component_fixture("kubernetes")
 runai = _component_fixture("runai")
 workspace = _component_fixture("workspace")
 gcp = _component_fixture("gcp")
+
+
+@pytest.fixture(scope="session")
+def serving(profile: Profile, reachability: Reachability, run_id: str) -> Any:
+    """The serving client (conformance.clients.serving): the kubernetes section's API server, once it answers."""
+    reachability.require("kubernetes")
+    module = importlib.import_module("conformance.clients.serving")
+    return module.connect(profile, run_id)

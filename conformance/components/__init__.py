@@ -55,6 +55,14 @@ COMPONENTS: dict[str, Component] = {
         ),
         Component("runai", "RAI", "Run:ai CLI and login", "platform team", orchestrators=("runai",)),
         Component("workspace", "WSP", "Developer workspace", "MLOps team"),
+        # The guide's Model Serving stage, on the cluster the kubernetes section names: same scope.
+        Component(
+            "serving",
+            "SRV",
+            "Model serving (Deployment, Service, service proxy)",
+            "MLOps team",
+            orchestrators=("runai", "polyaxon"),
+        ),
         Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)", platforms=("gcp",)),
     )
 }

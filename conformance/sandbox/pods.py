@@ -10,6 +10,7 @@ API (for the API server and for code that builds on it)::
 
     runtime = Runtime(root, lookup, base_env={...})   # root: a folder of the sandbox
     local = runtime.start(pod)      # pod: the Pod object (dict) as the API server stores it
+                                    # (start(pod, extra_env) adds variables: the sandbox's faults)
     local.phase                     # "Pending" | "Running" | "Succeeded" | "Failed"
     local.exit_code                 # None while it runs
     local.ready                     # running, and listening on ``local.port`` if it declares ports
@@ -300,8 +301,11 @@ class Runtime:
     def get(self, namespace: str, name: str) -> LocalPod | None:
         return self.pods.get((namespace, name))
 
-    def start(self, pod: dict[str, Any]) -> LocalPod:
-        """Run the pod's first container; a configuration error leaves it waiting with the kubelet's reason."""
+    def start(self, pod: dict[str, Any], extra_env: Mapping[str, str] | None = None) -> LocalPod:
+        """Run the pod's first container; a configuration error leaves it waiting with the kubelet's reason.
+
+        ``extra_env`` is added to the container's env (the sandbox's fault namespaces use it).
+        """
         namespace = str(pod["metadata"]["namespace"])
         name = str(pod["metadata"]["name"])
         spec = pod["spec"]
@@ -322,7 +326,7 @@ class Runtime:
             self.pods[(namespace, name)] = local
         try:
             paths = self._volumes(pod, folder)
-            env = self._env(pod, container, local)
+            env = {**self._env(pod, container, local), **(extra_env or {})}
         except PodConfigError as exc:
             local.problem = ("CreateContainerConfigError", str(exc))
             return local
