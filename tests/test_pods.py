@@ -116,7 +116,7 @@ def test_a_serving_pod_restarts_into_crash_loop_and_is_stopped_on_delete(runtime
         time.sleep(0.05)
     assert serving.ready, serving.log()
     runtime.delete("ns", "p6")
-    assert serving.exit_code is not None
+    assert serving.wait(10) is not None
     assert runtime.get("ns", "p6") is None
 
 

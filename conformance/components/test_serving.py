@@ -43,6 +43,15 @@ def serving_app(serving: Any) -> Iterator[tuple[str, list[str], Any]]:
         _kube().delete_serving(serving.kube, name)  # after SRV-003: only a 404 each, ignored
 
 
+@pytest.fixture
+def serving_created(serving_app: tuple[str, list[str], Any]) -> tuple[str, list[str]]:
+    """What of the probe this run created; nothing created leaves SRV-003 nothing to evaluate."""
+    name, created, _ = serving_app
+    if not created:
+        raise CannotEvaluate(f"nothing of {name} was created, so nothing to remove")
+    return name, created
+
+
 def _unreachable(failure: Any, what: str) -> None:
     if failure is not None and failure.status == 0:
         raise CannotEvaluate(f"{what}: {failure.summary()}", "the API server stopped answering mid-run")
@@ -163,11 +172,9 @@ def test_prediction_through_service_proxy(
     """,
 )
 def test_serving_removed(
-    serving: Any, serving_app: tuple[str, list[str], Any], profile: Profile, evidence: dict[str, Any]
+    serving: Any, serving_created: tuple[str, list[str]], profile: Profile, evidence: dict[str, Any]
 ) -> None:
-    name, created, _ = serving_app
-    if not created:
-        raise CannotEvaluate(f"nothing of {name} was created, so nothing to remove")
+    name, created = serving_created
     kube = _kube()
     problems = kube.delete_serving(serving.kube, name)
     evidence.update({"deleted": created, "namespace": serving.namespace, "problems": problems})
@@ -175,7 +182,12 @@ def test_serving_removed(
         not problems,
         expected=f"{' and '.join(created)} {name} are deleted",
         actual="; ".join(problems),
-        hint=RBAC_HINT if any("403" in p for p in problems) else None,
+        hint=(
+            "you may create but not delete them, so every run leaves its probe behind: ask for the delete"
+            " permission; remove this one with `kubectl delete deploy,svc <name>` or `python -m conformance cleanup`"
+        )
+        if any("403" in p for p in problems)
+        else "remove it with `python -m conformance cleanup` once the API server answers",
     )
 
     def gone() -> tuple[bool, str]:

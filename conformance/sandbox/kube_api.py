@@ -36,6 +36,7 @@ namespace.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import http.client
 import json
@@ -397,7 +398,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        with contextlib.suppress(OSError):  # the client gave up waiting (a proxied app that never answered)
+            self.wfile.write(data)
 
     def _identity(self) -> Identity | bool | None:
         """The caller; None when anonymous; False when the token is not valid (401)."""

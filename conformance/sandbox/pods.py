@@ -365,10 +365,11 @@ class Runtime:
         return local
 
     def delete(self, namespace: str, name: str) -> None:
+        """Forget the pod now; its process ends in the background (SIGTERM, then SIGKILL after its grace)."""
         with self._lock:
             local = self.pods.pop((namespace, name), None)
         if local is not None:
-            local.stop()
+            threading.Thread(target=local.stop, name=f"sandbox-kubelet-stop-{name}", daemon=True).start()
 
     def stop(self) -> None:
         with self._lock:
