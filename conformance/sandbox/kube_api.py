@@ -1017,7 +1017,7 @@ def proxy(  # noqa: PLR0917 - the request's parts, as the handler has them
         ports = service["spec"].get("ports") or []
         chosen = next((p for p in ports if port in (None, p.get("name"), str(p.get("port")))), None)
         if chosen is None:
-            shown = port if port and port.isdigit() else f'"{port}"'
+            shown = port if port and port.isdigit() else json.dumps(f'"{port}"')[1:-1]  # %q, inside JSON
             return _proxy_error("service-proxy-no-port", port=shown, service=name)
         selector = service["spec"].get("selector") or {}
         ready = []
