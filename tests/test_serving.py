@@ -67,7 +67,8 @@ def test_all_pass_the_app_answers_and_nothing_is_left(suite: Any, tmp_path: Path
     assert evidence["proxy_path"].endswith("-serve:http/proxy/predict")
     assert run.check("SRV-001")["evidence"]["state"] == "available"
     assert run.check("SRV-003")["evidence"]["state"] == "gone"
-    assert run.check("SRV-001")["evidence"]["deployment"] not in left_in(sandbox_env, sandbox_env["SANDBOX_K8S_NAMESPACE"])
+    name = run.check("SRV-001")["evidence"]["deployment"]
+    assert name not in left_in(sandbox_env, sandbox_env["SANDBOX_K8S_NAMESPACE"])
 
 
 def test_an_image_that_never_starts(suite: Any, tmp_path: Path) -> None:
