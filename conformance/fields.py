@@ -119,7 +119,7 @@ def _rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, 
             doc = inspect.getdoc(section) or ""
             what = doc.split("\n\n", 1)[0]
             component = COMPONENTS.get(name)
-            if component is not None and name not in ("network", "workspace"):  # workspace: all defaults
+            if component is not None and name not in ("network", "workspace", "serving"):  # the last two: all defaults
                 guide = schema.GUIDE_DEFAULTS.get(path)
                 need = f"required for {component.scope}" + (f"; guide default: {guide}" if guide else "")
             else:

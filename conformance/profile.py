@@ -507,14 +507,13 @@ GCP_API_ENDPOINT = "gcp-resource-manager"  # the endpoint name GCP-003 waits on
 
 
 class Serving(Model):
-    """The serving probe (SRV): a Deployment and Service of the suite's own image in ``kubernetes.namespace``.
+    """The serving probe (SRV): a Deployment and Service of the suite's own image in `kubernetes.namespace`.
 
     Every field has a default: the section applies wherever the kubernetes section does.
     """
 
-    # The suite's image as the cluster pulls it (push it to the platform's registry first); it runs
-    # ``python -m conformance.probes.serve``, a tiny FastAPI model server, on port 8080.
-    image: str = "registry.aisingapore.net/mlops/conformance-suite:0.1.0"
+    # It runs ``python -m conformance.probes.serve``, a tiny FastAPI model server, on port 8080.
+    image: str = "registry.aisingapore.net/mlops/conformance-suite:0.1.0"  # the suite's image as the cluster pulls it
 
 
 class Gcp(Model):
