@@ -172,12 +172,13 @@ class Cluster:
         with self.lock:
             return self.objects.get((resource, namespace, name))
 
-    def run_locally(self, pod: dict[str, Any]) -> bool:
+    def run_locally(self, pod: dict[str, Any], deadline: float | None = None) -> bool:
         """Start ``pod`` as a local process if its image is the suite's own; False for any other image."""
         image = str(pod["spec"]["containers"][0].get("image", ""))
         if self.runtime is None or not pods.is_suite_image(image):
             return False
-        pod["status"] = self.runtime.start(pod, self.pod_env.get(pod["metadata"]["namespace"])).container_status()
+        local = self.runtime.start(pod, self.pod_env.get(pod["metadata"]["namespace"]), deadline)
+        pod["status"] = local.container_status()
         return True
 
     def local_pod(self, namespace: str, name: str) -> pods.LocalPod | None:
@@ -841,7 +842,7 @@ class Request:
         job["status"] = {"active": 1, "startTime": now()}
         self.cluster.objects[("jobs", ns, name)] = job
         self.cluster.objects[("pods", ns, pod["metadata"]["name"])] = pod
-        self.cluster.run_locally(pod)
+        self.cluster.run_locally(pod, spec.get("activeDeadlineSeconds"))  # the job controller's deadline
         return 201, self._public(job)
 
 

@@ -240,7 +240,8 @@ def start(sandbox: Sandbox) -> None:
     pki = sandbox.ca.issue(sandbox.pki_dir, "kube-api")
     holder.append(build_cluster(tokens))
     server = sandbox.add(KubeApiServer(holder[0], pki).start())
-    holder[0].runtime = sandbox.add(kubelet(sandbox, holder[0], server.port))
+    runtime: pods.Runtime = sandbox.add(kubelet(sandbox, holder[0], server.port))
+    holder[0].runtime = runtime
     ca = sandbox.ca.pem()
 
     def config(users: dict[str, dict[str, Any]], namespace: str = NAMESPACE, ca_pem: bytes | None = ca) -> str:
@@ -315,6 +316,7 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_K8S_TOKEN_FILE": str(token_file),
             "SANDBOX_K8S_PLUGIN_DIR": str(plugin_dir),
             "SANDBOX_K8S_SMOKE_IMAGE": SMOKE_IMAGE,
+            "SANDBOX_KUBELET_DIR": str(runtime.root),  # pods.pvc_dir(this, namespace, claim): a PVC's folder
         }
     )
     sandbox.simulated.extend(["kubernetes-api", "oidc-issuer"])

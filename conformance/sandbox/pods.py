@@ -9,8 +9,9 @@ Python environment; pods of other images keep the API server's one-step simulati
 API (for the API server and for code that builds on it)::
 
     runtime = Runtime(root, lookup, base_env={...})   # root: a folder of the sandbox
-    local = runtime.start(pod)      # pod: the Pod object (dict) as the API server stores it
-                                    # (start(pod, extra_env) adds variables: the sandbox's faults)
+    local = runtime.start(pod)      # pod: the Pod object (dict) as the API server stores it;
+                                    # start(pod, extra_env, deadline): more variables (the sandbox's
+                                    # faults), a time bound in seconds (a Job's activeDeadlineSeconds)
     local.phase                     # "Pending" | "Running" | "Succeeded" | "Failed"
     local.exit_code                 # None while it runs
     local.ready                     # running, and listening on ``local.port`` if it declares ports
@@ -301,10 +302,13 @@ class Runtime:
     def get(self, namespace: str, name: str) -> LocalPod | None:
         return self.pods.get((namespace, name))
 
-    def start(self, pod: dict[str, Any], extra_env: Mapping[str, str] | None = None) -> LocalPod:
+    def start(
+        self, pod: dict[str, Any], extra_env: Mapping[str, str] | None = None, deadline: float | None = None
+    ) -> LocalPod:
         """Run the pod's first container; a configuration error leaves it waiting with the kubelet's reason.
 
-        ``extra_env`` is added to the container's env (the sandbox's fault namespaces use it).
+        ``extra_env`` is added to the container's env (the sandbox's fault namespaces use it); ``deadline``
+        (seconds) bounds the process like the pod's own ``activeDeadlineSeconds`` (a Job's, passed down).
         """
         namespace = str(pod["metadata"]["namespace"])
         name = str(pod["metadata"]["name"])
@@ -358,7 +362,7 @@ class Runtime:
             local.problem = ("StartError", f'exec: "{argv[0]}": {exc.strerror or exc}')
             return local
         local.started = now()
-        seconds = float(spec.get("activeDeadlineSeconds") or self.max_seconds)
+        seconds = float(spec.get("activeDeadlineSeconds") or deadline or self.max_seconds)
         local.timer = threading.Timer(min(seconds, self.max_seconds), local.expire)
         local.timer.daemon = True
         local.timer.start()
