@@ -12,7 +12,13 @@ validates every response with pydantic):
   ``SelfSubjectAccessReview`` and by ``403 Forbidden`` ``Status`` objects on the resources;
 * namespaces, PersistentVolumeClaims, Secrets (read-only, fixed at start), ConfigMaps, Pods, ``pods/log``,
   Events (list, ``fieldSelector`` on their fields), and ``batch/v1`` Jobs (create, get, list,
-  delete with propagation).
+  delete with propagation);
+* ``apps/v1`` Deployments (create, get, list, delete with propagation: one ReplicaSet and its pods,
+  the statuses from the transcripts ``deployment-status-*``), ReplicaSets (read), Services (create,
+  get, list, delete; ClusterIP defaults) and the service proxy
+  ``/api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH``, which forwards to a ready pod's
+  process, or answers the API server's errors (``service-proxy-*`` transcripts). A Deployment's pod
+  of any image but the suite's waits in ``ImagePullBackOff`` (``pod-status-imagepullbackoff``).
 
 Admission faults, per namespace (:attr:`Cluster.admission`): a Job is accepted (201) but its pod is
 refused, as a ResourceQuota with no room or a Pod Security level refuses it on a real cluster:
