@@ -119,7 +119,8 @@ def _rows(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, 
             doc = inspect.getdoc(section) or ""
             what = doc.split("\n\n", 1)[0]
             component = COMPONENTS.get(name)
-            if component is not None and name not in ("network", "workspace"):  # workspace: all defaults
+            all_defaults = not any(f.is_required() for f in section.model_fields.values())
+            if component is not None and not all_defaults:
                 guide = schema.GUIDE_DEFAULTS.get(path)
                 need = f"required for {component.scope}" + (f"; guide default: {guide}" if guide else "")
             else:

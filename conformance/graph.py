@@ -55,6 +55,10 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "K8S-009": ("K8S-007",),
     "K8S-010": ("K8S-007",),
     "K8S-011": ("K8S-007",),
+    # Serving: the namespace answers (K8S-007, after K8S-006); the app must run before it can answer.
+    "SRV-001": ("K8S-007",),
+    "SRV-002": ("SRV-001",),
+    "SRV-003": ("K8S-007",),  # removing runs even when the Deployment never became available
     # Run:ai: the CLI, its generation, the login (the kubeconfig's OIDC user, K8S-005).
     "RAI-002": ("RAI-001",),
     "RAI-003": ("K8S-005",),
@@ -100,6 +104,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "GIT-009": ("gitlab-ssh",),
     "GIT-010": ("gitlab-ssh",),
     **dict.fromkeys(_K8S_API, (KUBERNETES_API,)),
+    **dict.fromkeys(("SRV-001", "SRV-002", "SRV-003"), (KUBERNETES_API,)),
     # The Run:ai CLI talks to the kubeconfig's server: RAI-003 lets it read once (runai list projects).
     **dict.fromkeys(("RAI-003", "RAI-004", "RAI-005"), (KUBERNETES_API,)),
     **dict.fromkeys(("REG-002", "REG-003", "REG-004", "REG-005"), ("registry",)),

@@ -513,6 +513,16 @@ GCP_RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
 GCP_API_ENDPOINT = "gcp-resource-manager"  # the endpoint name GCP-003 waits on
 
 
+class Serving(Model):
+    """The serving probe (SRV): a Deployment and Service of the suite's own image in `kubernetes.namespace`.
+
+    Every field has a default: the section applies wherever the kubernetes section does.
+    """
+
+    # It runs ``python -m conformance.probes.serve``, a tiny FastAPI model server, on port 8080.
+    image: str = "registry.aisingapore.net/mlops/conformance-suite:0.1.0"  # the suite's image as the cluster pulls it
+
+
 class Gcp(Model):
     """GCP access: an active gcloud account or application default credentials, and the project.
 
@@ -554,6 +564,7 @@ class Profile(Model):
     runai: Runai | None = None
     workspace: Workspace | None = None
     gcp: Gcp | None = None
+    serving: Serving = Serving()  # defaults only: applies with the kubernetes section
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint to probe, component sections first, named uniquely."""

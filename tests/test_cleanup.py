@@ -251,6 +251,29 @@ def plant_kubernetes(profile: Profile, old: str, young: str) -> Planted:
     return Planted(old_jobs, [*labelled, unlabelled, "train-model"], exists, lambda n: f"Job {kube.namespace}/{n}")
 
 
+def plant_serving(profile: Profile, old: str, young: str) -> Planted:
+    from kubernetes import client as k8s
+
+    from conformance.clients import kubernetes
+
+    kube = kubernetes.connect(profile, "plant")
+    image = "registry.example.org/mlops/model-server:1.0"  # never starts in the sandbox: no process is left running
+    old_probes = [f"conformance-{old}-serve"]
+    decoys = [f"conformance-{young}-serve"]
+    for name in old_probes + decoys:
+        assert kubernetes.create_serving(kube, name, image)[1] is None, name
+    deployment, service = kubernetes.serving_manifests("my-model", image)  # a user's, without the suite's label
+    for manifest in (deployment, service):
+        manifest["metadata"]["labels"] = {"app": "my-model"}
+    assert kube.call(k8s.AppsV1Api(kube.api_client).create_namespaced_deployment, kube.namespace, deployment)[1] is None
+    assert kube.call(k8s.CoreV1Api(kube.api_client).create_namespaced_service, kube.namespace, service)[1] is None
+
+    def exists(name: str) -> bool:
+        return kubernetes.read_deployment(kube, name)[1] is None
+
+    return Planted(old_probes, [*decoys, "my-model"], exists, lambda n: f"{kube.namespace}/{n}")
+
+
 def plant_runai(profile: Profile, old: str, young: str) -> Planted:
     from conformance.clients import runai
 
@@ -278,6 +301,7 @@ PLANTERS = {
     "object_storage": plant_object_storage,
     "mlflow": plant_mlflow,
     "runai": plant_runai,
+    "serving": plant_serving,
     "kubernetes": plant_kubernetes,
     "workspace": plant_workspace,
 }

@@ -50,7 +50,9 @@ def test_graph_names_real_checks_without_cycles() -> None:
 def test_order_moves_only_what_must_move() -> None:
     assert graph.order(["K8S-007", "K8S-006", "GIT-001"]) == ["K8S-006", "K8S-007", "GIT-001"]
     assert graph.order(["GIT-001", "WSP-007", "OBJ-001"]) == ["GIT-001", "OBJ-001", "WSP-007"]
-    assert graph.dependents("K8S-006") == ["K8S-007", "K8S-008", "K8S-009", "K8S-010", "K8S-011"]
+    assert graph.dependents("K8S-006") == [
+        "K8S-007", "K8S-008", "K8S-009", "K8S-010", "K8S-011", "SRV-001", "SRV-003", "SRV-002",
+    ]  # fmt: skip
     assert set(graph.dependents("K8S-005")) >= {"RAI-003", "RAI-004", "RAI-005", "K8S-011"}
     assert graph.group_of("RAI-005") == graph.group_of("K8S-001") == "K8S-001"
 
@@ -181,6 +183,11 @@ def _fault_e(env: dict[str, str], d: Path) -> dict[str, str]:
     return {"SANDBOX_K8S_NAMESPACE": "runai-missing", "SANDBOX_RUNAI_CLI": str(d / "no" / "runai")}
 
 
+def _fault_srv(env: dict[str, str], d: Path) -> dict[str, str]:
+    """SRV-001 (the serving probe crashes at start: a namespace of the sandbox where its pods get that fault)."""
+    return {"SANDBOX_K8S_NAMESPACE": env["SANDBOX_K8S_SERVE_CRASH_NAMESPACE"]}
+
+
 def _fault_gcp(env: dict[str, str], d: Path) -> dict[str, str]:
     """GCP-002 (a key without its private key)."""
     key = json.loads(Path(env["SANDBOX_GCP_KEY_FILE"]).read_text())
@@ -194,6 +201,7 @@ FAULTS: dict[str, tuple[Callable[[dict[str, str], Path], dict[str, str]], str, t
     "c": (_fault_c, "sandbox", ()),
     "d": (_fault_d, "sandbox", ()),
     "e": (_fault_e, "sandbox", ()),
+    "srv": (_fault_srv, "sandbox", ("-m", "serving")),
     "gcp": (_fault_gcp, "sandbox-gcp", ("conformance/components/test_gcp.py",)),
 }
 

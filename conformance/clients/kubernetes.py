@@ -1063,3 +1063,265 @@ def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
         else:
             swept.failures.append(f"{where} ({problem.summary()})")
     return swept
+
+
+# --------------------------------------------------------------------------- serving (SRV, writes)
+# A Deployment and a Service of the suite's image (conformance/probes/serve.py), reached through the
+# API server's service proxy as `kubectl proxy` users do. New functions on a connected Kube.
+
+SERVE_PORT = 8080  # the probe's containerPort
+SERVE_PORT_NAME = "http"  # the Service's port name; the proxy path names it: services/NAME:http/proxy/...
+SERVE_COMMAND = ["python", "-m", "conformance.probes.serve"]
+SERVE_LABEL = "app.kubernetes.io/instance"  # selects the Deployment's pods for the Service
+
+
+def serving_name(kube: Kube) -> str:
+    """``conformance-<run id>-serve``: the Deployment's and the Service's name."""
+    return f"{kube.job_name()[:56].rstrip('-')}-serve"
+
+
+def serving_manifests(name: str, image: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(Deployment, Service) of the serving probe, as apps/v1 and v1 JSON mappings."""
+    labels = {**CREATED_BY, SERVE_LABEL: name}
+    container = {
+        "name": "serve",
+        "image": image,
+        "command": SERVE_COMMAND,
+        "ports": [{"name": SERVE_PORT_NAME, "containerPort": SERVE_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": SERVE_PORT_NAME}, "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "progressDeadlineSeconds": 120,
+            "selector": {"matchLabels": {SERVE_LABEL: name}},
+            "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "selector": {SERVE_LABEL: name},
+            "ports": [{"name": SERVE_PORT_NAME, "port": 80, "targetPort": SERVE_PORT_NAME, "protocol": "TCP"}],
+        },
+    }
+    return deployment, service
+
+
+def create_serving(kube: Kube, name: str, image: str) -> tuple[list[str], Failure | None]:
+    """Create the Deployment, then the Service; (kinds created, the first failure)."""
+    client = kube._apis()
+    deployment, service = serving_manifests(name, image)
+    created: list[str] = []
+    _, failure = kube.call(client.AppsV1Api(kube.api_client).create_namespaced_deployment, kube.namespace, deployment)
+    if failure is not None:
+        return created, failure
+    created.append("Deployment")
+    _, failure = kube.call(client.CoreV1Api(kube.api_client).create_namespaced_service, kube.namespace, service)
+    if failure is None:
+        created.append("Service")
+    return created, failure
+
+
+def read_deployment(kube: Kube, name: str) -> tuple[dict[str, Any] | None, Failure | None]:
+    client = kube._apis()
+    found, failure = kube.call(client.AppsV1Api(kube.api_client).read_namespaced_deployment, name, kube.namespace)
+    return (kube.as_mapping(found) if found is not None else None), failure
+
+
+def serving_pods(kube: Kube, name: str) -> tuple[list[dict[str, Any]], Failure | None]:
+    client = kube._apis()
+    found, failure = kube.call(
+        client.CoreV1Api(kube.api_client).list_namespaced_pod, kube.namespace, label_selector=f"{SERVE_LABEL}={name}"
+    )
+    return ([kube.as_mapping(p) for p in found.items] if found is not None else []), failure
+
+
+def replicaset_events(kube: Kube, name: str) -> tuple[list[dict[str, Any]], Failure | None]:
+    """Events on the Deployment's ReplicaSets (``NAME-<hash>``): the replicaset controller's FailedCreate."""
+    client = kube._apis()
+    response, failure = kube.call(
+        client.CoreV1Api(kube.api_client).list_namespaced_event,
+        kube.namespace,
+        field_selector="involvedObject.kind=ReplicaSet",
+        _preload_content=False,
+    )
+    if failure is not None or response is None:
+        return [], failure
+    try:
+        items = json.loads(response.data).get("items")
+    except (ValueError, AttributeError):
+        return [], Failure(0, "error", "the events list is not JSON")
+    return [
+        item
+        for item in items or []
+        if isinstance(item, dict) and str(_mapping(item.get("involvedObject")).get("name", "")).startswith(f"{name}-")
+    ], None
+
+
+def deployment_ready(deployment: Mapping[str, Any]) -> bool:
+    status = _mapping(deployment.get("status"))
+    return int(status.get("availableReplicas") or 0) >= int(_mapping(deployment.get("spec")).get("replicas") or 1)
+
+
+def deployment_trace(deployment: Mapping[str, Any], pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> str:
+    """Why a Deployment is not available, in the cluster's words: pods waiting (ImagePullBackOff,
+    CrashLoopBackOff, CreateContainerConfigError), the replicaset controller's FailedCreate, its conditions."""
+    status = _mapping(deployment.get("status"))
+    parts = [
+        f"replicas={status.get('replicas') or 0} ready={status.get('readyReplicas') or 0} "
+        f"available={status.get('availableReplicas') or 0}"
+    ]
+    waiting = [found for found in (pod_waiting(p) for p in pods) if found]
+    parts.extend(waiting)
+    for pod in pods:
+        for container in _mapping(pod.get("status")).get("containerStatuses") or []:
+            last = _mapping(_mapping(_mapping(container).get("lastState")).get("terminated"))
+            if last:
+                parts.append(f"container {container.get('name')} last exited with code {last.get('exitCode')}")
+    refused = [e for e in events if e.get("reason") == "FailedCreate"]
+    if refused and not pods:
+        newest = max(refused, key=lambda event: str(event.get("lastTimestamp") or event.get("eventTime") or ""))
+        source = _mapping(newest.get("source")).get("component") or newest.get("reportingComponent") or "the cluster"
+        parts.append(f"FailedCreate event from {source}: {newest.get('message')}")
+    for condition in status.get("conditions") or []:
+        entry = _mapping(condition)
+        if entry.get("status") == "False" or entry.get("type") == "ReplicaFailure":
+            parts.append(f"condition {entry.get('type')}={entry.get('status')} ({entry.get('reason')})")
+    if not pods and not refused:
+        parts.append("no pod yet")
+    return "; ".join(parts)
+
+
+def serving_hint(trace: str) -> str:
+    """The hint for why the serving probe is not available (read from the cluster's words)."""
+    if "ImagePullBackOff" in trace or "ErrImagePull" in trace:
+        return (
+            "the cluster cannot pull serving.image: push the suite's image to the platform's registry and"
+            " check the namespace's imagePullSecrets"
+        )
+    if "CrashLoopBackOff" in trace:
+        return "the probe starts and exits: read its log with `kubectl logs deploy/<name>` (wrong image or entrypoint?)"
+    if "CreateContainerConfigError" in trace:
+        return "a Secret or ConfigMap the pod needs is missing"
+    if "FailedCreate" in trace:
+        return admission_hint(trace)
+    return "no pod became ready in time: `kubectl describe deploy/<name>` shows why"
+
+
+@dataclass
+class ProxyAnswer:
+    """What the service proxy answered: the app's status and body, or the API server's Status."""
+
+    status: int
+    body: bytes
+    failure: Failure | None = None  # no HTTP answer at all (timeout, connection)
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def summary(self) -> str:
+        if self.failure is not None:
+            return self.failure.summary()
+        found = self.json()
+        if isinstance(found, dict) and found.get("kind") == "Status":
+            return f"HTTP {self.status} from the API server: {found.get('message')}"
+        return f"HTTP {self.status}: {self.body[:200].decode(errors='replace')!r}"
+
+
+def proxy_post(kube: Kube, name: str, path: str, payload: Any) -> ProxyAnswer:
+    """POST JSON through ``/api/v1/namespaces/NS/services/NAME:http/proxy/PATH`` (kubectl proxy's route).
+
+    The SDK's connect_post_namespaced_service_proxy_with_path sends no body, so the request is made
+    with the same ApiClient (auth, trust, timeouts) through its ``param_serialize``/``call_api``.
+    """
+    api = kube.api_client
+    try:
+        request = api.param_serialize(
+            method="POST",
+            resource_path="/api/v1/namespaces/{namespace}/services/{name}/proxy/{path}",
+            path_params={"namespace": kube.namespace, "name": f"{name}:{SERVE_PORT_NAME}", "path": path},
+            header_params={"Content-Type": "application/json", "Accept": "application/json"},
+            body=payload,
+            auth_settings=["BearerToken"],
+        )
+        response = api.call_api(*request, _request_timeout=kube.timeout)
+        response.read()
+    except Exception as exc:  # noqa: BLE001 - sorted by transport's layers below
+        where, detail = transport.layer(exc)
+        if where != "http":  # the API server itself did not answer
+            raise transport.no_answer(f"POST {name} proxy", kube.kubeconfig.server, exc, kube.timeouts) from None
+        return ProxyAnswer(0, b"", Failure(0, "timeout", f"no answer in time ({detail})"))  # the app hangs
+    return ProxyAnswer(int(response.status), bytes(response.data or b""))
+
+
+def delete_serving(kube: Kube, name: str) -> list[str]:
+    """Delete the Service and the Deployment (Foreground: with its ReplicaSet and pods); what failed."""
+    client = kube._apis()
+    problems = []
+    _, failure = kube.call(client.CoreV1Api(kube.api_client).delete_namespaced_service, name, kube.namespace)
+    if failure is not None and failure.status != 404:
+        problems.append(f"Service {name}: {failure.summary()}")
+    _, failure = kube.call(
+        client.AppsV1Api(kube.api_client).delete_namespaced_deployment,
+        name,
+        kube.namespace,
+        propagation_policy="Foreground",
+    )
+    if failure is not None and failure.status != 404:
+        problems.append(f"Deployment {name}: {failure.summary()}")
+    return problems
+
+
+def serving_left(kube: Kube, name: str) -> tuple[list[str], Failure | None]:
+    """What of the serving probe still exists: Deployment, Service, pods (by name)."""
+    client = kube._apis()
+    left: list[str] = []
+    _, failure = kube.call(client.AppsV1Api(kube.api_client).read_namespaced_deployment, name, kube.namespace)
+    if failure is None:
+        left.append(f"Deployment {name}")
+    elif failure.status != 404:
+        return left, failure
+    _, failure = kube.call(client.CoreV1Api(kube.api_client).read_namespaced_service, name, kube.namespace)
+    if failure is None:
+        left.append(f"Service {name}")
+    elif failure.status != 404:
+        return left, failure
+    pods, failure = serving_pods(kube, name)
+    left.extend(f"Pod {p['metadata']['name']}" for p in pods)
+    return left, failure
+
+
+def list_serving(kube: Kube) -> tuple[list[tuple[str, str]], Failure | None]:
+    """(kind, name) of the namespace's Deployments and Services that carry the suite's label."""
+    client = kube._apis()
+    selector = ",".join(f"{k}={v}" for k, v in CREATED_BY.items())
+    found: list[tuple[str, str]] = []
+    for kind, method in (
+        ("Deployment", client.AppsV1Api(kube.api_client).list_namespaced_deployment),
+        ("Service", client.CoreV1Api(kube.api_client).list_namespaced_service),
+    ):
+        listed, failure = kube.call(method, kube.namespace, label_selector=selector)
+        if failure is not None or listed is None:
+            return found, failure
+        found.extend(
+            (kind, str(item.metadata.name))
+            for item in listed.items
+            if CREATED_BY.items() <= (item.metadata.labels or {}).items()
+        )
+    return found, None

@@ -66,6 +66,9 @@ COMPONENTS: dict[str, Component] = {
         Component("runai", "RAI", "Run:ai CLI and login", "platform team", orchestrators=("runai",), writes=True),
         Component("workspace", "WSP", "Developer workspace", "MLOps team", libraries=("pytest-testinfra",),
                   writes=True),
+        # The guide's Model Serving stage, on the cluster the kubernetes section names: same scope.
+        Component("serving", "SRV", "Model serving (Deployment, Service, service proxy)", "MLOps team",
+                  orchestrators=("runai", "polyaxon"), writes=True, reaches="kubernetes"),
         Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)", platforms=("gcp",)),
         # Continuous X: the project's CI on GitLab (runners with the platform's tags, CI lint), read with the
         # gitlab section's token; CI/CD variables and schedules stay GIT-013/014.

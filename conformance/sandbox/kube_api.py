@@ -10,9 +10,15 @@ validates every response with pydantic):
   also on ``/version`` (a real server authenticates before it authorises);
 * authorisation from a fixed allow-list per identity, answered both by
   ``SelfSubjectAccessReview`` and by ``403 Forbidden`` ``Status`` objects on the resources;
-* namespaces, PersistentVolumeClaims, Secrets (read-only, fixed at start), Pods, ``pods/log``,
+* namespaces, PersistentVolumeClaims, Secrets (read-only, fixed at start), ConfigMaps, Pods, ``pods/log``,
   Events (list, ``fieldSelector`` on their fields), and ``batch/v1`` Jobs (create, get, list,
-  delete with propagation).
+  delete with propagation);
+* ``apps/v1`` Deployments (create, get, list, delete with propagation: one ReplicaSet and its pods,
+  the statuses from the transcripts ``deployment-status-*``), ReplicaSets (read), Services (create,
+  get, list, delete; ClusterIP defaults) and the service proxy
+  ``/api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH``, which forwards to a ready pod's
+  process, or answers the API server's errors (``service-proxy-*`` transcripts). A Deployment's pod
+  of any image but the suite's waits in ``ImagePullBackOff`` (``pod-status-imagepullbackoff``).
 
 Admission faults, per namespace (:attr:`Cluster.admission`): a Job is accepted (201) but its pod is
 refused, as a ResourceQuota with no room or a Pod Security level refuses it on a real cluster:
@@ -20,10 +26,14 @@ no pod, and the job controller's ``FailedCreate`` Warning event on the Job with 
 message, answered from the contract transcripts ``kubernetes.yaml`` (``events-failedcreate-*``).
 A failed pod fails its Job with the controller's ``Failed`` condition (``job-failed-backoff``).
 
-A created Job gets one Pod. Nothing runs: the pod "completes" on the first read of the Job or
-its pods after creation, and its log is what ``/bin/sh -c 'echo WORDS'`` would print. Any other
-command fails the pod with a message saying the sandbox only simulates ``echo``; ``bash`` or
-``python`` in an Alpine image fails the way it does on a real cluster (Alpine has neither).
+A created Job gets one Pod. A pod whose image is the suite's own (``.../conformance-suite:TAG``)
+runs for real, as a local process (``conformance/sandbox/pods.py``: command, env, Secrets,
+ConfigMaps, volumes as folders); its phase, exit code and log are the process's, and the Job's
+status follows as the job controller reports it. Any other image runs nothing: the pod "completes"
+on the first read of the Job or its pods after creation, and its log is what
+``/bin/sh -c 'echo WORDS'`` would print. Any other command fails the pod with a message saying the
+sandbox only simulates ``echo``; ``bash`` or ``python`` in an Alpine image fails the way it does on
+a real cluster (Alpine has neither). ConfigMaps are created, read and deleted as given.
 
 State is fixed at start except for what clients create (unique, run-id-named Jobs), so tests
 running at the same time never see each other's faults: each fault is its own identity, PVC or
@@ -32,7 +42,9 @@ namespace.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.client
 import json
 import re
 import secrets
@@ -45,7 +57,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from conformance.sandbox import contracts
+from conformance.sandbox import contracts, pods
 from conformance.sandbox.web import LoopbackServer
 
 GIT_VERSION = "v1.29.4"
@@ -73,11 +85,27 @@ READ_ONLY: frozenset[str] = frozenset(
         "batch/jobs",
         "/namespaces",
         "/events",
+        "/configmaps",
+        "/services",
+        "apps/deployments",
+        "apps/replicasets",
     )
+)
+# May read and create, never delete: a role that leaves every run's probes behind (SRV-003).
+NO_DELETE: frozenset[str] = (
+    READ_ONLY
+    | frozenset(
+        f"create {resource}"
+        for resource in ("/pods", "batch/jobs", "apps/deployments", "/services", "/services/proxy", "/configmaps")
+    )
+    | frozenset(f"get {resource}" for resource in ("/services/proxy",))
 )
 _RESOURCE_PATH = re.compile(
     r"^/(?:api/v1|apis/(?P<group>[a-z0-9.-]+)/(?P<version>v[0-9a-z]+))"
     r"(?:/namespaces/(?P<ns>[a-z0-9-]+))?/(?P<resource>[a-z]+)(?:/(?P<name>[a-z0-9.-]+))?(?:/(?P<sub>[a-z]+))?$"
+)
+_PROXY_PATH = re.compile(
+    r"^/api/v1/namespaces/(?P<ns>[a-z0-9-]+)/services/(?P<name>[a-z0-9-]+)(?::(?P<port>[a-z0-9-]+))?/proxy(?P<rest>/.*)?$"
 )
 _NAMESPACED = {"pods", "persistentvolumeclaims", "secrets", "jobs", "events"}
 
@@ -142,6 +170,32 @@ class Cluster:
     logs: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> log text
     admission: dict[str, str] = field(default_factory=dict)  # namespace -> transcript of the pods' refusal
     lock: threading.RLock = field(default_factory=threading.RLock)
+    runtime: pods.Runtime | None = None  # runs the pods of the suite's own image (conformance/sandbox/pods.py)
+    pod_env: dict[str, dict[str, str]] = field(default_factory=dict)  # namespace -> env its local pods get (faults)
+
+    def lookup(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A stored object (a pod's Secrets and ConfigMaps, for :class:`pods.Runtime`)."""
+        with self.lock:
+            return self.objects.get((resource, namespace, name))
+
+    def run_locally(self, pod: dict[str, Any], deadline: float | None = None) -> bool:
+        """Start ``pod`` as a local process if its image is the suite's own; False for any other image."""
+        image = str(pod["spec"]["containers"][0].get("image", ""))
+        if self.runtime is None or not pods.is_suite_image(image):
+            return False
+        local = self.runtime.start(pod, self.pod_env.get(pod["metadata"]["namespace"]), deadline)
+        pod["status"] = local.container_status()
+        return True
+
+    def local_pod(self, namespace: str, name: str) -> pods.LocalPod | None:
+        return self.runtime.get(namespace, name) if self.runtime is not None else None
+
+    def remove_pod(self, namespace: str, name: str) -> None:
+        """Delete a pod object, its log, and its process if it has one."""
+        self.objects.pop(("pods", namespace, name), None)
+        self.logs.pop((namespace, name), None)
+        if self.runtime is not None:
+            self.runtime.delete(namespace, name)
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.namespaces[name] = {
@@ -274,6 +328,23 @@ def finish(cluster: Cluster, namespace: str, job: dict[str, Any], pod: dict[str,
         job["status"] = json.loads(transcript.render(transcript.http.body, time=stamp))  # type: ignore[union-attr] # an http transcript
 
 
+def finish_local(job: dict[str, Any], pod: dict[str, Any], local: pods.LocalPod) -> None:
+    """The pod's and its Job's status from the pod's real process (the job controller's view of it)."""
+    pod["status"] = local.container_status()
+    if job["status"].get("completionTime") or job["status"].get("failed"):
+        return
+    phase, stamp = local.phase, now()
+    if phase == "Succeeded":
+        condition = {"type": "Complete", "status": "True", "lastProbeTime": stamp, "lastTransitionTime": stamp}
+        job["status"] = {"startTime": job["status"].get("startTime", stamp), "active": 0, "conditions": [condition]}
+        job["status"].update({"succeeded": 1, "ready": 0, "completionTime": stamp})
+    elif phase == "Failed":
+        transcript = contracts.get("kubernetes", "job-failed-backoff")
+        job["status"] = json.loads(transcript.render(transcript.http.body, time=stamp))  # type: ignore[union-attr] # an http transcript
+    else:
+        job["status"].update({"active": 1, "ready": 1 if local.ready else 0})
+
+
 def refusal_events(transcript_name: str, job: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
     """The job controller's FailedCreate events for a pod that admission refused, from the transcript."""
     transcript = contracts.get("kubernetes", transcript_name)
@@ -316,15 +387,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _body(self) -> dict[str, Any]:
+    def _raw(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        if not length:
-            return {}
+        return self.rfile.read(length) if length else b""
+
+    @staticmethod
+    def _json(raw: bytes) -> dict[str, Any]:
         try:
-            found = json.loads(self.rfile.read(length))
+            found = json.loads(raw) if raw else {}
         except ValueError:
             return {}
         return found if isinstance(found, dict) else {}
+
+    def _send_raw(self, code: int, headers: dict[str, str], data: bytes) -> None:
+        self.send_response(code)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client gave up waiting (a proxied app that never answered)
+            self.wfile.write(data)
 
     def _identity(self) -> Identity | bool | None:
         """The caller; None when anonymous; False when the token is not valid (401)."""
@@ -342,7 +424,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         parts = urllib.parse.urlsplit(self.path)
-        body = self._body() if method == "POST" else {}
+        raw = self._raw() if method in ("POST", "PUT") else b""
+        body = self._json(raw)
         identity = self._identity()
         if identity is False:
             self._send(401, status_object(401, "Unauthorized", "Unauthorized"))
@@ -357,6 +440,11 @@ class _Handler(BaseHTTPRequestHandler):
         assert isinstance(identity, Identity)  # noqa: S101 - narrowed above; for mypy
         if parts.path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" and method == "POST":
             self._send(201, access_review(identity, body))
+            return
+        proxied = _PROXY_PATH.match(urllib.parse.unquote(parts.path))
+        if proxied is not None:
+            code, headers, data = proxy(self.server.cluster, identity, method, proxied, parts.query, raw, self.headers)
+            self._send_raw(code, headers, data)
             return
         match = _RESOURCE_PATH.match(parts.path)
         if match is None:
@@ -379,6 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
 
 
 def partial_metadata(obj: dict[str, Any]) -> dict[str, Any]:
@@ -415,7 +506,13 @@ _KINDS = {
     "jobs": ("Job", "batch/v1"),
     "namespaces": ("Namespace", "v1"),
     "events": ("Event", "v1"),
+    "configmaps": ("ConfigMap", "v1"),
+    "services": ("Service", "v1"),
+    "deployments": ("Deployment", "apps/v1"),
+    "replicasets": ("ReplicaSet", "apps/v1"),
 }
+# Created and deleted as given (no controller acts on them): a pod's ConfigMaps, Services.
+_PLAIN = {"configmaps", "services"}
 
 
 @dataclass
@@ -490,6 +587,10 @@ class Request:
                 return self._jobs(verb)
             if full == "pods/log":
                 return self._log()
+            if resource in _PLAIN and verb in ("create", "delete"):
+                return self._plain(resource, verb)
+            if resource == "deployments":
+                return self._deployments(verb)
             return self._read(resource, verb)
 
     def _list(self, resource: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -526,7 +627,7 @@ class Request:
         if verb == "list":
             if resource == "pods":
                 self._advance_jobs()
-            return 200, self._list(resource, self._matching(resource))
+            return 200, self._list(resource, [self._public(obj) for obj in self._matching(resource)])
         if verb != "get":
             return 405, status_object(
                 405, "MethodNotAllowed", "the server does not allow this method on the requested resource", {}
@@ -534,13 +635,119 @@ class Request:
         if resource == "pods":
             self._advance_jobs()
         found = self.cluster.objects.get((resource, self.namespace or "", self.name or ""))
-        return (200, found) if found else self.not_found(resource, self.name or "")
+        return (200, self._public(found)) if found else self.not_found(resource, self.name or "")
+
+    def _plain(self, resource: str, verb: str) -> tuple[int, Any]:
+        """Create (201; 409 if the name is taken) or delete (200 with the object) an object no controller owns."""
+        ns = self.namespace or ""
+        kind, version = _KINDS[resource]
+        if verb == "delete":
+            found = self.cluster.objects.pop((resource, ns, self.name or ""), None)
+            if found is None:
+                return self.not_found(resource, self.name or "")
+            if resource == "services":  # DELETE answers the Service; a ConfigMap's, a Status (the API's OpenAPI)
+                return 200, found
+            details = {"name": self.name, "kind": resource, "uid": found["metadata"]["uid"]}
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+        name = str((self.body.get("metadata") or {}).get("name") or "")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) or len(name) > 253:
+            message = f'{kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
+            message += "a lowercase RFC 1123 subdomain"
+            return 422, status_object(422, "Invalid", message, {"name": name, "kind": kind})
+        if (resource, ns, name) in self.cluster.objects:
+            message = f'{resource} "{name}" already exists'
+            return 409, status_object(409, "AlreadyExists", message, {"name": name, "kind": resource})
+        obj = {**self.body, "kind": kind, "apiVersion": version}
+        obj["metadata"] = meta(name, ns, labels=(self.body.get("metadata") or {}).get("labels") or {})
+        if resource == "services":
+            obj["spec"], obj["status"] = service_spec(self.body.get("spec") or {}), {"loadBalancer": {}}
+        self.cluster.objects[(resource, ns, name)] = obj
+        return 201, obj
+
+    # -- Deployments (the deployment and replicaset controllers' one step: one ReplicaSet, its pods)
+
+    def _deployments(self, verb: str) -> tuple[int, Any]:
+        ns = self.namespace or ""
+        if verb == "create":
+            return self._create_deployment(ns)
+        self._advance_jobs()  # the pods' state, from their processes
+        if verb == "list":
+            listed = self._matching("deployments")
+            for each in listed:
+                refresh_deployment(self.cluster, ns, each)
+            return 200, self._list("deployments", listed)
+        deployment = self.cluster.objects.get(("deployments", ns, self.name or ""))
+        if deployment is None:
+            return self.not_found("deployments", self.name or "")
+        if verb == "get":
+            refresh_deployment(self.cluster, ns, deployment)
+            return 200, deployment
+        del self.cluster.objects[("deployments", ns, self.name or "")]
+        policy = self.body.get("propagationPolicy") or self.query.get("propagationPolicy") or "Background"
+        if policy != "Orphan":
+            for rs in owned(self.cluster, "replicasets", ns, deployment):
+                self.cluster.objects.pop(("replicasets", ns, rs["metadata"]["name"]), None)
+                for pod in owned(self.cluster, "pods", ns, rs):
+                    self.cluster.remove_pod(ns, pod["metadata"]["name"])
+        details = {"name": self.name, "group": "apps", "kind": "deployments", "uid": deployment["metadata"]["uid"]}
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+    def _create_deployment(self, ns: str) -> tuple[int, Any]:
+        body = self.body
+        name = str((body.get("metadata") or {}).get("name") or "")
+        try:
+            template = body["spec"]["template"]
+            containers = template["spec"]["containers"]
+            complete = bool(containers) and all(c.get("name") and c.get("image") for c in containers)
+        except (KeyError, TypeError, AttributeError):
+            complete = False
+        if not complete:
+            message = "Deployment.apps is invalid: spec.template.spec.containers: Required value"
+            return 422, status_object(422, "Invalid", message, {"kind": "Deployment", "group": "apps"})
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 253:
+            message = f'Deployment.apps "{name}" is invalid: metadata.name: Invalid value: "{name}"'
+            return 422, status_object(422, "Invalid", message, {"name": name, "kind": "Deployment", "group": "apps"})
+        if ("deployments", ns, name) in self.cluster.objects:
+            message = f'deployments.apps "{name}" already exists'
+            return 409, status_object(
+                409, "AlreadyExists", message, {"name": name, "group": "apps", "kind": "deployments"}
+            )
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        spec = {"replicas": 1, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600, **body["spec"]}
+        spec.setdefault(
+            "strategy", {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}
+        )
+        annotations = {"deployment.kubernetes.io/revision": "1"}
+        deployment = {
+            "kind": "Deployment",
+            "apiVersion": "apps/v1",
+            "metadata": meta(name, ns, labels=labels, generation=1, annotations=annotations),
+            "spec": spec,
+            "status": {},
+        }
+        self.cluster.objects[("deployments", ns, name)] = deployment
+        rs = make_replicaset(deployment, ns)
+        self.cluster.objects[("replicasets", ns, rs["metadata"]["name"])] = rs
+        if self.cluster.admission.get(ns) == "events-failedcreate-quota":  # the pod is refused: an event on the RS
+            for event in refusal_events("events-failedcreate-replicaset-quota", rs, ns):
+                self.cluster.objects[("events", ns, event["metadata"]["name"])] = event
+        else:
+            for _ in range(int(spec.get("replicas") or 0)):
+                pod = make_replicaset_pod(rs, ns)
+                self.cluster.objects[("pods", ns, pod["metadata"]["name"])] = pod
+                if not self.cluster.run_locally(pod):
+                    pod["status"] = image_pull_backoff(pod)
+        refresh_deployment(self.cluster, ns, deployment)
+        return 201, deployment
 
     def _log(self) -> tuple[int, Any]:
         self._advance_jobs()
         pod = self.cluster.objects.get(("pods", self.namespace or "", self.name or ""))
         if pod is None:
             return self.not_found("pods", self.name or "")
+        local = self.cluster.local_pod(self.namespace or "", self.name or "")
+        if local is not None and local.popen is not None:
+            return 200, local.log()
         log = self.cluster.logs.get((self.namespace or "", self.name or ""))
         if log is None:
             container = pod["spec"]["containers"][0]["name"]
@@ -549,12 +756,19 @@ class Request:
         return 200, log
 
     def _advance_jobs(self) -> None:
-        """The simulation's clock: every pod created before this read has run."""
+        """The simulation's clock: every pod created before this read has run (or, run locally, is read now)."""
         for (kind, ns, _), job in list(self.cluster.objects.items()):
             if kind == "jobs" and ns == self.namespace and job.get("_pod"):
                 pod = self.cluster.objects.get(("pods", ns, job["_pod"]))
-                if pod is not None:
+                local = self.cluster.local_pod(ns, job["_pod"])
+                if pod is not None and local is not None:
+                    finish_local(job, pod, local)
+                elif pod is not None:
                     finish(self.cluster, ns, job, pod)
+        for (kind, ns, name), pod in list(self.cluster.objects.items()):
+            local = self.cluster.local_pod(ns, name) if kind == "pods" and ns == self.namespace else None
+            if local is not None:
+                pod["status"] = local.container_status()
 
     def _jobs(self, verb: str) -> tuple[int, Any]:
         ns = self.namespace or ""
@@ -575,8 +789,7 @@ class Request:
         policy = self.body.get("propagationPolicy") or self.query.get("propagationPolicy") or "Background"
         if policy != "Orphan":
             for pod in self._pods_of(job):
-                self.cluster.objects.pop(("pods", ns, pod["metadata"]["name"]), None)
-                self.cluster.logs.pop((ns, pod["metadata"]["name"]), None)
+                self.cluster.remove_pod(ns, pod["metadata"]["name"])
         details = {"name": self.name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}
         return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
@@ -635,6 +848,7 @@ class Request:
         job["status"] = {"active": 1, "startTime": now()}
         self.cluster.objects[("jobs", ns, name)] = job
         self.cluster.objects[("pods", ns, pod["metadata"]["name"])] = pod
+        self.cluster.run_locally(pod, spec.get("activeDeadlineSeconds"))  # the job controller's deadline
         return 201, self._public(job)
 
 
@@ -644,6 +858,207 @@ def _field(obj: dict[str, Any], path: str) -> str | None:
     for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return None if value is None else str(value)
+
+
+# --------------------------------------------------------------------------- Deployments, Services, proxy
+
+
+def owned(cluster: Cluster, resource: str, namespace: str, owner: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``resource`` objects whose controller ownerReference is ``owner``."""
+    uid = owner["metadata"]["uid"]
+    return [
+        obj
+        for (kind, ns, _), obj in list(cluster.objects.items())
+        if kind == resource
+        and ns == namespace
+        and any(ref.get("uid") == uid for ref in obj["metadata"].get("ownerReferences") or [])
+    ]
+
+
+def _owner(obj: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def make_replicaset(deployment: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The deployment controller's ReplicaSet ``NAME-<pod-template-hash>``."""
+    template_hash = secrets.token_hex(5)[:10]
+    template = json.loads(json.dumps(deployment["spec"]["template"]))
+    template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = template_hash
+    selector = {**(deployment["spec"].get("selector") or {}).get("matchLabels", {}), "pod-template-hash": template_hash}
+    return {
+        "kind": "ReplicaSet",
+        "apiVersion": "apps/v1",
+        "metadata": meta(
+            f"{deployment['metadata']['name']}-{template_hash}",
+            namespace,
+            labels=template["metadata"]["labels"],
+            annotations={"deployment.kubernetes.io/revision": "1"},
+            ownerReferences=[_owner(deployment)],
+        ),
+        "spec": {"replicas": deployment["spec"].get("replicas", 1), "selector": {"matchLabels": selector}},
+        "status": {"replicas": 0},
+        "_template": template,
+    }
+
+
+def make_replicaset_pod(rs: dict[str, Any], namespace: str) -> dict[str, Any]:
+    template = rs["_template"]
+    spec = json.loads(json.dumps(template["spec"]))
+    spec.setdefault("restartPolicy", "Always")
+    spec["nodeName"] = "sandbox-node-1"
+    return {
+        "kind": "Pod",
+        "apiVersion": "v1",
+        "metadata": meta(
+            f"{rs['metadata']['name']}-{secrets.token_hex(3)[:5]}",
+            namespace,
+            labels=dict(template["metadata"]["labels"]),
+            ownerReferences=[_owner(rs)],
+        ),
+        "spec": spec,
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]},
+    }
+
+
+def image_pull_backoff(pod: dict[str, Any]) -> dict[str, Any]:
+    """A long-running pod of an image the sandbox cannot run: the kubelet's ImagePullBackOff (transcript)."""
+    container = pod["spec"]["containers"][0]
+    transcript = contracts.get("kubernetes", "pod-status-imagepullbackoff")
+    body = transcript.render(
+        transcript.http.body,  # type: ignore[union-attr] # an http transcript
+        time=now(),
+        container=json.dumps(str(container.get("name", "")))[1:-1],
+        image=json.dumps(str(container.get("image", "")))[1:-1],
+    )
+    found: dict[str, Any] = json.loads(body)
+    return found
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def refresh_deployment(cluster: Cluster, namespace: str, deployment: dict[str, Any]) -> None:
+    """The Deployment's and its ReplicaSet's status from their pods (the controllers' view), from transcripts."""
+    sets = owned(cluster, "replicasets", namespace, deployment)
+    pods = [pod for rs in sets for pod in owned(cluster, "pods", namespace, rs)]
+    ready = sum(1 for pod in pods if _ready(pod))
+    rs_name = sets[0]["metadata"]["name"] if sets else deployment["metadata"]["name"]
+    wanted = int(deployment["spec"].get("replicas") or 0)
+    name = "deployment-status-available" if pods and ready >= wanted else "deployment-status-unavailable"
+    transcript = contracts.get("kubernetes", name)
+    body = transcript.render(transcript.http.body, time=now(), rs=rs_name, replicas=len(pods), ready=ready)  # type: ignore[union-attr] # an http transcript
+    status = json.loads(body)
+    if not pods:  # refused by admission: no pod, and the controller's ReplicaFailure
+        status.pop("replicas", None)
+        status.pop("updatedReplicas", None)
+        status["unavailableReplicas"] = wanted
+    deployment["status"] = status
+    for rs in sets:
+        rs["status"] = {"replicas": len(pods), "fullyLabeledReplicas": len(pods), "observedGeneration": 1}
+        if ready:
+            rs["status"].update({"readyReplicas": ready, "availableReplicas": ready})
+
+
+def service_spec(given: dict[str, Any]) -> dict[str, Any]:
+    """A ClusterIP Service's spec with the API server's defaults (core/v1 defaults.go)."""
+    ports = []
+    for port in given.get("ports") or []:
+        ports.append({"protocol": "TCP", **port, "targetPort": port.get("targetPort", port.get("port"))})
+    address = f"10.43.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}"
+    return {
+        "type": "ClusterIP",
+        "sessionAffinity": "None",
+        "ipFamilies": ["IPv4"],
+        "ipFamilyPolicy": "SingleStack",
+        "internalTrafficPolicy": "Cluster",
+        **given,
+        "ports": ports,
+        "clusterIP": address,
+        "clusterIPs": [address],
+    }
+
+
+def _proxy_error(name: str, **values: object) -> tuple[int, dict[str, str], bytes]:
+    transcript = contracts.get("kubernetes", name)
+    assert transcript.http is not None  # noqa: S101 - proxy transcripts are HTTP answers
+    body = transcript.render(transcript.http.body, **values)
+    return transcript.http.status, dict(transcript.http.headers), body.encode()
+
+
+def proxy(  # noqa: PLR0917 - the request's parts, as the handler has them
+    cluster: Cluster,
+    identity: Identity,
+    method: str,
+    match: re.Match[str],
+    query: str,
+    raw: bytes,
+    headers: Any,
+) -> tuple[int, dict[str, str], bytes]:
+    """``/api/v1/namespaces/NS/services/NAME[:PORT]/proxy/PATH``: forward to a ready pod of the Service."""
+    ns, name, port = match.group("ns"), match.group("name"), match.group("port")
+    verb = {"GET": "get", "POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, "get")
+    json_type = {"Content-Type": "application/json"}
+    if not identity.may(verb, "", "services/proxy", ns):
+        message = (
+            f'services "{name}" is forbidden: User "{identity.user}" cannot {verb} resource "services/proxy" '
+            f'in API group "" in the namespace "{ns}"'
+        )
+        body = status_object(403, "Forbidden", message, {"name": name, "kind": "services"})
+        return 403, json_type, json.dumps(body).encode()
+    with cluster.lock:
+        service = cluster.objects.get(("services", ns, name))
+        if service is None:
+            body = status_object(404, "NotFound", f'services "{name}" not found', {"name": name, "kind": "services"})
+            return 404, json_type, json.dumps(body).encode()
+        ports = service["spec"].get("ports") or []
+        chosen = next((p for p in ports if port in (None, p.get("name"), str(p.get("port")))), None)
+        if chosen is None:
+            shown = port if port and port.isdigit() else json.dumps(f'"{port}"')[1:-1]  # %q, inside JSON
+            return _proxy_error("service-proxy-no-port", port=shown, service=name)
+        selector = service["spec"].get("selector") or {}
+        ready = []
+        for (kind, pod_ns, pod_name), pod in list(cluster.objects.items()):
+            labels = pod["metadata"].get("labels") or {}
+            if kind != "pods" or pod_ns != ns or not all(labels.get(k) == v for k, v in selector.items()):
+                continue
+            local = cluster.local_pod(ns, pod_name)
+            if local is not None:
+                pod["status"] = local.container_status()
+            if _ready(pod) and local is not None:
+                ready.append((pod, local))
+        if not ready:
+            return _proxy_error("service-proxy-no-endpoints", service=name)
+    pod, local = ready[0]
+    target = chosen.get("targetPort")
+    container_ports = pod["spec"]["containers"][0].get("ports") or []
+    shown_port = next(
+        (p.get("containerPort") for p in container_ports if target in (p.get("name"), p.get("containerPort"))), target
+    )
+    path = (match.group("rest") or "/") + (f"?{query}" if query else "")
+    forward = {k: v for k in ("Content-Type", "Accept") if (v := headers.get(k))}
+    connection = http.client.HTTPConnection("127.0.0.1", local.port, timeout=60)
+    try:
+        connection.request(method, path, body=raw or None, headers=forward)
+        response = connection.getresponse()
+        data = response.read()
+    except OSError as exc:
+        reason = "i/o timeout" if isinstance(exc, TimeoutError) else "connect: connection refused"
+        return _proxy_error("service-proxy-unreachable", address=f"127.0.0.1:{shown_port}", reason=reason)
+    finally:
+        connection.close()
+    passed = {k: v for k in ("Content-Type",) if (v := response.getheader(k))}
+    return response.status, passed, data
 
 
 class KubeApiServer(LoopbackServer):

@@ -14,7 +14,8 @@ platform's kubeconfig gives too):
   static bearer token (``SANDBOX_K8S_TOKEN``; the same value in a file, ``SANDBOX_K8S_TOKEN_FILE``).
 * One file per fault under ``$SANDBOX_DIR/kube/``, each a complete kubeconfig whose current context
   has the fault, so that tests pick a fault by path and never share mutable state:
-  ``SANDBOX_KUBECONFIG_READONLY`` (may only read: create pods/jobs denied),
+  ``SANDBOX_KUBECONFIG_READONLY`` (may only read: create pods/jobs denied), ``_NODELETE`` (may read and
+  create, never delete),
   ``_BADTOKEN`` (a token the server does not know: 401), ``_INSECURE`` (insecure-skip-tls-verify),
   ``_MODE644`` (group/world-readable), ``_EXEC`` (needs ``gke-gcloud-auth-plugin`` on PATH; a fake
   one is in ``SANDBOX_K8S_PLUGIN_DIR``; the plugin prints the transcript ``exec-credential-token``),
@@ -28,6 +29,10 @@ platform's kubeconfig gives too):
 * ``SANDBOX_K8S_QUOTA_NAMESPACE`` (``runai-quota``: a Job is accepted, its pod refused by the
   ResourceQuota) and ``SANDBOX_K8S_RESTRICTED_NAMESPACE`` (``runai-restricted``: refused by Pod
   Security ``restricted``); the FailedCreate events come from the contract transcripts.
+* ``SANDBOX_K8S_SERVE_HANG_NAMESPACE``, ``_WRONG_`` and ``_CRASH_`` (``runai-serve-*``): pods of the
+  suite's image there get ``CONFORMANCE_PROBE_FAULT`` (the serving probe never answers, answers
+  wrongly, exits at start). Pods of the suite's image run for real everywhere
+  (``conformance/sandbox/pods.py``, with ``$SANDBOX_DIR/kubelet/`` as their folders).
 
 Namespace ``SANDBOX_K8S_NAMESPACE`` (``runai-conformance``, labelled ``runai/queue=conformance``
 as Run:ai labels project namespaces) holds PVC ``SANDBOX_K8S_PVC`` (Bound, RWX, nfs-client),
@@ -40,6 +45,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -47,8 +53,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from conformance.sandbox import contracts
-from conformance.sandbox.kube_api import FULL, READ_ONLY, Cluster, Identity, KubeApiServer
+from conformance.sandbox import contracts, pods
+from conformance.sandbox.kube_api import FULL, NO_DELETE, READ_ONLY, Cluster, Identity, KubeApiServer
 from conformance.sandbox.oidc import OidcIssuer, jwt, refresh_jwt
 
 if TYPE_CHECKING:
@@ -59,6 +65,8 @@ NAMESPACE = f"runai-{PROJECT}"
 OTHER_NAMESPACE = "runai-other"
 QUOTA_NAMESPACE = "runai-quota"
 RESTRICTED_NAMESPACE = "runai-restricted"
+# Namespaces whose pods of the suite's image get CONFORMANCE_PROBE_FAULT (conformance/probes/serve.py).
+SERVE_FAULTS = {"runai-serve-hang": "hang", "runai-serve-wrong": "wrong", "runai-serve-crash": "crash"}
 CLIENT_ID = "runai-cli"
 PVC = "conformance-pvc"
 PVC_PENDING = "pending-pvc"
@@ -169,6 +177,9 @@ def build_cluster(tokens: dict[str, Identity]) -> Cluster:
     cluster.add_namespace(QUOTA_NAMESPACE, {"runai/queue": "quota"})
     cluster.add_namespace(RESTRICTED_NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
     cluster.admission[QUOTA_NAMESPACE] = "events-failedcreate-quota"
+    for namespace, fault in SERVE_FAULTS.items():
+        cluster.add_namespace(namespace)
+        cluster.pod_env[namespace] = {"CONFORMANCE_PROBE_FAULT": fault}
     cluster.admission[RESTRICTED_NAMESPACE] = "events-failedcreate-podsecurity"
     cluster.add_pvc(NAMESPACE, PVC, phase="Bound", modes=["ReadWriteMany"], storage_class="nfs-client")
     cluster.add_pvc(NAMESPACE, PVC_PENDING, phase="Pending", modes=["ReadWriteMany"], storage_class="nfs-client")
@@ -179,12 +190,25 @@ def build_cluster(tokens: dict[str, Identity]) -> Cluster:
     return cluster
 
 
+def kubelet(sandbox: Sandbox, cluster: Cluster, port: int) -> pods.Runtime:
+    """What runs the pods of the suite's own image (conformance/sandbox/pods.py); stopped before the server."""
+    base_env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "PYTHONPATH": str(pods.CHECKOUT),
+        "LANG": "C.UTF-8",
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1",  # what the kubelet sets: the API server, as seen from a pod
+        "KUBERNETES_SERVICE_PORT": str(port),
+    }
+    return pods.Runtime(sandbox.dir / "kubelet", cluster.lookup, base_env)
+
+
 def start(sandbox: Sandbox) -> None:
-    namespaces = frozenset({NAMESPACE, OTHER_NAMESPACE, QUOTA_NAMESPACE, RESTRICTED_NAMESPACE})
+    namespaces = frozenset({NAMESPACE, OTHER_NAMESPACE, QUOTA_NAMESPACE, RESTRICTED_NAMESPACE, *SERVE_FAULTS})
     day = dt.timedelta(days=1)
     at = dt.datetime.now(dt.UTC)
     static = secrets.token_urlsafe(32)
     readonly = secrets.token_urlsafe(32)
+    nodelete = secrets.token_urlsafe(32)
     plugin = secrets.token_urlsafe(32)
     holder: list[Cluster] = []
 
@@ -208,6 +232,7 @@ def start(sandbox: Sandbox) -> None:
     tokens = {
         static: Identity("researcher-token", FULL, namespaces),
         readonly: Identity("viewer", READ_ONLY, namespaces),
+        nodelete: Identity("creator", NO_DELETE, namespaces),
         plugin: Identity("researcher@conformance.iam.gserviceaccount.com", FULL, namespaces),
     }
     for token, expires in oidc.values():
@@ -215,6 +240,8 @@ def start(sandbox: Sandbox) -> None:
     pki = sandbox.ca.issue(sandbox.pki_dir, "kube-api")
     holder.append(build_cluster(tokens))
     server = sandbox.add(KubeApiServer(holder[0], pki).start())
+    runtime: pods.Runtime = sandbox.add(kubelet(sandbox, holder[0], server.port))
+    holder[0].runtime = runtime
     ca = sandbox.ca.pem()
 
     def config(users: dict[str, dict[str, Any]], namespace: str = NAMESPACE, ca_pem: bytes | None = ca) -> str:
@@ -248,6 +275,7 @@ def start(sandbox: Sandbox) -> None:
     }
     variants = {
         "READONLY": config({"viewer": {"token": readonly}}),
+        "NODELETE": config({"creator": {"token": nodelete}}),
         "BADTOKEN": config({"stranger": {"token": secrets.token_urlsafe(32)}}),
         "INSECURE": config({"researcher-token": {"token": static}}, ca_pem=None),
         "EXEC": config({"gke-user": exec_user}),
@@ -278,6 +306,7 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_K8S_NAMESPACE": NAMESPACE,
             "SANDBOX_K8S_QUOTA_NAMESPACE": QUOTA_NAMESPACE,
             "SANDBOX_K8S_RESTRICTED_NAMESPACE": RESTRICTED_NAMESPACE,
+            **{f"SANDBOX_K8S_SERVE_{fault.upper()}_NAMESPACE": ns for ns, fault in SERVE_FAULTS.items()},
             "SANDBOX_OIDC_ISSUER": issuer,
             "SANDBOX_K8S_PVC": PVC,
             "SANDBOX_K8S_PVC_PENDING": PVC_PENDING,
@@ -287,6 +316,7 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_K8S_TOKEN_FILE": str(token_file),
             "SANDBOX_K8S_PLUGIN_DIR": str(plugin_dir),
             "SANDBOX_K8S_SMOKE_IMAGE": SMOKE_IMAGE,
+            "SANDBOX_KUBELET_DIR": str(runtime.root),  # pods.pvc_dir(this, namespace, claim): a PVC's folder
         }
     )
     sandbox.simulated.extend(["kubernetes-api", "oidc-issuer"])

@@ -133,3 +133,63 @@ def test_exec_output_that_is_no_execcredential_is_refused() -> None:
         None,
         "exec plugin didn't return a status field",
     )
+
+
+# --------------------------------------------------------------------------- serving (SRV)
+
+
+SERVING_VALUES = {"rs": "conformance-abc-serve-7d4b9c8f6d", "replicas": 1, "ready": 1, "time": VALUES["time"]}
+
+
+def test_available_deployment_is_ready() -> None:
+    body = contracts.get("kubernetes", "deployment-status-available")
+    status = json.loads(body.render(body.http.body, **SERVING_VALUES))  # type: ignore[union-attr] # http
+    deployment = {"spec": {"replicas": 1}, "status": status}
+    assert kube.deployment_ready(deployment)
+    unavailable = contracts.get("kubernetes", "deployment-status-unavailable")
+    status = json.loads(unavailable.render(unavailable.http.body, **{**SERVING_VALUES, "ready": 0}))  # type: ignore[union-attr] # http
+    deployment = {"spec": {"replicas": 1}, "status": status}
+    assert not kube.deployment_ready(deployment)
+    trace = kube.deployment_trace(deployment, [], [])
+    assert trace.startswith("replicas=1 ready=0 available=0")
+    assert "condition Available=False (MinimumReplicasUnavailable)" in trace
+
+
+def test_image_pull_backoff_is_quoted_from_the_pod() -> None:
+    transcript = contracts.get("kubernetes", "pod-status-imagepullbackoff")
+    image = "registry.example.org/mlops/conformance-suite:0.1.0"
+    status = json.loads(transcript.render(transcript.http.body, time=VALUES["time"], container="serve", image=image))  # type: ignore[union-attr] # http
+    waiting = kube.pod_waiting({"status": status})
+    assert waiting == f'container serve waiting (ImagePullBackOff): Back-off pulling image "{image}"'
+    trace = kube.deployment_trace({"spec": {"replicas": 1}, "status": {}}, [{"status": status}], [])
+    assert "cannot pull serving.image" in kube.serving_hint(trace)
+
+
+def test_replicaset_quota_refusal_is_read_from_its_event() -> None:
+    _, body = rendered("kubernetes", "events-failedcreate-replicaset-quota")
+    events = json.loads(body)["items"]
+    assert events[0]["involvedObject"]["kind"] == "ReplicaSet"
+    trace = kube.deployment_trace({"spec": {"replicas": 1}, "status": {}}, [], events)
+    assert "FailedCreate event from replicaset-controller: Error creating: pods" in trace
+    assert "exceeded quota: compute-resources" in trace
+    assert "ResourceQuota" in kube.serving_hint(trace)
+
+
+def test_service_proxy_errors_are_the_api_servers_status() -> None:
+    for name, values, message in (
+        ("service-proxy-no-endpoints", {"service": "svc"}, 'no endpoints available for service "svc"'),
+        (
+            "service-proxy-no-port",
+            {"service": "svc", "port": '\\"http\\"'},  # %q of a port name, as it sits in the JSON
+            'no service port "http" found for service "svc"',
+        ),
+        (
+            "service-proxy-unreachable",
+            {"address": "10.42.0.17:8080", "reason": "i/o timeout"},
+            "error trying to reach service: dial tcp 10.42.0.17:8080: i/o timeout",
+        ),
+    ):
+        transcript = contracts.get("kubernetes", name)
+        assert transcript.http is not None
+        answer = kube.ProxyAnswer(transcript.http.status, transcript.render(transcript.http.body, **values).encode())
+        assert answer.summary() == f"HTTP 503 from the API server: {message}", name
