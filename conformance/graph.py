@@ -76,6 +76,7 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "WSP-004": ("WSP-002",),
     # GCP: a well-formed key before the project (GCP-001 and GCP-002 both judge the key file).
     "GCP-003": ("GCP-002",),
+    "GCP-004": ("GCP-002",),  # IAM's record of the key the file names
 }
 
 # ``DUPLICATES[check]``: checks whose failure ``check`` would repeat (the same file judged twice). Any
@@ -87,6 +88,7 @@ DUPLICATES: dict[str, tuple[str, ...]] = {
 KUBERNETES_API = "kubernetes"  # the endpoint name of the kubeconfig's API server
 MLFLOW_ARTIFACTS = "mlflow-artifacts"  # the endpoint name of MLflow's S3 artifact store, when one is set
 GCP_OAUTH = "gcp-oauth"  # the endpoint name of the service-account key's token_uri
+GCP_IAM = "gcp-iam"  # the endpoint name of the IAM API (gcp.iam_url), asked about a configured key
 
 _GITLAB_API = ("GIT-001", "GIT-002", "GIT-003", "GIT-004", "GIT-013", "GIT-014", "GIT-015")
 _K8S_API = ("K8S-006", "K8S-007", "K8S-008", "K8S-009", "K8S-010", "K8S-011")
@@ -104,6 +106,7 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("MLF-001", "MLF-002", "MLF-003", "MLF-004", "MLF-006"), ("mlflow",)),
     "MLF-005": ("mlflow", MLFLOW_ARTIFACTS),
     "GCP-003": (GCP_OAUTH, GCP_API_ENDPOINT),
+    "GCP-004": (GCP_OAUTH, GCP_IAM),
 }
 
 

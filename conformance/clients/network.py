@@ -28,7 +28,8 @@ from typing import Any
 
 from conformance import files, transport
 from conformance.checks import Deadline
-from conformance.graph import GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
+from conformance.graph import GCP_IAM, GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
+from conformance.profile import GCP_IAM as GOOGLE_IAM
 from conformance.profile import TLS, Endpoint, Profile, Timeouts
 
 LAYERS = ("dns", "tcp", "tls", "app")
@@ -354,6 +355,14 @@ def _gcp_token_endpoint(profile: Profile) -> Endpoint | None:
         return None
 
 
+def _gcp_iam_endpoint(profile: Profile) -> Endpoint | None:
+    """The IAM API GCP-004 asks about the service-account key: only where a key is configured (GCP-004 skips else)."""
+    if profile.gcp is None or _gcp_token_endpoint(profile) is None:
+        return None
+    url = profile.gcp.iam_url
+    return Endpoint(name=GCP_IAM, url=url, private=url.rstrip("/") != GOOGLE_IAM)
+
+
 def endpoints_of(profile: Profile) -> tuple[list[Endpoint], dict[str, ssl.SSLContext]]:
     """Every endpoint any check will contact, and the TLS trust of those that bring their own."""
     found = list(profile.endpoints())
@@ -370,6 +379,9 @@ def endpoints_of(profile: Profile) -> tuple[list[Endpoint], dict[str, ssl.SSLCon
     token = _gcp_token_endpoint(profile)
     if token is not None and GCP_OAUTH not in names:
         found.append(token)
+    iam = _gcp_iam_endpoint(profile)
+    if iam is not None and GCP_IAM not in names:
+        found.append(iam)
     artifacts = os.environ.get("MLFLOW_S3_ENDPOINT_URL")
     if profile.mlflow is not None and artifacts and MLFLOW_ARTIFACTS not in names:
         # The S3 endpoint MLflow's client uploads s3:// artifacts to; not a URL: MLF-005 says what is wrong.
