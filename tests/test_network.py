@@ -43,14 +43,24 @@ PASSES = [
 FAILS = [
     ("NET-001", "unknown-host", "failed", "actual:   DNS: no-such-host.invalid does not resolve"),
     ("NET-002", "refused", "failed", "TCP: connection to 127.0.0.1:"),
-    ("NET-002", "unknown-host", "error", "blocked by NET-001 (DNS: no-such-host.invalid does not resolve"),
+    (
+        "NET-002",
+        "unknown-host",
+        "error",
+        "blocked by NET-001[unknown-host] (DNS: no-such-host.invalid does not resolve",
+    ),
     ("NET-003", "unknown-ca", "failed", "TLS: certificate signed by an unknown authority"),
     ("NET-003", "expired", "failed", "TLS: certificate has expired"),
     ("NET-003", "hung", "failed", "TLS: no handshake answer from localhost:"),
     ("NET-004", "http-503", "failed", "HTTP: GET / answered 503 Service Unavailable"),
-    ("NET-004", "refused", "error", "blocked by NET-002 (localhost: TCP: connection to 127.0.0.1:"),
+    ("NET-004", "refused", "error", "blocked by NET-002[refused] (localhost: TCP: connection to 127.0.0.1:"),
     ("NET-004", "hung-ssh", "failed", "SSH: no banner from localhost:"),
-    ("NET-001", "unknown-host-again", "error", "blocked by NET-001 (as endpoint unknown-host on the same host: DNS:"),
+    (
+        "NET-001",
+        "unknown-host-again",
+        "error",
+        "blocked by NET-001[unknown-host] (as endpoint unknown-host on the same host: DNS:",
+    ),
     ("NET-005", None, "failed", "endpoint (2) fails the same way at DNS: no DNS; the VPN is probably down"),
     ("NET-001", "a", "error", "blocked by NET-005 (every private endpoint (2) fails the same way at DNS"),
 ]
@@ -217,8 +227,34 @@ def test_onprem_template_with_unreachable_hosts_finishes_within_connect_plus_3s(
     dns = [c for c in checks if c["id"] == "NET-001"]
     assert len(dns) >= 8  # every endpoint the profile names, and more (the kubeconfig's server when it has one)
     # one root cause, one failure: every private endpoint's DNS failure is folded under NET-005
-    assert all(c["blocked_by"] in ("NET-005", "NET-001") for c in dns if c["outcome"] == "error")
+    assert all(c["blocked_by"] == "NET-005" or c["blocked_by"].startswith("NET-001[") for c in dns if c["blocked_by"])
     assert not [c["nodeid"] for c in dns if c["outcome"] == "failed" and "private" in c["message"]]
     later = [c for c in checks if c["id"] in ("NET-002", "NET-003", "NET-004")]
     assert {c["outcome"] for c in later} <= {"error", "skipped"}  # blocked, or not TLS/HTTP
     assert all(str(c["blocked_by"]).startswith("NET-") for c in later if c["outcome"] == "error")
+
+
+def test_a_check_blocked_by_its_endpoint_names_that_endpoints_net_check_and_the_verdict_folds_it_there(
+    tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """MLF-001 talks to MLflow only: blocked by NET-002[mlflow], not by any NET-002, and folded under it."""
+    from tests.conftest import run_suite
+    from tests.test_graph import variant
+
+    env = variant(sandbox_env, {"SANDBOX_MLFLOW_URI": sandbox_env["SANDBOX_FAULT_REFUSED_URL"]}, tmp_path)
+    run = run_suite(
+        "conformance/components/test_network.py",
+        "conformance/components/test_mlflow.py",
+        profile="sandbox",
+        reports=tmp_path / "reports",
+        env=env,
+    )
+    refused = run.check("NET-002", "mlflow")
+    assert refused["outcome"] == "failed"
+    assert "TCP: connection to 127.0.0.1:" in refused["message"]
+    server = run.check("MLF-001")
+    assert server["outcome"] == "error"
+    assert server["blocked_by"] == "NET-002[mlflow]"
+    assert server["message"].startswith("blocked by NET-002[mlflow] (localhost: TCP: connection to 127.0.0.1:")
+    assert run.check("NET-002", "gitlab")["outcome"] == "passed"  # the other endpoints' NET-002 are not its cause
+    assert "root cause 1: NET-002[mlflow]" in run.output
