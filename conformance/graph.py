@@ -136,8 +136,8 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "GIT-009": ("gitlab-ssh",),
     "GIT-010": ("gitlab-ssh",),
     **dict.fromkeys(_K8S_API, (KUBERNETES_API,)),
-    # The Run:ai CLI talks to the kubeconfig's server (RAI-003's one read: CONDITIONAL_ENDPOINTS).
-    **dict.fromkeys(("RAI-004", "RAI-005"), (KUBERNETES_API,)),
+    # The Run:ai CLI talks to the kubeconfig's server: RAI-003 lets it read once (runai list projects).
+    **dict.fromkeys(("RAI-003", "RAI-004", "RAI-005"), (KUBERNETES_API,)),
     **dict.fromkeys(("REG-002", "REG-003", "REG-004", "REG-005"), ("registry",)),
     **dict.fromkeys(("OBJ-002", "OBJ-003", "OBJ-004", "OBJ-005"), ("object_storage",)),
     **dict.fromkeys(("MLF-001", "MLF-002", "MLF-003", "MLF-004", "MLF-006"), ("mlflow",)),
@@ -153,10 +153,7 @@ _RENEWS = When(((KUBECONFIG_LOGIN, "renews"),))
 # auth-provider): K8S-005 does that, and RAI-003 with the kubeconfig CLI (runai list projects) too.
 CONDITIONAL_ENDPOINTS: dict[str, tuple[tuple[str, When], ...]] = {
     "K8S-005": ((OIDC_ISSUER, _RENEWS),),
-    "RAI-003": (
-        (KUBERNETES_API, WITH_KUBECONFIG_CLI),
-        (OIDC_ISSUER, When((*WITH_KUBECONFIG_CLI.conditions, *_RENEWS.conditions))),
-    ),
+    "RAI-003": ((OIDC_ISSUER, When((*_RENEWS.conditions, *WITH_KUBECONFIG_CLI.conditions))),),  # cheaper fact first
 }
 
 

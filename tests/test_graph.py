@@ -313,6 +313,6 @@ def test_a_conditional_edge_holds_only_where_its_fact_says_so() -> None:
 def test_the_catalogue_names_each_conditional_edge_with_its_condition() -> None:
     table = catalogue.markdown()
     row = next(line for line in table.splitlines() if line.startswith("| RAI-003 "))
-    assert "| K8S-005 (with the kubeconfig CLI), NET (kubernetes with the kubeconfig CLI, oidc-issuer with the" in row
+    assert "| K8S-005 (with the kubeconfig CLI), NET (kubernetes, oidc-issuer when the login is renewed and with" in row
     row = next(line for line in table.splitlines() if line.startswith("| K8S-005 "))
     assert "NET (oidc-issuer when the login is renewed)" in row
