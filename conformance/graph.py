@@ -169,7 +169,11 @@ def _runai_generation(profile: Profile) -> str | None:
 
 
 def _kubeconfig_login(profile: Profile) -> str | None:
-    """``renews`` when the kubeconfig's oidc id-token must first be renewed at its issuer (no network here)."""
+    """``renews`` when the kubeconfig's oidc id-token must first be renewed at its issuer (no network here).
+
+    An exec plugin (kubelogin) keeps its tokens in its own cache and renews on its own: that cannot be told
+    from here, so it reads ``valid`` and its issuer's failed probe is reported by NET without blocking it.
+    """
     from conformance.clients import kubernetes  # noqa: PLC0415 - only when an edge needs the fact
 
     kc = kubernetes.find_kubeconfig(profile.kubernetes)
