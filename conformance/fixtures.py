@@ -24,6 +24,12 @@ VPN_CHECK = "NET-005"
 REACHABILITY_KEY = pytest.StashKey["Reachability"]()
 
 
+def net_check(layer: str, endpoint: str) -> str:
+    """The NET check of ``layer`` for ``endpoint`` as results label it (parametrised by endpoint name):
+    ``NET-001[kubernetes]``. A check blocked by it names it so, and the verdict folds it under that very one."""
+    return f"{LAYER_CHECK[layer]}[{endpoint}]"
+
+
 @dataclass
 class Reachability:
     """The result of probing every endpoint once, at the start of the run."""
@@ -54,7 +60,7 @@ class Reachability:
         )
 
     def require(self, name: str, *, before: str | None = None) -> None:
-        """Raise :class:`Blocked` if a layer of ``name`` failed (up to, not including, ``before``).
+        """Raise :class:`Blocked` by the NET check of the layer of ``name`` that failed (up to, not ``before``).
 
         When the VPN is probably down, a private endpoint's failure is folded under NET-005.
         """
@@ -66,7 +72,7 @@ class Reachability:
                 return
             if layer.ok is False:
                 self.fold(name)
-                raise Blocked(LAYER_CHECK[layer.name], self.reason(probe, layer))
+                raise Blocked(net_check(layer.name, name), self.reason(probe, layer))
 
     def fold(self, name: str) -> None:
         """Blocked by NET-005 when ``name`` is private and the VPN is probably down."""

@@ -7,7 +7,12 @@ on its own. One root cause gives one failure; the rest point at it.
 
 ``ENDPOINTS[check]`` names the endpoints (``Profile.endpoints()`` names, plus the kubeconfig's
 API server, ``kubernetes``) a check contacts. Their reachability probes run once, at session
-start; a check whose endpoint failed a layer is ``blocked by`` the NET check of that layer.
+start; a check whose endpoint failed a layer is ``blocked by`` the NET check of that layer for
+that endpoint (``NET-002[kubernetes]``).
+
+An edge that holds only for some workspaces is declared with its condition (``CONDITIONAL``,
+``CONDITIONAL_ENDPOINTS``: a :class:`When` over facts such as which Run:ai CLI is installed), never
+special-cased where it is used. A fact is read (``FACTS``) only when such an edge would block.
 
 An edge is declared only where the dependent's own result would repeat its prerequisite's
 finding or cannot be had without it (a wrong SSH port makes the host-key lookup look in the
@@ -25,7 +30,8 @@ component fixtures still block on what they see): nothing is hidden, some causes
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from conformance.profile import GCP_API_ENDPOINT, Profile
 
@@ -59,9 +65,8 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "SRV-001": ("K8S-007",),
     "SRV-002": ("SRV-001",),
     "SRV-003": ("K8S-007",),  # removing runs even when the Deployment never became available
-    # Run:ai: the CLI, its generation, the login (the kubeconfig's OIDC user, K8S-005).
+    # Run:ai: the CLI, its generation; the login (RAI-003) stands on K8S-005 only with the kubeconfig CLI (CONDITIONAL).
     "RAI-002": ("RAI-001",),
-    "RAI-003": ("K8S-005",),
     "RAI-004": ("RAI-001", "RAI-003"),  # not RAI-002: an old CLI still lists projects and submits
     "RAI-005": ("RAI-001", "RAI-003"),
     # Container registry: credentials, login, push, pull.
@@ -83,6 +88,38 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "WSP-004": ("WSP-002",),
     # GCP: a well-formed key before the project (GCP-001 and GCP-002 both judge the key file).
     "GCP-003": ("GCP-002",),
+    "GCP-004": ("GCP-002",),  # IAM's record of the key the file names
+}
+
+
+@dataclass(frozen=True)
+class When:
+    """What must hold of this workspace for an edge to hold: each ``(fact, value)``, a fact read by :data:`FACTS`."""
+
+    conditions: tuple[tuple[str, str], ...]
+
+    def holds(self, fact: Callable[[str], str | None]) -> bool:
+        """Whether every condition reads its value; ``fact`` is asked only as far as needed (it may run a CLI)."""
+        return all(fact(name) == value for name, value in self.conditions)
+
+    def __str__(self) -> str:
+        return " and ".join(DESCRIBE.get((name, value), f"{name} {value}") for name, value in self.conditions)
+
+
+RUNAI_CLI = "runai-cli"  # the Run:ai CLI's generation: kubeconfig (the guide's) or new (clusters 2.18+)
+KUBECONFIG_LOGIN = "kubeconfig-login"  # renews: the kubeconfig's oidc id-token must be renewed at its issuer first
+DESCRIBE = {
+    (RUNAI_CLI, "kubeconfig"): "with the kubeconfig CLI",
+    (RUNAI_CLI, "new"): "with the new CLI",
+    (KUBECONFIG_LOGIN, "renews"): "when the login is renewed",
+}
+WITH_KUBECONFIG_CLI = When(((RUNAI_CLI, "kubeconfig"),))
+
+# ``CONDITIONAL[check]``: prerequisites that hold only where a fact of this workspace says so. The guide's
+# kubeconfig CLI logs in through the kubeconfig (K8S-005's oidc user); Run:ai's new CLI keeps its own login
+# under ~/.runai/, so an expired kubeconfig login says nothing about it.
+CONDITIONAL: dict[str, tuple[tuple[str, When], ...]] = {
+    "RAI-003": (("K8S-005", WITH_KUBECONFIG_CLI),),
 }
 
 # ``DUPLICATES[check]``: checks whose failure ``check`` would repeat (the same file judged twice). Any
@@ -94,6 +131,8 @@ DUPLICATES: dict[str, tuple[str, ...]] = {
 KUBERNETES_API = "kubernetes"  # the endpoint name of the kubeconfig's API server
 MLFLOW_ARTIFACTS = "mlflow-artifacts"  # the endpoint name of MLflow's S3 artifact store, when one is set
 GCP_OAUTH = "gcp-oauth"  # the endpoint name of the service-account key's token_uri
+GCP_IAM = "gcp-iam"  # the endpoint name of the IAM API (gcp.iam_url), asked about a configured key
+OIDC_ISSUER = "oidc-issuer"  # the kubeconfig login's issuer: idp-issuer-url, or an exec plugin's --oidc-issuer-url
 
 _GITLAB_API = ("GIT-001", "GIT-002", "GIT-003", "GIT-004", "GIT-013", "GIT-014", "GIT-015")
 _K8S_API = ("K8S-006", "K8S-007", "K8S-008", "K8S-009", "K8S-010", "K8S-011")
@@ -113,10 +152,52 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "MLF-005": ("mlflow", MLFLOW_ARTIFACTS),
     "GCP-003": (GCP_OAUTH, GCP_API_ENDPOINT),
     **dict.fromkeys(("CI-001", "CI-002"), ("gitlab",)),
+    "GCP-004": (GCP_OAUTH, GCP_IAM),
+}
+
+_RENEWS = When(((KUBECONFIG_LOGIN, "renews"),))
+
+# ``CONDITIONAL_ENDPOINTS[check]``: endpoints a check contacts only where a fact says so. A kubeconfig login
+# whose id-token has expired is renewed at its issuer before the first request (client-go's oidc
+# auth-provider): K8S-005 does that, and RAI-003 with the kubeconfig CLI (runai list projects) too.
+CONDITIONAL_ENDPOINTS: dict[str, tuple[tuple[str, When], ...]] = {
+    "K8S-005": ((OIDC_ISSUER, _RENEWS),),
+    "RAI-003": ((OIDC_ISSUER, When((*_RENEWS.conditions, *WITH_KUBECONFIG_CLI.conditions))),),  # cheaper fact first
 }
 
 
-_WITH_EDGES = sorted({*PREREQUISITES, *DUPLICATES})
+def _runai_generation(profile: Profile) -> str | None:
+    """Which Run:ai CLI the profile's ``runai`` is (runs ``runai version``); None when none can be told."""
+    if profile.runai is None:
+        return None
+    from conformance.clients import runai  # noqa: PLC0415 - only when an edge needs the fact
+
+    if not runai.find_cli(profile.runai).found:
+        return None
+    return runai.connect(profile, "graph").detected.generation
+
+
+def _kubeconfig_login(profile: Profile) -> str | None:
+    """``renews`` when the kubeconfig's oidc id-token must first be renewed at its issuer (no network here).
+
+    An exec plugin (kubelogin) keeps its tokens in its own cache and renews on its own: that cannot be told
+    from here, so it reads ``valid`` and its issuer's failed probe is reported by NET without blocking it.
+    """
+    from conformance.clients import kubernetes  # noqa: PLC0415 - only when an edge needs the fact
+
+    kc = kubernetes.find_kubeconfig(profile.kubernetes)
+    if not kc.usable:
+        return None
+    return "renews" if kubernetes.credential(kc).refresh else "valid"
+
+
+# How each fact is read, once per run, only when an edge that depends on it would block.
+FACTS: dict[str, Callable[[Profile], str | None]] = {
+    RUNAI_CLI: _runai_generation,
+    KUBECONFIG_LOGIN: _kubeconfig_login,
+}
+
+_WITH_EDGES = sorted({*PREREQUISITES, *DUPLICATES, *CONDITIONAL})
 
 
 def endpoints_for(check_id: str, profile: Profile) -> tuple[str, ...]:
@@ -128,8 +209,21 @@ def endpoints_for(check_id: str, profile: Profile) -> tuple[str, ...]:
 
 
 def prerequisites(check_id: str) -> tuple[str, ...]:
-    """What ``check_id`` needs or repeats: the checks that must run before it."""
-    return PREREQUISITES.get(check_id, ()) + DUPLICATES.get(check_id, ())
+    """What ``check_id`` needs or repeats (conditional edges too): the checks that must run before it."""
+    conditional = tuple(needed for needed, _ in CONDITIONAL.get(check_id, ()))
+    return PREREQUISITES.get(check_id, ()) + conditional + DUPLICATES.get(check_id, ())
+
+
+def blocking(check_id: str) -> tuple[tuple[str, When | None], ...]:
+    """The checks whose (blocking) failure blocks ``check_id``, each with the condition it needs (None: always)."""
+    always: tuple[tuple[str, When | None], ...] = tuple((needed, None) for needed in PREREQUISITES.get(check_id, ()))
+    return always + CONDITIONAL.get(check_id, ())
+
+
+def contacts(check_id: str, profile: Profile) -> tuple[tuple[str, When | None], ...]:
+    """The endpoints ``check_id`` contacts with this profile, each with the condition it needs (None: always)."""
+    always: tuple[tuple[str, When | None], ...] = tuple((name, None) for name in endpoints_for(check_id, profile))
+    return always + CONDITIONAL_ENDPOINTS.get(check_id, ())
 
 
 def dependents(check_id: str) -> list[str]:
@@ -185,8 +279,10 @@ def order(check_ids: Iterable[str]) -> list[str]:
 def column(check_id: str) -> str:
     """The catalogue's "blocked by" cell: checks first, then the endpoints' NET probes."""
     parts = list(PREREQUISITES.get(check_id, ()))
+    parts += [f"{needed} ({when})" for needed, when in CONDITIONAL.get(check_id, ())]
     parts += [f"{other} (same finding)" for other in DUPLICATES.get(check_id, ())]
-    endpoints = ENDPOINTS.get(check_id, ())
+    endpoints = list(ENDPOINTS.get(check_id, ()))
+    endpoints += [f"{name} {when}" for name, when in CONDITIONAL_ENDPOINTS.get(check_id, ())]
     if endpoints:
         parts.append(f"NET ({', '.join(endpoints)})")
     elif check_id.startswith("WSP-"):

@@ -404,6 +404,7 @@ class RunPlugin:
         self.html_report: Any = None  # pytest-html's report data, titled once the verdict is known
         # check id -> (the check at the root of its failure, what that check found, whether it blocks dependents)
         self.failures: dict[str, tuple[str, str, bool]] = {}
+        self.facts: dict[str, str | None] = {}  # graph.FACTS read so far
 
     def _missing(self, components: set[str]) -> list[str]:
         return [f"{display(self.loaded.path)}: {line}" for line in requirements(self.loaded.profile, components)]
@@ -440,19 +441,30 @@ class RunPlugin:
 
     def block_if_needed(self, check_id: str) -> None:
         """Raise :class:`Blocked` at once when a prerequisite failed, or an endpoint this check contacts is down."""
-        for needed in graph.PREREQUISITES.get(check_id, ()):
-            if needed in self.failures and self.failures[needed][2]:
+        for needed, when in graph.blocking(check_id):
+            if needed in self.failures and self.failures[needed][2] and (when is None or when.holds(self.fact)):
                 raise Blocked(*self.failures[needed][:2])
         for repeated in graph.DUPLICATES.get(check_id, ()):
             if repeated in self.failures:
                 raise Blocked(*self.failures[repeated][:2])
-        endpoints = graph.endpoints_for(check_id, self.loaded.profile)
+        endpoints = graph.contacts(check_id, self.loaded.profile)
         if endpoints:
             from conformance.fixtures import reachability_of  # noqa: PLC0415 - a pytest plugin: pytest imports it first
 
             reachability = reachability_of(self.config)
-            for name in endpoints:
-                reachability.require(name)
+            for name, when in endpoints:
+                probe = reachability.probes.get(name)
+                if probe is not None and probe.failure() is not None and (when is None or when.holds(self.fact)):
+                    reachability.require(name)
+
+    def fact(self, name: str) -> str | None:
+        """A fact of this workspace a conditional edge depends on (``graph.FACTS``), read once per run."""
+        if name not in self.facts:
+            try:
+                self.facts[name] = graph.FACTS[name](self.loaded.profile)
+            except (OSError, ValueError, CannotEvaluate):  # cannot be told: the edge does not hold
+                self.facts[name] = None
+        return self.facts[name]
 
     def to_root(self, exc: Blocked) -> None:
         """Point ``exc`` at the check that failed on its own, when what it names was itself blocked."""

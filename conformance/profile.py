@@ -510,6 +510,7 @@ class Workspace(Model):
 
 
 GCP_RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
+GCP_IAM = "https://iam.googleapis.com"  # IAM API: a service-account key's record (validBeforeTime, disabled)
 GCP_API_ENDPOINT = "gcp-resource-manager"  # the endpoint name GCP-003 waits on
 
 
@@ -535,6 +536,7 @@ class Gcp(Model):
     config_dir: LocalPath | None = None  # gcloud's config folder; default: $CLOUDSDK_CONFIG, else ~/.config/gcloud
     gcloud: str = "gcloud"  # name or path of the gcloud executable (absent is fine when a key is present)
     resource_manager_url: HttpUrl = GCP_RESOURCE_MANAGER  # Cloud Resource Manager API base (a sandbox simulates it)
+    iam_url: HttpUrl = GCP_IAM  # IAM API base: the service-account key's expiry (GCP-004; a sandbox simulates it)
 
     def endpoints(self) -> list[Endpoint]:
         # Not named "gcp": GCP-001/002 look at local files and must not be blocked when Google is unreachable.

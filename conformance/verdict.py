@@ -162,7 +162,9 @@ def _refers_to(check: Check, ref: str) -> bool:
 
 
 def _blocker(problems: list[Check], ref: str, check: Check) -> Check | None:
-    """The failed check ``ref`` names; of a parametrised one (NET-001[...]), the endpoint the message names."""
+    """The failed check ``ref`` names. A check blocked by an endpoint names its NET check with the endpoint
+    (``NET-001[kubernetes]``: the exact label); results written before that name only ``NET-001``, and then the
+    endpoint or host the message names picks which."""
     candidates = [c for c in problems if _refers_to(c, ref)]
     host = check.message.partition("(")[2].split(":")[0].strip()  # "blocked by NET-001 (<host>: <detail>)"
     for candidate in candidates:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,11 @@ def test_sandbox_gcp_passes(suite: Any, sandbox_env: dict[str, str], sandbox_key
     assert project["outcome"] == "passed", project
     assert project["evidence"]["lifecycle_state"] == "ACTIVE"
     assert project["evidence"]["credentials"].startswith("service-account key ")
+    expiry = run.check("GCP-004")
+    assert expiry["outcome"] == "passed", expiry
+    assert expiry["evidence"]["expires"] == "no expiry (validBeforeTime 9999-12-31: no key expiry policy)"
+    assert (expiry["evidence"]["key_type"], expiry["evidence"]["disabled"]) == ("USER_MANAGED", False)
+    assert "warning" not in expiry["evidence"]
     _no_key_material(run, sandbox_key)
 
 
@@ -229,3 +235,85 @@ def test_a_key_from_a_project_with_the_api_disabled_is_not_a_role_problem(
     assert "gcloud services enable cloudresourcemanager.googleapis.com --project 210987654321" in evidence["warning"]
     assert "no role" not in evidence["warning"]
     assert "GCP-003: cloudresourcemanager.googleapis.com is disabled" in run.output  # the warning summary
+
+
+# --------------------------------------------------------------------------- GCP-004: the key's expiry
+
+
+def _key_profile(tmp_path: Path, key_variable: str) -> Path:
+    (tmp_path / "gcloud-config").mkdir()
+    return _profile(
+        tmp_path,
+        f"""  key_file: ${{{key_variable}}}
+  gcloud: {tmp_path}/no-gcloud/gcloud
+  config_dir: {tmp_path}/gcloud-config
+""",
+    )
+
+
+def test_a_key_ending_within_the_horizon_fails_with_its_date(
+    suite: Any, tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """IAM's validBeforeTime, 3 days away (an expiry policy): within the default 7-day horizon, a failure."""
+    key = json.loads(Path(sandbox_env["SANDBOX_GCP_EXPIRING_KEY_FILE"]).read_text())
+    run = suite(MODULE, profile=_key_profile(tmp_path, "SANDBOX_GCP_EXPIRING_KEY_FILE"))
+    expiry = run.check("GCP-004")
+    assert expiry["outcome"] == "failed", expiry
+    account = key["client_email"]
+    assert f"actual:   the service-account key of {account} expires on 20" in expiry["message"]
+    assert re.search(r"expires on \d{4}-\d\d-\d\d \d\d:\d\d UTC, in 3\.0 days", expiry["message"])
+    assert "hint:     make a new key for the service account" in expiry["message"]
+    assert expiry["evidence"]["days_left"] == 3.0
+    assert run.check("GCP-003")["outcome"] == "passed"  # the key works today
+    _no_key_material(run, key)
+
+
+def test_a_key_whose_record_cannot_be_read_passes_with_a_warning_never_a_failure(
+    suite: Any, tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """No iam.serviceAccountKeys.get: IAM answers 403 IAM_PERMISSION_DENIED; the expiry is unknown, not wrong."""
+    key = json.loads(Path(sandbox_env["SANDBOX_GCP_KEYS_DENIED_KEY_FILE"]).read_text())
+    run = suite(MODULE, profile=_key_profile(tmp_path, "SANDBOX_GCP_KEYS_DENIED_KEY_FILE"))
+    expiry = run.check("GCP-004")
+    assert expiry["outcome"] == "passed", expiry
+    assert expiry["evidence"]["warning"] == (
+        f"the expiry of the service-account key of {key['client_email']} could not be read: IAM keys.get answered "
+        "HTTP 403 PERMISSION_DENIED (IAM_PERMISSION_DENIED) Permission 'iam.serviceAccountKeys.get' denied on "
+        "resource (or it may not exist).; to have it checked, grant the service account "
+        "roles/iam.serviceAccountViewer on itself (iam.serviceAccountKeys.get)"
+    )
+    assert expiry["evidence"]["permission"] == "iam.serviceAccountKeys.get"
+    assert "GCP-004: the expiry of the service-account key" in run.output  # the warning summary
+    _no_key_material(run, key)
+
+
+def test_a_disabled_key_fails(tmp_path: Path) -> None:
+    """IAM's record says disabled (keys.disable): the check fails naming it (a real token endpoint refuses such a
+    key soon after, so this is replayed from the transcript, not served by the sandbox)."""
+    from conformance.checks import NonConformance
+    from conformance.clients.gcp import ServiceAccountKey, parse_key_record
+    from conformance.components.test_gcp import test_key_not_expiring
+    from conformance.profile import Profile
+    from conformance.sandbox import contracts
+    from conformance.secrets import Secret
+
+    transcript = contracts.get("gcp", "service-account-key-disabled")
+    assert transcript.http is not None
+    body = transcript.render(
+        transcript.http.body, project="p", email="sa@p.iam.gserviceaccount.com", key_id="k",
+        valid_after="2026-01-01T00:00:00Z", valid_before="9999-12-31T23:59:59Z",
+    )  # fmt: skip
+    record = parse_key_record(transcript.http.status, json.loads(body))
+    key = ServiceAccountKey(tmp_path, "test", "p", "sa@p.iam.gserviceaccount.com", "https://t/token", Secret("{}", "t"))
+    profile = Profile.model_validate({"platform": "gcp", "orchestrator": "runai", "gcp": {"project": "my-project"}})
+    evidence: dict[str, Any] = {}
+    with pytest.raises(NonConformance) as caught:
+        test_key_not_expiring((key, record), profile, evidence)
+    assert str(caught.value) == (
+        "expected: the service-account key of sa@p.iam.gserviceaccount.com is enabled\n"
+        "actual:   IAM says the key is disabled (HTTP 200, USER_MANAGED disabled, valid until no expiry)\n"
+        "hint:     someone disabled the key, or Google did on finding it exposed: make a new key for the service "
+        "account (IAM > Service accounts > Keys > Add key) and point gcp.key_file or GOOGLE_APPLICATION_CREDENTIALS "
+        "at it before the old one ends"
+    )
+    assert evidence["disabled"] is True

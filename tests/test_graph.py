@@ -30,6 +30,7 @@ CHECK_IDS = {e.check_id for e in catalogue.entries()}
 EDGES = sorted(
     {(p, d) for d, needs in graph.PREREQUISITES.items() for p in needs}
     | {(p, d) for d, repeated in graph.DUPLICATES.items() for p in repeated}
+    | {(p, d) for d, conditional in graph.CONDITIONAL.items() for p, _ in conditional}  # the sandbox: kubeconfig CLI
 )
 
 
@@ -240,7 +241,7 @@ def test_a_check_whose_prerequisite_failed_is_blocked_by_the_root_cause(
 ) -> None:
     checks = _by_id(fault_runs[name])
     for check_id, record in checks.items():
-        failed = [p for p in graph.PREREQUISITES.get(check_id, ()) if _failed(checks.get(p))]
+        failed = [p for p, _ in graph.blocking(check_id) if _failed(checks.get(p))]  # the sandbox's CLI: kubeconfig
         failed += [p for p in graph.DUPLICATES.get(check_id, ()) if _failed(checks.get(p))]
         if not failed:
             continue
@@ -291,3 +292,36 @@ def test_under_xdist_the_graph_holds(
     serial = {c["nodeid"]: (c["outcome"], c["blocked_by"]) for c in fault_runs["c"].results["checks"]}
     parallel = {c["nodeid"]: (c["outcome"], c["blocked_by"]) for c in run.results["checks"]}
     assert parallel == serial
+
+
+# --------------------------------------------------------------------------- conditional edges
+
+
+def test_a_conditional_edge_holds_only_where_its_fact_says_so() -> None:
+    ((needed, when),) = graph.CONDITIONAL["RAI-003"]
+    assert needed == "K8S-005"
+    asked: list[str] = []
+
+    def fact_of(values: dict[str, str]) -> Any:
+        def fact(name: str) -> str | None:
+            asked.append(name)
+            return values.get(name)
+
+        return fact
+
+    assert when.holds(fact_of({graph.RUNAI_CLI: "kubeconfig"}))
+    assert not when.holds(fact_of({graph.RUNAI_CLI: "new"}))
+    assert not when.holds(fact_of({}))  # the CLI cannot be told: the edge is not known to hold, so it does not
+    assert asked == [graph.RUNAI_CLI] * 3
+    assert ("K8S-005", when) in graph.blocking("RAI-003")
+    assert "K8S-005" in graph.prerequisites("RAI-003")  # still ordered after it, whichever CLI
+    renewing = dict(graph.CONDITIONAL_ENDPOINTS["K8S-005"])[graph.OIDC_ISSUER]
+    assert str(renewing) == "when the login is renewed"
+
+
+def test_the_catalogue_names_each_conditional_edge_with_its_condition() -> None:
+    table = catalogue.markdown()
+    row = next(line for line in table.splitlines() if line.startswith("| RAI-003 "))
+    assert "| K8S-005 (with the kubeconfig CLI), NET (kubernetes, oidc-issuer when the login is renewed and with" in row
+    row = next(line for line in table.splitlines() if line.startswith("| K8S-005 "))
+    assert "NET (oidc-issuer when the login is renewed)" in row

@@ -43,14 +43,24 @@ PASSES = [
 FAILS = [
     ("NET-001", "unknown-host", "failed", "actual:   DNS: no-such-host.invalid does not resolve"),
     ("NET-002", "refused", "failed", "TCP: connection to 127.0.0.1:"),
-    ("NET-002", "unknown-host", "error", "blocked by NET-001 (DNS: no-such-host.invalid does not resolve"),
+    (
+        "NET-002",
+        "unknown-host",
+        "error",
+        "blocked by NET-001[unknown-host] (DNS: no-such-host.invalid does not resolve",
+    ),
     ("NET-003", "unknown-ca", "failed", "TLS: certificate signed by an unknown authority"),
     ("NET-003", "expired", "failed", "TLS: certificate has expired"),
     ("NET-003", "hung", "failed", "TLS: no handshake answer from localhost:"),
     ("NET-004", "http-503", "failed", "HTTP: GET / answered 503 Service Unavailable"),
-    ("NET-004", "refused", "error", "blocked by NET-002 (localhost: TCP: connection to 127.0.0.1:"),
+    ("NET-004", "refused", "error", "blocked by NET-002[refused] (localhost: TCP: connection to 127.0.0.1:"),
     ("NET-004", "hung-ssh", "failed", "SSH: no banner from localhost:"),
-    ("NET-001", "unknown-host-again", "error", "blocked by NET-001 (as endpoint unknown-host on the same host: DNS:"),
+    (
+        "NET-001",
+        "unknown-host-again",
+        "error",
+        "blocked by NET-001[unknown-host] (as endpoint unknown-host on the same host: DNS:",
+    ),
     ("NET-005", None, "failed", "endpoint (2) fails the same way at DNS: no DNS; the VPN is probably down"),
     ("NET-001", "a", "error", "blocked by NET-005 (every private endpoint (2) fails the same way at DNS"),
 ]
@@ -217,8 +227,152 @@ def test_onprem_template_with_unreachable_hosts_finishes_within_connect_plus_3s(
     dns = [c for c in checks if c["id"] == "NET-001"]
     assert len(dns) >= 8  # every endpoint the profile names, and more (the kubeconfig's server when it has one)
     # one root cause, one failure: every private endpoint's DNS failure is folded under NET-005
-    assert all(c["blocked_by"] in ("NET-005", "NET-001") for c in dns if c["outcome"] == "error")
+    assert all(c["blocked_by"] == "NET-005" or c["blocked_by"].startswith("NET-001[") for c in dns if c["blocked_by"])
     assert not [c["nodeid"] for c in dns if c["outcome"] == "failed" and "private" in c["message"]]
     later = [c for c in checks if c["id"] in ("NET-002", "NET-003", "NET-004")]
     assert {c["outcome"] for c in later} <= {"error", "skipped"}  # blocked, or not TLS/HTTP
     assert all(str(c["blocked_by"]).startswith("NET-") for c in later if c["outcome"] == "error")
+
+
+def test_a_check_blocked_by_its_endpoint_names_that_endpoints_net_check_and_the_verdict_folds_it_there(
+    tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """MLF-001 talks to MLflow only: blocked by NET-002[mlflow], not by any NET-002, and folded under it."""
+    from tests.conftest import run_suite
+    from tests.test_graph import variant
+
+    env = variant(sandbox_env, {"SANDBOX_MLFLOW_URI": sandbox_env["SANDBOX_FAULT_REFUSED_URL"]}, tmp_path)
+    run = run_suite(
+        "conformance/components/test_network.py",
+        "conformance/components/test_mlflow.py",
+        profile="sandbox",
+        reports=tmp_path / "reports",
+        env=env,
+    )
+    refused = run.check("NET-002", "mlflow")
+    assert refused["outcome"] == "failed"
+    assert "TCP: connection to 127.0.0.1:" in refused["message"]
+    server = run.check("MLF-001")
+    assert server["outcome"] == "error"
+    assert server["blocked_by"] == "NET-002[mlflow]"
+    assert server["message"].startswith("blocked by NET-002[mlflow] (localhost: TCP: connection to 127.0.0.1:")
+    assert run.check("NET-002", "gitlab")["outcome"] == "passed"  # the other endpoints' NET-002 are not its cause
+    assert "root cause 1: NET-002[mlflow]" in run.output
+
+
+# --------------------------------------------------------------------------- the OpenID issuer a login renews at
+
+
+def test_the_issuer_is_read_from_the_oidc_auth_provider_or_an_exec_plugins_argument() -> None:
+    from conformance.clients.network import oidc_issuer
+
+    issuer = "https://sso.example/auth/realms/runai"
+    assert oidc_issuer({"auth-provider": {"name": "oidc", "config": {"idp-issuer-url": issuer}}}) == issuer
+    kubelogin = {"exec": {"command": "kubectl", "args": ["oidc-login", "get-token", f"--oidc-issuer-url={issuer}"]}}
+    assert oidc_issuer(kubelogin) == issuer
+    assert oidc_issuer(
+        {"exec": {"command": "runai", "args": ["kubeconfig", "token", "--oidc-issuer-url", issuer]}}
+    ) == (issuer)
+    assert oidc_issuer({"auth-provider": {"name": "oidc", "config": {"idp-issuer-url": "http://sso.example"}}}) is None
+    assert oidc_issuer({"token": "t"}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "problem"),
+    [
+        (200, b'{"issuer": "https://sso.example/auth/realms/runai", "token_endpoint": "x"}', None),
+        (200, b'{"issuer": "https://sso.example/auth/realms/runai/"}', None),  # a trailing slash aside
+        (404, b"{}", "not the discovery document (200)"),
+        (200, b"<html>login</html>", "not JSON"),
+        (200, b'{"token_endpoint": "x"}', "a document without an issuer"),
+        (
+            200,
+            b'{"issuer": "https://other.example/realms/x"}',
+            "issuer 'https://other.example/realms/x', not 'https://sso.example/auth/realms/runai'",
+        ),
+    ],
+)
+def test_the_issuers_greeting_is_its_discovery_document_naming_itself(
+    status: int, body: bytes, problem: str | None
+) -> None:
+    from conformance.clients.network import DISCOVERY, discovery_problem
+    from conformance.profile import Endpoint
+
+    endpoint = Endpoint(name="oidc-issuer", url=f"https://sso.example/auth/realms/runai{DISCOVERY}")
+    assert discovery_problem(endpoint, status, body) == problem
+
+
+def _issuer_refused(sandbox_env: dict[str, str], kubeconfig: str, directory: Path) -> dict[str, str]:
+    """A copy of ``kubeconfig`` whose oidc issuer is a port where nothing listens."""
+    import yaml
+
+    from conformance.clients.network import oidc_issuer
+    from tests.test_graph import variant
+
+    text = Path(sandbox_env[kubeconfig]).read_text()
+    users = yaml.safe_load(text)["users"]
+    issuer = next(i for u in users if (i := oidc_issuer(u["user"])))
+    refused = sandbox_env["SANDBOX_FAULT_REFUSED_URL"].rstrip("/")
+    moved = directory / "kubeconfig"
+    moved.write_text(text.replace(issuer.split("/auth/")[0], refused))
+    moved.chmod(0o600)
+    return variant(sandbox_env, {"SANDBOX_KUBECONFIG": str(moved)}, directory)
+
+
+def test_a_login_that_must_be_renewed_is_blocked_by_its_issuers_probe(
+    tmp_path: Path, sandbox_env: dict[str, str]
+) -> None:
+    """The id-token has expired: K8S-005 would ask the issuer first, which refuses connections. One failure,
+    NET-002[oidc-issuer]; K8S-005 and what stands on it are blocked by it."""
+    from tests.conftest import run_suite
+
+    env = _issuer_refused(sandbox_env, "SANDBOX_KUBECONFIG_REFRESHABLE", tmp_path)
+    run = run_suite(
+        "conformance/components/test_network.py",
+        "conformance/components/test_kubernetes.py",
+        "-m",
+        "not writes",
+        profile="sandbox",
+        reports=tmp_path / "reports",
+        env=env,
+    )
+    issuer = run.check("NET-002", "oidc-issuer")
+    assert issuer["outcome"] == "failed"
+    assert "TCP: connection to 127.0.0.1:" in issuer["message"]
+    credential = run.check("K8S-005")
+    assert credential["blocked_by"] == "NET-002[oidc-issuer]"
+    assert credential["message"].startswith("blocked by NET-002[oidc-issuer] (localhost: TCP: connection to")
+    assert run.check("K8S-006")["blocked_by"] == "NET-002[oidc-issuer]"
+    assert "root cause 1: NET-002[oidc-issuer]" in run.output
+
+
+def test_a_login_still_valid_does_not_wait_on_its_issuer(tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    """The same issuer down, but the id-token is valid for 20 days: nothing renews, K8S-005 and K8S-006 pass."""
+    from tests.conftest import run_suite
+
+    env = _issuer_refused(sandbox_env, "SANDBOX_KUBECONFIG", tmp_path)
+    run = run_suite(
+        "conformance/components/test_network.py",
+        "conformance/components/test_kubernetes.py",
+        "-m",
+        "not writes",
+        profile="sandbox",
+        reports=tmp_path / "reports",
+        env=env,
+    )
+    assert run.check("NET-002", "oidc-issuer")["outcome"] == "failed"
+    assert run.check("K8S-005")["outcome"] == "passed", run.check("K8S-005")["message"]
+    assert run.check("K8S-006")["outcome"] == "passed"
+
+
+def test_the_sandbox_issuer_answers_its_discovery_document(sandbox_env: dict[str, str]) -> None:
+    from conformance.clients.network import endpoints_of, probe_all
+    from conformance.session import open_profile
+
+    loaded = open_profile(REPO / "profiles" / "sandbox.yaml", dict(sandbox_env))
+    endpoints, contexts = endpoints_of(loaded.profile)
+    issuer = next(e for e in endpoints if e.name == "oidc-issuer")
+    assert issuer.url.endswith("/.well-known/openid-configuration")
+    found = probe_all([issuer], loaded.profile.timeouts, loaded.profile.tls, contexts)["oidc-issuer"]
+    assert found.layers["app"].ok, found.layers["app"].detail
+    assert found.evidence["oidc_issuer"] == issuer.url.removesuffix("/.well-known/openid-configuration")

@@ -222,3 +222,23 @@ def test_new_cli_cleanup_sweeps_old_jobs(tmp_path: Path, sandbox_env: dict[str, 
     assert young in remaining
     assert old not in remaining
     assert cli.delete(young).ok
+
+
+def test_the_login_stands_on_the_kubeconfig_only_with_the_kubeconfig_cli(suite: Any, tmp_path: Path) -> None:
+    """An expired kubeconfig login (K8S-005 fails): the guide's CLI logs in through it, so RAI-003 is blocked by
+    K8S-005; Run:ai's new CLI keeps its own login under ~/.runai/, so RAI-003 runs, and passes, on its own."""
+    selection = ("conformance/components/test_kubernetes.py", "conformance/components/test_runai.py")
+    kubeconfig_cli = runai_profile(tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_EXPIRED}", name="old.yaml")
+    run = suite(*selection, "-m", "not writes", profile=kubeconfig_cli)
+    assert run.check("K8S-005")["outcome"] == "failed"
+    assert run.check("RAI-003")["blocked_by"] == "K8S-005"
+    assert message(run, "RAI-003").startswith("blocked by K8S-005 (the id-token expired on ")
+    new_cli = runai_profile(
+        tmp_path, kubeconfig="${SANDBOX_KUBECONFIG_EXPIRED}", cli="${SANDBOX_RUNAI_NEW_CLI}", name="new.yaml"
+    )
+    run = suite(*selection, "-m", "not writes", profile=new_cli)
+    assert run.check("K8S-005")["outcome"] == "failed"
+    login = run.check("RAI-003")
+    assert login["outcome"] == "passed", login["message"]
+    assert login["blocked_by"] is None
+    assert login["evidence"]["generation"] == "new"

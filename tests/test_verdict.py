@@ -177,3 +177,32 @@ def test_a_blocked_check_folds_under_its_own_endpoints_failure_and_a_waived_bloc
     assert causes["NET-001[gitlab]"] == []
     waived = next(c for c in found.root_causes if c.check.id == "K8S-005")
     assert waived.check.message == "K8S-005 is waived in this run: the checks that need it could not run"
+
+
+def test_a_check_blocked_by_a_labelled_net_check_folds_under_that_endpoint_whatever_its_message_names() -> None:
+    """The reference carries the endpoint (NET-001[kubernetes]); the message's host is not needed to pick it."""
+    found = build(
+        record("NET-001", "failed", "actual: DNS: git.example does not resolve", param="gitlab"),
+        record("NET-001", "failed", "actual: DNS: lookup timed out after 2 s", param="kubernetes"),
+        {
+            **record("K8S-006", "error", "blocked by NET-001[kubernetes] (DNS)", "NET-001[kubernetes]"),
+            "component": "kubernetes",
+        },
+    )
+    causes = {c.check.label: [b.label for b in c.blocked] for c in found.root_causes}
+    assert causes["NET-001[kubernetes]"] == ["K8S-006"]
+    assert causes["NET-001[gitlab]"] == []  # listed first: an unlabelled NET-001 would have landed here
+
+
+def test_a_labelled_net_check_missing_from_the_run_is_named_with_its_endpoint() -> None:
+    found = build(
+        record("NET-001", "failed", "actual: DNS: git.example does not resolve", param="gitlab"),
+        {
+            **record("K8S-006", "error", "blocked by NET-002[kubernetes] (x)", "NET-002[kubernetes]"),
+            "component": "kubernetes",
+        },
+    )
+    causes = {c.check.label: c for c in found.root_causes}
+    assert causes["NET-002[kubernetes]"].check.message == "NET-002[kubernetes] is not in this run"
+    assert [b.label for b in causes["NET-002[kubernetes]"].blocked] == ["K8S-006"]
+    assert causes["NET-001[gitlab]"].blocked == []

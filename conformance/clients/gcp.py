@@ -9,6 +9,7 @@ application default credentials file. Never asserts. The key's ``private_key`` a
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import json
 import os
@@ -332,3 +333,104 @@ def connect(profile: Profile, run_id: str) -> GcpClient:
     if profile.gcp is None:  # the plugin skips GCP checks without the section; this is a safeguard
         raise CannotEvaluate("the profile has no gcp section")
     return GcpClient(profile.gcp, profile, dict(os.environ))
+
+
+# --------------------------------------------------------------------------- the key's own record (IAM)
+
+# A user-managed key made without an expiry policy (constraints/iam.serviceAccountKeyExpiryHours) reads
+# validBeforeTime 9999-12-31T23:59:59Z: it never expires. Any year from here on means the same.
+NO_EXPIRY_YEAR = 9999
+
+
+@dataclass
+class KeyRecord:
+    """IAM's record of the key (projects.serviceAccounts.keys.get): never its name or id, which are the key's."""
+
+    status: int
+    valid_after: dt.datetime | None = None
+    valid_before: dt.datetime | None = None
+    key_type: str | None = None  # USER_MANAGED, SYSTEM_MANAGED
+    key_origin: str | None = None  # GOOGLE_PROVIDED, USER_PROVIDED
+    disabled: bool = False  # proto3 JSON leaves it out when false
+    error_status: str | None = None  # PERMISSION_DENIED, ...
+    reason: str | None = None  # google.rpc.ErrorInfo reason (IAM_PERMISSION_DENIED, ...)
+    permission: str | None = None  # ErrorInfo metadata.permission (iam.serviceAccountKeys.get)
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def never_expires(self) -> bool:
+        return self.valid_before is not None and self.valid_before.year >= NO_EXPIRY_YEAR
+
+    def summary(self) -> str:
+        if self.status == 200:
+            state = "disabled" if self.disabled else "enabled"
+            until = "no expiry" if self.never_expires else _timestamp_text(self.valid_before)
+            return f"HTTP 200, {self.key_type or 'key'} {state}, valid until {until}"
+        reason = f"({self.reason})" if self.reason else ""
+        detail = " ".join(part for part in (self.error_status, reason, self.message) if part)
+        return f"HTTP {self.status} {detail}".strip()
+
+
+def _timestamp_text(value: dt.datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M} UTC" if value is not None else "an unreadable date"
+
+
+def parse_timestamp(value: object) -> dt.datetime | None:
+    """A google.protobuf.Timestamp in JSON (RFC 3339, ``Z`` or an offset, 0-9 fraction digits); None if not one."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip().replace("z", "Z")
+    head, dot, rest = text.partition(".")
+    if dot:  # Python reads at most 6 fraction digits: keep them, and the zone after them
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}" if digits else head + rest
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(dt.UTC) if parsed.tzinfo is not None else None
+
+
+def parse_key_record(status: int, body: object, reason_phrase: str = "") -> KeyRecord:
+    """What keys.get answered: the key's dates, type, origin and state (200), or Google's error (else)."""
+    document: dict[str, Any] = body if isinstance(body, dict) else {}
+    record = KeyRecord(status)
+    if status == 200:
+        record.valid_after = parse_timestamp(document.get("validAfterTime"))
+        record.valid_before = parse_timestamp(document.get("validBeforeTime"))
+        record.key_type = str(document["keyType"]) if document.get("keyType") else None
+        record.key_origin = str(document["keyOrigin"]) if document.get("keyOrigin") else None
+        record.disabled = document.get("disabled") is True
+        return record
+    found = document.get("error")
+    error: dict[str, Any] = found if isinstance(found, dict) else {}
+    record.error_status = str(error.get("status") or reason_phrase or "") or None
+    record.message = _first_sentence(str(error.get("message", "")))[: transport.QUOTE]
+    info = error_info(error)
+    found_metadata = info.get("metadata")
+    metadata: dict[str, Any] = found_metadata if isinstance(found_metadata, dict) else {}
+    record.reason = str(info["reason"]) if info.get("reason") else None
+    record.permission = str(metadata["permission"]) if metadata.get("permission") else None
+    return record
+
+
+def key_record_url(iam_url: str, client_email: str, key_id: str) -> str:
+    """``GET {iam}/v1/projects/-/serviceAccounts/{email}/keys/{id}``: ``-`` lets IAM find the account's project."""
+    account = urllib.parse.quote(client_email, safe="@")
+    return f"{iam_url.rstrip('/')}/v1/projects/-/serviceAccounts/{account}/keys/{urllib.parse.quote(key_id, safe='')}"
+
+
+def get_key_record(client: GcpClient, key: ServiceAccountKey) -> KeyRecord:
+    """Ask IAM about ``key`` with the key's own credentials (a token it signs for itself).
+
+    The URL holds the key's id, so no message here names it: a failure says only which call failed.
+    """
+    token, _source = client._token()
+    key_id = str(json.loads(key.info.reveal()).get("private_key_id", ""))
+    url = key_record_url(client.section.iam_url, key.client_email, key_id)
+    headers = {"Authorization": f"Bearer {token.reveal()}"}
+    answer = transport.request("GET", url, client.profile.tls, client.profile.timeouts, client.http, headers=headers)
+    record = parse_key_record(answer.status, answer.body, answer.reason)
+    record.seconds = answer.elapsed
+    return record

@@ -1,10 +1,12 @@
 """Reach an endpoint layer by layer: DNS, TCP, TLS, then the service's greeting. Reports; never asserts.
 
 Every endpoint any check will contact (:func:`endpoints_of`: the profile's, plus the API server
-of the kubeconfig and the artifact store MLflow's S3 client is pointed at) is probed once, all at
+of the kubeconfig, the OpenID issuer its login renews at, the GCP key's token and IAM endpoints, and
+the artifact store MLflow's S3 client is pointed at) is probed once, all at
 the same time, and the result is cached for the session. A probe climbs to the highest layer
 testable without credentials: DNS, TCP, TLS, then the application's own greeting (the HTTP
-status, the SSH banner, the API server's ``/version``). It never takes longer than
+status, the SSH banner, the API server's ``/version``, an OpenID issuer's discovery document with
+its ``issuer``). It never takes longer than
 ``connect + request`` seconds, whatever hangs.
 
 Each failed layer says how it failed (:data:`MODES`); when every private endpoint fails the
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
+import json
 import os
 import socket
 import ssl
@@ -28,10 +31,12 @@ from typing import Any
 
 from conformance import files, locate, transport
 from conformance.checks import Deadline
-from conformance.graph import GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS
+from conformance.graph import GCP_IAM, GCP_OAUTH, KUBERNETES_API, MLFLOW_ARTIFACTS, OIDC_ISSUER
+from conformance.profile import GCP_IAM as GOOGLE_IAM
 from conformance.profile import TLS, Endpoint, Profile, Timeouts
 
 LAYERS = ("dns", "tcp", "tls", "app")
+DISCOVERY = "/.well-known/openid-configuration"  # OpenID Connect Discovery 1.0, section 4: the issuer's greeting
 GOOGLE_OAUTH = "https://oauth2.googleapis.com/"  # Google's own token endpoint: public, no VPN
 USER_AGENT = "conformance-suite"
 # How a layer failed. The first five are the network's (what a VPN that is down looks like);
@@ -205,7 +210,7 @@ def _greet_http(endpoint: Endpoint, conn_sock: socket.socket, timeout: float, re
     try:
         conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Connection": "close"})
         response = conn.getresponse()
-        response.read(4096)
+        body = response.read(DISCOVERY_LIMIT if endpoint.path.endswith(DISCOVERY) else 4096)
     except TimeoutError:
         _set(layer, started, False, f"HTTP: no answer to GET {path} within {timeout:g} s", "silent")
         return
@@ -217,7 +222,37 @@ def _greet_http(endpoint: Endpoint, conn_sock: socket.socket, timeout: float, re
     server = response.getheader("Server")
     if server:
         result.evidence["server"] = server[:80]
+    if endpoint.path.endswith(DISCOVERY) and response.status < 500:
+        problem = discovery_problem(endpoint, response.status, body)
+        if problem is not None:
+            _set(layer, started, False, f"OIDC: GET {path} answered {status}, {problem}", "status")
+            return
+        result.evidence["oidc_issuer"] = endpoint.url.removesuffix(DISCOVERY)
     _set(layer, started, response.status < 500, f"HTTP: GET {path} answered {status}", "status")
+
+
+DISCOVERY_LIMIT = 256 * 1024  # a Keycloak realm's discovery document is some 6 KB
+
+
+def discovery_problem(endpoint: Endpoint, status: int, body: bytes) -> str | None:
+    """What is wrong with an issuer's discovery answer (OpenID Connect Discovery 1.0, 4.2-4.3), or None.
+
+    It must be 200 with a JSON object whose ``issuer`` is the issuer the URL was built from (a trailing slash
+    aside): that is what a client renewing a login reads first.
+    """
+    if status != 200:
+        return "not the discovery document (200)"
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return "not JSON" if len(body) < DISCOVERY_LIMIT else f"more than {DISCOVERY_LIMIT} bytes"
+    issuer = document.get("issuer") if isinstance(document, dict) else None
+    if not isinstance(issuer, str) or not issuer:
+        return "a document without an issuer"
+    expected = endpoint.url.removesuffix(DISCOVERY)
+    if issuer.rstrip("/") != expected.rstrip("/"):
+        return f"issuer {issuer[:120]!r}, not {expected!r}"
+    return None
 
 
 def _greet_ssh(endpoint: Endpoint, conn_sock: socket.socket, timeout: float, result: Probe) -> None:
@@ -354,6 +389,57 @@ def _gcp_token_endpoint(profile: Profile) -> Endpoint | None:
         return None
 
 
+def _gcp_iam_endpoint(profile: Profile) -> Endpoint | None:
+    """The IAM API GCP-004 asks about the service-account key: only where a key is configured (GCP-004 skips else)."""
+    if profile.gcp is None or _gcp_token_endpoint(profile) is None:
+        return None
+    url = profile.gcp.iam_url
+    return Endpoint(name=GCP_IAM, url=url, private=url.rstrip("/") != GOOGLE_IAM)
+
+
+def oidc_issuer(user: Any) -> str | None:
+    """The OpenID issuer a kubeconfig user entry renews its login at: the oidc auth-provider's ``idp-issuer-url``,
+    or an exec plugin's ``--oidc-issuer-url`` argument (kubelogin's ``get-token``, ``runai`` as exec plugin)."""
+    if not isinstance(user, dict):
+        return None
+    provider = user.get("auth-provider")
+    if isinstance(provider, dict) and provider.get("name") == "oidc" and isinstance(provider.get("config"), dict):
+        found = provider["config"].get("idp-issuer-url")
+        return found if isinstance(found, str) and found.startswith("https://") else None
+    spec = user.get("exec")
+    args = [str(a) for a in spec.get("args") or []] if isinstance(spec, dict) else []
+    for i, arg in enumerate(args):
+        value = arg.split("=", 1)[1] if arg.startswith("--oidc-issuer-url=") else None
+        if arg == "--oidc-issuer-url" and i + 1 < len(args):
+            value = args[i + 1]
+        if value and value.startswith("https://"):
+            return value
+    return None
+
+
+def _oidc_issuer_endpoint(profile: Profile, kc: Any) -> tuple[Endpoint, ssl.SSLContext | None] | None:
+    """The issuer's discovery document, and the trust client-go gives it (the entry's idp-certificate-authority)."""
+    issuer = oidc_issuer(kc.user)
+    if issuer is None:
+        return None
+    try:
+        endpoint = Endpoint(name=OIDC_ISSUER, url=issuer.rstrip("/") + DISCOVERY, private=profile.platform == "onprem")
+    except ValueError:  # an issuer URL the Endpoint type refuses: K8S-005 says what renewing makes of it
+        return None
+    provider = kc.user.get("auth-provider")
+    config = provider.get("config") if isinstance(provider, dict) else None
+    config = config if isinstance(config, dict) else {}
+    data, path = config.get("idp-certificate-authority-data"), config.get("idp-certificate-authority")
+    try:
+        if isinstance(data, str) and data:
+            return endpoint, ssl.create_default_context(cadata=base64.b64decode(data).decode("ascii"))
+        if isinstance(path, str) and path:
+            return endpoint, ssl.create_default_context(cadata=files.read_text(Path(path), "idp-certificate-authority"))
+    except (ValueError, OSError, ssl.SSLError):  # unusable CA data: the probe then fails TLS with the profile's trust
+        return endpoint, None
+    return endpoint, None
+
+
 def endpoints_of(profile: Profile) -> tuple[list[Endpoint], dict[str, ssl.SSLContext]]:
     """Every endpoint any check will contact, and the TLS trust of those that bring their own."""
     found = list(profile.endpoints())
@@ -367,9 +453,17 @@ def endpoints_of(profile: Profile) -> tuple[list[Endpoint], dict[str, ssl.SSLCon
             context = _kubernetes_context(kc, profile.tls)
             if context is not None:
                 contexts[KUBERNETES_API] = context
+    issuer = _oidc_issuer_endpoint(profile, kc) if kc is not None and OIDC_ISSUER not in names else None
+    if issuer is not None:
+        found.append(issuer[0])
+        if issuer[1] is not None:
+            contexts[OIDC_ISSUER] = issuer[1]
     token = _gcp_token_endpoint(profile)
     if token is not None and GCP_OAUTH not in names:
         found.append(token)
+    iam = _gcp_iam_endpoint(profile)
+    if iam is not None and GCP_IAM not in names:
+        found.append(iam)
     artifacts = os.environ.get("MLFLOW_S3_ENDPOINT_URL")
     if profile.mlflow is not None and artifacts and MLFLOW_ARTIFACTS not in names:
         # The S3 endpoint MLflow's client uploads s3:// artifacts to; not a URL: MLF-005 says what is wrong.

@@ -1,10 +1,11 @@
 """GCP: can this workspace act on the GCP project with the credentials the guide sets up?
 
 An active gcloud account or application default credentials (GCP-001), a well-formed service-account
-key where one is configured (GCP-002), and the project visible to those credentials through Cloud
-Resource Manager (GCP-003). The whole component applies to the gcp platform only (its marker is the
-platform's). The Artifact Registry credential helper (``credHelpers`` -> gcloud) is the registry
-component's to check.
+key where one is configured (GCP-002), the project visible to those credentials through Cloud
+Resource Manager (GCP-003), and the key enabled and not about to expire (GCP-004: a key file carries
+no expiry; IAM's record of the key, read with the key's own credentials, does). The whole component
+applies to the gcp platform only (its marker is the platform's). The Artifact Registry credential
+helper (``credHelpers`` -> gcloud) is the registry component's to check.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.checks import Blocked, ConformanceWarning, check, expect
+from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect, expires_in_time
 from conformance.fixtures import Reachability
-from conformance.profile import GCP_API_ENDPOINT
+from conformance.profile import GCP_API_ENDPOINT, Profile
 
 if TYPE_CHECKING:  # the client imports requests and google-auth; the fixture loads it at run time
-    from conformance.clients.gcp import GcpClient, ProjectReply
+    from conformance.clients.gcp import GcpClient, KeyRecord, ProjectReply, ServiceAccountKey
 
 pytestmark = pytest.mark.gcp
 
@@ -152,4 +153,80 @@ def test_project_accessible(gcp: GcpClient, project_reply: ProjectReply, evidenc
         expected=f"project {project} is ACTIVE",
         actual=reply.summary(),
         hint="the project is being deleted (DELETE_REQUESTED); ask the platform team",
+    )
+
+
+KEY_REMEDY = (
+    "make a new key for the service account (IAM > Service accounts > Keys > Add key) and point gcp.key_file"
+    " or GOOGLE_APPLICATION_CREDENTIALS at it before the old one ends"
+)
+
+
+@pytest.fixture
+def key_record(gcp: GcpClient) -> tuple[ServiceAccountKey, KeyRecord]:
+    """The configured key and IAM's record of it, asked for with the key's own credentials."""
+    from conformance.clients.gcp import KeyFileError, get_key_record  # noqa: PLC0415 - loads at run time
+
+    if gcp.key_source() is None:
+        pytest.skip("not applicable: neither gcp.key_file nor GOOGLE_APPLICATION_CREDENTIALS names a key")
+    try:
+        key = gcp.key()
+    except KeyFileError as exc:
+        raise Blocked("GCP-002", str(exc)) from None
+    if key is None:  # key_source() named one, so key() returned it or raised
+        raise CannotEvaluate("the configured service-account key could not be read")
+    return key, get_key_record(gcp, key)
+
+
+@check(
+    "GCP-004",
+    """
+    Make a new key for the service account (IAM > Service accounts > Keys > Add key), point gcp.key_file or
+    GOOGLE_APPLICATION_CREDENTIALS at it, and delete the old one. This one is disabled, or ends within the
+    profile's expiry_horizon_days (default 7; a warning within twice that). When the service account may not read
+    its own key (no iam.serviceAccountKeys.get), this passes with a warning that the expiry is unknown.
+    """,
+)
+def test_key_not_expiring(
+    key_record: tuple[ServiceAccountKey, KeyRecord], profile: Profile, evidence: dict[str, Any]
+) -> None:
+    key, record = key_record
+    account = key.client_email
+    evidence.update({"client_email": account, "http_status": record.status, "seconds": record.seconds})
+    if record.status in (403, 404):
+        # No iam.serviceAccountKeys.get on the account (with projects/- IAM answers 403 for a key it will not
+        # show, too): the expiry is unknown, which is not a fault of the key.
+        evidence.update({"reason": record.reason, "permission": record.permission})
+        evidence["warning"] = (
+            f"the expiry of the service-account key of {account} could not be read: IAM keys.get answered "
+            f"{record.summary()}; to have it checked, grant the service account roles/iam.serviceAccountViewer "
+            "on itself (iam.serviceAccountKeys.get)"
+        )
+        warnings.warn(ConformanceWarning(f"GCP-004: {evidence['warning']}"), stacklevel=1)
+        return
+    if record.status != 200:
+        raise CannotEvaluate(f"IAM keys.get of the key of {account} answered {record.summary()}")
+    evidence.update({"key_type": record.key_type, "key_origin": record.key_origin, "disabled": record.disabled})
+    if record.valid_after is not None:
+        evidence["valid_after"] = f"{record.valid_after:%Y-%m-%d %H:%M} UTC"
+    expect(
+        not record.disabled,
+        expected=f"the service-account key of {account} is enabled",
+        actual=f"IAM says the key is disabled ({record.summary()})",
+        hint=f"someone disabled the key, or Google did on finding it exposed: {KEY_REMEDY}",
+    )
+    if record.valid_before is None:
+        evidence["warning"] = f"IAM's record of the key of {account} has no readable validBeforeTime"
+        warnings.warn(ConformanceWarning(f"GCP-004: {evidence['warning']}"), stacklevel=1)
+        return
+    if record.never_expires:
+        evidence["expires"] = "no expiry (validBeforeTime 9999-12-31: no key expiry policy)"
+        return
+    expires_in_time(
+        f"the service-account key of {account}",
+        record.valid_before,
+        horizon_days=profile.expiry_horizon_days,
+        check_id="GCP-004",
+        evidence=evidence,
+        remedy=KEY_REMEDY,
     )

@@ -20,7 +20,7 @@ import pytest
 
 from conformance.checks import Blocked, check, expect, expires_in_time
 from conformance.clients.network import LAYERS, MODES, Probe
-from conformance.fixtures import LAYER_CHECK, Reachability
+from conformance.fixtures import Reachability, net_check
 from conformance.profile import Endpoint, Profile
 
 
@@ -43,7 +43,7 @@ def _probe_at(layer: str) -> Any:
         same = network.same_cause(endpoint.name, layer)
         if same is not None and failed is not None:
             reason = f"as endpoint {same.endpoint.name} on the same host: {network.reason(probe, failed)}"
-            raise Blocked(LAYER_CHECK[layer], reason)
+            raise Blocked(net_check(layer, same.endpoint.name), reason)
         result = probe.layers[layer]
         evidence.update({"endpoint": endpoint.url, layer: result.detail, f"{layer}_seconds": result.duration_s})
         evidence.update(probe.evidence)

@@ -11,17 +11,23 @@
   second key (``SANDBOX_GCP_API_DISABLED_KEY_FILE``) belongs to a project where the API is disabled:
   every call with it is refused 403 SERVICE_DISABLED (charged to the key's project). Answers come from
   ``contracts/gcp.yaml``.
+* ``gcp-iam`` (simulated): ``GET /v1/projects/-/serviceAccounts/<email>/keys/<key id>`` answers as
+  IAM v1 keys.get does, for a bearer token of that key's own account: the key's record (validBeforeTime
+  9999-12-31T23:59:59Z for the usual key without an expiry policy; ``SANDBOX_GCP_EXPIRING_KEY_FILE``
+  ends in 3 days), or 403 IAM_PERMISSION_DENIED for an account without iam.serviceAccountKeys.get
+  (``SANDBOX_GCP_KEYS_DENIED_KEY_FILE``), or for a key or account it does not know.
 * ``gcloud-cli`` (simulated): a shell script standing in for gcloud that reads the configuration
   folder (``CLOUDSDK_CONFIG``) the way gcloud does and answers ``auth list --format=json``,
   ``config get-value account`` and ``--version``. The real gcloud needs Google to activate an account.
 
-Both endpoints are one HTTPS server with a certificate from the sandbox CA.
+All three APIs are one HTTPS server with a certificate from the sandbox CA.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import secrets
 import threading
@@ -47,6 +53,8 @@ HOME_PROJECT = "conformance-keys"  # where a second key was made; Resource Manag
 PROJECT_NUMBERS = {PROJECT: PROJECT_NUMBER, HOME_PROJECT: "210987654321"}
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL: what google-auth puts in "aud"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+NO_EXPIRY = "9999-12-31T23:59:59Z"  # validBeforeTime of a user-managed key made without an expiry policy
+KEYS_PATH = "/v1/projects/-/serviceAccounts/"
 FAKE_GCLOUD = """#!/bin/sh
 # Simulated by the conformance sandbox (gcloud-cli): not the real gcloud.
 # It reads the active configuration's account from $CLOUDSDK_CONFIG, as gcloud does.
@@ -75,6 +83,9 @@ class Principal:
     public_key: rsa.RSAPublicKey
     projects: set[str] = field(default_factory=set)
     key_project: str = PROJECT  # the key's project_id: the consumer its API calls are charged to
+    valid_after: str = "2026-01-05T08:00:00Z"  # IAM's record of the key (keys.get)
+    valid_before: str = NO_EXPIRY  # no key expiry policy
+    reads_keys: bool = True  # holds iam.serviceAccountKeys.get on itself
 
 
 @dataclass
@@ -146,7 +157,31 @@ class _Handler(BaseHTTPRequestHandler):
             state.tokens[token] = principal.email
         self._send(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
 
+    def _key_record(self, email: str | None) -> None:
+        """IAM keys.get: a principal reads its own key's record, if it may (``projects/-``: 403 for the unknown)."""
+        account, _, key_id = urllib.parse.unquote(self.path.removeprefix(KEYS_PATH).split("?", 1)[0]).partition(
+            "/keys/"
+        )
+        principal = self.server.state.principals.get(account)
+        if email is None:
+            self._transcript("unauthenticated")
+            return
+        if principal is None or email != account or key_id != principal.key_id or not principal.reads_keys:
+            self._transcript("service-account-key-denied")
+            return
+        values = {"project": principal.key_project, "email": account, "key_id": key_id}
+        values.update({"valid_after": principal.valid_after, "valid_before": principal.valid_before})
+        self._send(200, json.loads(self._render("service-account-key", **values)))
+
     def do_GET(self) -> None:
+        if self.path.startswith(KEYS_PATH) and "/keys/" in self.path:
+            auth = self.headers.get("Authorization", "")
+            with self.server.state.lock:
+                email = (
+                    self.server.state.tokens.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+                )
+            self._key_record(email)
+            return
         if not self.path.startswith("/v1/projects/"):
             self._send(200, {"simulated": "gcp-resource-manager"})
             return
@@ -252,6 +287,18 @@ def start(sandbox: Sandbox) -> None:
     other.projects, other.key_project = {PROJECT}, HOME_PROJECT
     state.principals[other_email] = other
     state.api_disabled_in.add(HOME_PROJECT)
+    # A key that ends in 3 days (an expiry policy), and an account that may not read its own keys.
+    expiring_email = f"conformance-expiring@{PROJECT}.iam.gserviceaccount.com"
+    expiring_key = folder / "service-account-expiring.json"
+    expiring = write_key(expiring_key, expiring_email, PROJECT, token_uri)
+    ends = dt.datetime.now(dt.UTC) + dt.timedelta(days=3)
+    expiring.projects, expiring.valid_before = {PROJECT}, f"{ends:%Y-%m-%dT%H:%M:%S}.250Z"
+    state.principals[expiring_email] = expiring
+    denied_email = f"conformance-no-keys-get@{PROJECT}.iam.gserviceaccount.com"
+    denied_key = folder / "service-account-keys-denied.json"
+    denied = write_key(denied_key, denied_email, PROJECT, token_uri)
+    denied.projects, denied.reads_keys = {PROJECT}, False
+    state.principals[denied_email] = denied
     config_dir = sandbox.home / ".config" / "gcloud"
     _gcloud_config(config_dir, email)
     gcloud = folder / "bin" / "gcloud"
@@ -264,6 +311,9 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_GCP_DELETED_PROJECT": DELETED_PROJECT,
             "SANDBOX_GCP_KEY_FILE": str(key_file),
             "SANDBOX_GCP_API_DISABLED_KEY_FILE": str(other_key),
+            "SANDBOX_GCP_EXPIRING_KEY_FILE": str(expiring_key),
+            "SANDBOX_GCP_KEYS_DENIED_KEY_FILE": str(denied_key),
+            "SANDBOX_GCP_IAM_URL": server.url,
             "SANDBOX_GCP_ACCOUNT": email,
             "SANDBOX_GCP_CONFIG_DIR": str(config_dir),
             "SANDBOX_GCP_GCLOUD": str(gcloud),
@@ -271,4 +321,4 @@ def start(sandbox: Sandbox) -> None:
             "SANDBOX_GCP_TOKEN_URI": token_uri,
         }
     )
-    sandbox.simulated.extend(["gcp-oauth-token", "gcp-resource-manager", "gcloud-cli"])
+    sandbox.simulated.extend(["gcp-oauth-token", "gcp-resource-manager", "gcp-iam", "gcloud-cli"])

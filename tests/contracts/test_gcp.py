@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -60,3 +62,60 @@ def test_other_refusals_carry_no_reason(name: str, status: int) -> None:
 def test_a_visible_project() -> None:
     reply = replay("project", project="my-project")
     assert (reply.status, reply.project_id, reply.state) == (200, "my-project", "ACTIVE")
+
+
+KEY = {
+    "project": "p",
+    "email": "sa@p.iam.gserviceaccount.com",
+    "key_id": "0123abcd",
+    "valid_after": "2026-01-05T08:00:00Z",
+}
+
+
+def key_record(name: str, **values: object) -> client.KeyRecord:
+    """IAM's keys.get transcript through the client's parser, as the GCP-004 check gets it."""
+    transcript = contracts.get("gcp", name)
+    assert transcript.http is not None
+    body = json.loads(transcript.render(transcript.http.body, **values))
+    return client.parse_key_record(transcript.http.status, body)
+
+
+def test_a_key_without_an_expiry_policy_never_expires() -> None:
+    record = key_record("service-account-key", **KEY, valid_before="9999-12-31T23:59:59Z")
+    assert (record.status, record.key_type, record.key_origin, record.disabled) == (
+        200, "USER_MANAGED", "GOOGLE_PROVIDED", False,
+    )  # fmt: skip
+    assert record.never_expires
+    assert record.valid_after == dt.datetime(2026, 1, 5, 8, tzinfo=dt.UTC)
+    assert record.summary() == "HTTP 200, USER_MANAGED enabled, valid until no expiry"
+
+
+def test_a_key_with_an_expiry_reads_its_date_to_the_second() -> None:
+    record = key_record("service-account-key", **KEY, valid_before="2026-12-05T10:30:00.123456789Z")
+    assert not record.never_expires
+    assert record.valid_before == dt.datetime(2026, 12, 5, 10, 30, 0, 123456, tzinfo=dt.UTC)
+    assert record.summary() == "HTTP 200, USER_MANAGED enabled, valid until 2026-12-05 10:30 UTC"
+
+
+def test_a_disabled_key_says_so() -> None:
+    record = key_record("service-account-key-disabled", **KEY, valid_before="9999-12-31T23:59:59Z")
+    assert record.disabled
+
+
+def test_no_permission_to_read_the_key_is_read_as_such() -> None:
+    record = key_record("service-account-key-denied")
+    assert (record.status, record.error_status, record.reason) == (403, "PERMISSION_DENIED", "IAM_PERMISSION_DENIED")
+    assert record.permission == "iam.serviceAccountKeys.get"
+    assert record.valid_before is None
+    assert not record.never_expires
+
+
+@pytest.mark.parametrize("text", ["", "not a date", "2026-13-01T00:00:00Z", "2026-01-01T00:00:00", 7])
+def test_timestamps_that_are_not_rfc3339_with_a_zone_are_unreadable(text: object) -> None:
+    assert client.parse_timestamp(text) is None
+
+
+def test_the_key_url_uses_the_wildcard_project_and_quotes_the_account() -> None:
+    assert client.key_record_url("https://iam.googleapis.com/", "sa@p.iam.gserviceaccount.com", "ab/c") == (
+        "https://iam.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com/keys/ab%2Fc"
+    )

@@ -49,6 +49,21 @@ def test_discovery_names_the_token_endpoint() -> None:
     assert endpoint == "https://app.run.ai/auth/realms/acme/protocol/openid-connect/token"
 
 
+def test_discovery_is_the_issuers_greeting_for_the_net_probe() -> None:
+    """OpenID Connect Discovery 1.0 4.3: the document names, as its issuer, the issuer it was fetched under."""
+    from conformance.clients.network import DISCOVERY, discovery_problem
+    from conformance.profile import Endpoint
+
+    transcript, body = rendered("oidc", "discovery")
+    assert transcript.http is not None
+    at = Endpoint(name="oidc-issuer", url=VALUES["issuer"] + DISCOVERY)
+    assert discovery_problem(at, transcript.http.status, body.encode()) is None
+    elsewhere = Endpoint(name="oidc-issuer", url="https://app.run.ai/auth/realms/other" + DISCOVERY)
+    assert discovery_problem(elsewhere, transcript.http.status, body.encode()) == (
+        "issuer 'https://app.run.ai/auth/realms/acme', not 'https://app.run.ai/auth/realms/other'"
+    )
+
+
 def test_refreshed_answer_gives_the_new_id_token_and_refresh_token() -> None:
     transcript, body = rendered("oidc", "token-refreshed")
     assert transcript.http is not None
