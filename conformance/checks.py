@@ -27,7 +27,7 @@ import pytest
 
 T = TypeVar("T")
 
-CHECK_ID = re.compile(r"^(NET|GIT|K8S|RAI|REG|OBJ|MLF|WSP|GCP|CI)-\d{3}$")
+CHECK_ID = re.compile(r"^(NET|GIT|K8S|RAI|REG|OBJ|MLF|WSP|GCP|CI|CLU)-\d{3}$")
 
 
 class ConformanceWarning(UserWarning):

@@ -76,6 +76,11 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "WSP-004": ("WSP-002",),
     # GCP: a well-formed key before the project (GCP-001 and GCP-002 both judge the key file).
     "GCP-003": ("GCP-002",),
+    # Cluster vantage: the job, its results, then what they say; reading back needs the workspace's MLflow login.
+    "CLU-002": ("CLU-001",),
+    "CLU-003": ("CLU-002",),
+    "CLU-004": ("CLU-002", "MLF-002"),
+    "CLU-005": ("CLU-002", "MLF-002"),
 }
 
 # ``DUPLICATES[check]``: checks whose failure ``check`` would repeat (the same file judged twice). Any
@@ -104,6 +109,8 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("MLF-001", "MLF-002", "MLF-003", "MLF-004", "MLF-006"), ("mlflow",)),
     "MLF-005": ("mlflow", MLFLOW_ARTIFACTS),
     "GCP-003": (GCP_OAUTH, GCP_API_ENDPOINT),
+    "CLU-001": (KUBERNETES_API,),
+    **dict.fromkeys(("CLU-004", "CLU-005"), ("mlflow",)),
 }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from pytest_metadata.plugin import metadata_key
 
-from conformance import graph
+from conformance import graph, vantage
 from conformance import report as reports
 from conformance import verdict as verdicts
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
@@ -540,9 +540,16 @@ class RunPlugin:
         notes: list[str] = []
         reports.html_summary(self.loaded, notes, self.state.waivers.status())
         prefix.append(verdicts.html_block(found, notes))
+        two = vantage.html_table(self.config, self._document())
+        if two:
+            prefix.append(two)
         if self.html_report is not None:
             state = "conformant" if found.conformant else "NOT CONFORMANT"
             self.html_report.title = f"Conformance report: {self.loaded.name} ({state})"
+
+    def _document(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self.state.monotonic_start
+        return self.state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], self.state.started, elapsed)
 
     def verdict(self) -> verdicts.Verdict:
         elapsed = time.monotonic() - self.state.monotonic_start
@@ -560,6 +567,8 @@ class RunPlugin:
         terminalreporter.write_sep("=", "conformance verdict", bold=True, **colour)
         for number, line in enumerate(verdicts.terminal_lines(found, terminalreporter._tw.fullwidth)):
             terminalreporter.write_line(line, bold=number == 0, **(colour if number == 0 else {}))
+        for line in vantage.terminal_lines(self.config, self._document()):
+            terminalreporter.write_line(line)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
@@ -573,6 +582,7 @@ class RunPlugin:
             elapsed = time.monotonic() - state.monotonic_start
             document = state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], state.started, elapsed)
             document["waivers"] = state.waivers.status()
+            vantage.attach(self.config, document)  # the cluster vantage's column, when its job reported
             reports.write_json(json_path, document)
         leaks = reports.scan_and_withhold(state.artifacts.values(), self.loaded.secrets)
         if state.stream is not None and state.stream.hits:

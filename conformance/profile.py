@@ -502,6 +502,25 @@ class Workspace(Model):
         return value
 
 
+class Cluster(Model):
+    """The cluster vantage (CLU checks): the suite's own image run as the orchestrator's job.
+
+    The job runs the in-cluster subset (``markers``) with this profile, its sections overlaid with
+    ``overrides`` (what differs inside the cluster, e.g. an in-cluster MLflow URL), plus the tuning
+    probe (an Optuna study of ``trials`` nested MLflow runs) and ``concurrent_runs`` runs logging to
+    one experiment at once. Its results come back in the pod's log and join this run's report.
+    """
+
+    image: str | None = None  # default: <registry.project_path>/conformance-suite:<suite version>
+    markers: str = "object_storage or mlflow"  # the in-cluster subset (pytest -m)
+    secrets: list[Annotated[str, Field(pattern=_K8S_NAME)]] | None = None  # envFrom; default: expected_secrets
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}  # plain values (proxies)
+    overrides: dict[str, dict[str, Any]] = {}  # profile sections as the job sees them, merged over these
+    trials: Annotated[int, Field(ge=1, le=20)] = 3
+    concurrent_runs: Annotated[int, Field(ge=1, le=32)] = 4
+    timeout: Seconds = 600  # for the job to finish, within the run's --budget
+
+
 GCP_RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
 GCP_API_ENDPOINT = "gcp-resource-manager"  # the endpoint name GCP-003 waits on
 
@@ -546,6 +565,7 @@ class Profile(Model):
     runai: Runai | None = None
     workspace: Workspace | None = None
     gcp: Gcp | None = None
+    cluster: Cluster = Cluster()
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint to probe, component sections first, named uniquely."""

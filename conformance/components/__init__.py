@@ -56,6 +56,15 @@ COMPONENTS: dict[str, Component] = {
         Component("runai", "RAI", "Run:ai CLI and login", "platform team", orchestrators=("runai",)),
         Component("workspace", "WSP", "Developer workspace", "MLOps team"),
         Component("gcp", "GCP", "GCP access (gcloud, ADC, project)", "platform team (GCP)", platforms=("gcp",)),
+        # The suite's own image as the orchestrator's job: the data preparation and training path, seen from
+        # inside the cluster (bucket, MLflow, registry pull, tuning), merged into the report as a second vantage.
+        Component(
+            "cluster",
+            "CLU",
+            "Cluster vantage: the suite as a job (data preparation, training, tuning)",
+            "platform team",
+            orchestrators=("runai", "polyaxon"),
+        ),
     )
 }
 
