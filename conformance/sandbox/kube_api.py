@@ -10,7 +10,7 @@ validates every response with pydantic):
   also on ``/version`` (a real server authenticates before it authorises);
 * authorisation from a fixed allow-list per identity, answered both by
   ``SelfSubjectAccessReview`` and by ``403 Forbidden`` ``Status`` objects on the resources;
-* namespaces, PersistentVolumeClaims, Secrets (read-only, fixed at start), Pods, ``pods/log``,
+* namespaces, PersistentVolumeClaims, Secrets (read-only, fixed at start), ConfigMaps, Pods, ``pods/log``,
   Events (list, ``fieldSelector`` on their fields), and ``batch/v1`` Jobs (create, get, list,
   delete with propagation).
 
@@ -20,10 +20,14 @@ no pod, and the job controller's ``FailedCreate`` Warning event on the Job with 
 message, answered from the contract transcripts ``kubernetes.yaml`` (``events-failedcreate-*``).
 A failed pod fails its Job with the controller's ``Failed`` condition (``job-failed-backoff``).
 
-A created Job gets one Pod. Nothing runs: the pod "completes" on the first read of the Job or
-its pods after creation, and its log is what ``/bin/sh -c 'echo WORDS'`` would print. Any other
-command fails the pod with a message saying the sandbox only simulates ``echo``; ``bash`` or
-``python`` in an Alpine image fails the way it does on a real cluster (Alpine has neither: F16).
+A created Job gets one Pod. A pod whose image is the suite's own (``.../conformance-suite:TAG``)
+runs for real, as a local process (``conformance/sandbox/pods.py``: command, env, Secrets,
+ConfigMaps, volumes as folders); its phase, exit code and log are the process's, and the Job's
+status follows as the job controller reports it. Any other image runs nothing: the pod "completes"
+on the first read of the Job or its pods after creation, and its log is what
+``/bin/sh -c 'echo WORDS'`` would print. Any other command fails the pod with a message saying the
+sandbox only simulates ``echo``; ``bash`` or ``python`` in an Alpine image fails the way it does on
+a real cluster (Alpine has neither: F16). ConfigMaps are created, read and deleted as given.
 
 State is fixed at start except for what clients create (unique, run-id-named Jobs), so tests
 running at the same time never see each other's faults: each fault is its own identity, PVC or
@@ -45,7 +49,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
-from conformance.sandbox import contracts
+from conformance.sandbox import contracts, pods
 from conformance.sandbox.web import LoopbackServer
 
 GIT_VERSION = "v1.29.4"
@@ -142,6 +146,30 @@ class Cluster:
     logs: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, pod) -> log text
     admission: dict[str, str] = field(default_factory=dict)  # namespace -> transcript of the pods' refusal
     lock: threading.RLock = field(default_factory=threading.RLock)
+    runtime: pods.Runtime | None = None  # runs the pods of the suite's own image (conformance/sandbox/pods.py)
+
+    def lookup(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A stored object (a pod's Secrets and ConfigMaps, for :class:`pods.Runtime`)."""
+        with self.lock:
+            return self.objects.get((resource, namespace, name))
+
+    def run_locally(self, pod: dict[str, Any]) -> bool:
+        """Start ``pod`` as a local process if its image is the suite's own; False for any other image."""
+        image = str(pod["spec"]["containers"][0].get("image", ""))
+        if self.runtime is None or not pods.is_suite_image(image):
+            return False
+        pod["status"] = self.runtime.start(pod).container_status()
+        return True
+
+    def local_pod(self, namespace: str, name: str) -> pods.LocalPod | None:
+        return self.runtime.get(namespace, name) if self.runtime is not None else None
+
+    def remove_pod(self, namespace: str, name: str) -> None:
+        """Delete a pod object, its log, and its process if it has one."""
+        self.objects.pop(("pods", namespace, name), None)
+        self.logs.pop((namespace, name), None)
+        if self.runtime is not None:
+            self.runtime.delete(namespace, name)
 
     def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         self.namespaces[name] = {
@@ -272,6 +300,23 @@ def finish(cluster: Cluster, namespace: str, job: dict[str, Any], pod: dict[str,
     else:
         transcript = contracts.get("kubernetes", "job-failed-backoff")
         job["status"] = json.loads(transcript.render(transcript.http.body, time=stamp))  # type: ignore[union-attr] # an http transcript
+
+
+def finish_local(job: dict[str, Any], pod: dict[str, Any], local: pods.LocalPod) -> None:
+    """The pod's and its Job's status from the pod's real process (the job controller's view of it)."""
+    pod["status"] = local.container_status()
+    if job["status"].get("completionTime") or job["status"].get("failed"):
+        return
+    phase, stamp = local.phase, now()
+    if phase == "Succeeded":
+        condition = {"type": "Complete", "status": "True", "lastProbeTime": stamp, "lastTransitionTime": stamp}
+        job["status"] = {"startTime": job["status"].get("startTime", stamp), "active": 0, "conditions": [condition]}
+        job["status"].update({"succeeded": 1, "ready": 0, "completionTime": stamp})
+    elif phase == "Failed":
+        transcript = contracts.get("kubernetes", "job-failed-backoff")
+        job["status"] = json.loads(transcript.render(transcript.http.body, time=stamp))  # type: ignore[union-attr] # an http transcript
+    else:
+        job["status"].update({"active": 1, "ready": 1 if local.ready else 0})
 
 
 def refusal_events(transcript_name: str, job: dict[str, Any], namespace: str) -> list[dict[str, Any]]:
@@ -415,7 +460,10 @@ _KINDS = {
     "jobs": ("Job", "batch/v1"),
     "namespaces": ("Namespace", "v1"),
     "events": ("Event", "v1"),
+    "configmaps": ("ConfigMap", "v1"),
 }
+# Created and deleted as given (no controller acts on them): a pod's ConfigMaps.
+_PLAIN = {"configmaps"}
 
 
 @dataclass
@@ -490,6 +538,8 @@ class Request:
                 return self._jobs(verb)
             if full == "pods/log":
                 return self._log()
+            if resource in _PLAIN and verb in ("create", "delete"):
+                return self._plain(resource, verb)
             return self._read(resource, verb)
 
     def _list(self, resource: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -536,11 +586,34 @@ class Request:
         found = self.cluster.objects.get((resource, self.namespace or "", self.name or ""))
         return (200, found) if found else self.not_found(resource, self.name or "")
 
+    def _plain(self, resource: str, verb: str) -> tuple[int, Any]:
+        """Create (201; 409 if the name is taken) or delete (200 with the object) an object no controller owns."""
+        ns = self.namespace or ""
+        kind, version = _KINDS[resource]
+        if verb == "delete":
+            found = self.cluster.objects.pop((resource, ns, self.name or ""), None)
+            return (200, found) if found else self.not_found(resource, self.name or "")
+        name = str((self.body.get("metadata") or {}).get("name") or "")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", name) or len(name) > 253:
+            message = f'{kind} "{name}" is invalid: metadata.name: Invalid value: "{name}": '
+            message += "a lowercase RFC 1123 subdomain"
+            return 422, status_object(422, "Invalid", message, {"name": name, "kind": kind})
+        if (resource, ns, name) in self.cluster.objects:
+            message = f'{resource} "{name}" already exists'
+            return 409, status_object(409, "AlreadyExists", message, {"name": name, "kind": resource})
+        obj = {**self.body, "kind": kind, "apiVersion": version}
+        obj["metadata"] = meta(name, ns, labels=(self.body.get("metadata") or {}).get("labels") or {})
+        self.cluster.objects[(resource, ns, name)] = obj
+        return 201, obj
+
     def _log(self) -> tuple[int, Any]:
         self._advance_jobs()
         pod = self.cluster.objects.get(("pods", self.namespace or "", self.name or ""))
         if pod is None:
             return self.not_found("pods", self.name or "")
+        local = self.cluster.local_pod(self.namespace or "", self.name or "")
+        if local is not None and local.popen is not None:
+            return 200, local.log()
         log = self.cluster.logs.get((self.namespace or "", self.name or ""))
         if log is None:
             container = pod["spec"]["containers"][0]["name"]
@@ -549,12 +622,19 @@ class Request:
         return 200, log
 
     def _advance_jobs(self) -> None:
-        """The simulation's clock: every pod created before this read has run."""
+        """The simulation's clock: every pod created before this read has run (or, run locally, is read now)."""
         for (kind, ns, _), job in list(self.cluster.objects.items()):
             if kind == "jobs" and ns == self.namespace and job.get("_pod"):
                 pod = self.cluster.objects.get(("pods", ns, job["_pod"]))
-                if pod is not None:
+                local = self.cluster.local_pod(ns, job["_pod"])
+                if pod is not None and local is not None:
+                    finish_local(job, pod, local)
+                elif pod is not None:
                     finish(self.cluster, ns, job, pod)
+        for (kind, ns, name), pod in list(self.cluster.objects.items()):
+            local = self.cluster.local_pod(ns, name) if kind == "pods" and ns == self.namespace else None
+            if local is not None:
+                pod["status"] = local.container_status()
 
     def _jobs(self, verb: str) -> tuple[int, Any]:
         ns = self.namespace or ""
@@ -575,8 +655,7 @@ class Request:
         policy = self.body.get("propagationPolicy") or self.query.get("propagationPolicy") or "Background"
         if policy != "Orphan":
             for pod in self._pods_of(job):
-                self.cluster.objects.pop(("pods", ns, pod["metadata"]["name"]), None)
-                self.cluster.logs.pop((ns, pod["metadata"]["name"]), None)
+                self.cluster.remove_pod(ns, pod["metadata"]["name"])
         details = {"name": self.name, "group": "batch", "kind": "jobs", "uid": job["metadata"]["uid"]}
         return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
@@ -635,6 +714,7 @@ class Request:
         job["status"] = {"active": 1, "startTime": now()}
         self.cluster.objects[("jobs", ns, name)] = job
         self.cluster.objects[("pods", ns, pod["metadata"]["name"])] = pod
+        self.cluster.run_locally(pod)
         return 201, self._public(job)
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from conformance.sandbox import contracts
+from conformance.sandbox import contracts, pods
 from conformance.sandbox.kube_api import FULL, READ_ONLY, Cluster, Identity, KubeApiServer
 from conformance.sandbox.oidc import OidcIssuer, jwt, refresh_jwt
 
@@ -179,6 +180,18 @@ def build_cluster(tokens: dict[str, Identity]) -> Cluster:
     return cluster
 
 
+def kubelet(sandbox: Sandbox, cluster: Cluster, port: int) -> pods.Runtime:
+    """What runs the pods of the suite's own image (conformance/sandbox/pods.py); stopped before the server."""
+    base_env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "PYTHONPATH": str(pods.CHECKOUT),
+        "LANG": "C.UTF-8",
+        "KUBERNETES_SERVICE_HOST": "127.0.0.1",  # what the kubelet sets: the API server, as seen from a pod
+        "KUBERNETES_SERVICE_PORT": str(port),
+    }
+    return pods.Runtime(sandbox.dir / "kubelet", cluster.lookup, base_env)
+
+
 def start(sandbox: Sandbox) -> None:
     namespaces = frozenset({NAMESPACE, OTHER_NAMESPACE, QUOTA_NAMESPACE, RESTRICTED_NAMESPACE})
     day = dt.timedelta(days=1)
@@ -215,6 +228,7 @@ def start(sandbox: Sandbox) -> None:
     pki = sandbox.ca.issue(sandbox.pki_dir, "kube-api")
     holder.append(build_cluster(tokens))
     server = sandbox.add(KubeApiServer(holder[0], pki).start())
+    holder[0].runtime = sandbox.add(kubelet(sandbox, holder[0], server.port))
     ca = sandbox.ca.pem()
 
     def config(users: dict[str, dict[str, Any]], namespace: str = NAMESPACE, ca_pem: bytes | None = ca) -> str:
