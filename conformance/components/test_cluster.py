@@ -263,6 +263,13 @@ def test_tuning_study(cluster_results: ClusterRun, readback: Connection, evidenc
     evidence.update({"experiment": tuning.get("experiment"), "study": study})
     problem = _mlflow_problem(tuning)
     expect(problem is None, expected="the job logs its Optuna study to MLflow", actual=problem or "")
+    failed = [t for t in study.get("trials", []) if t.get("state") != "FINISHED"]
+    expect(
+        not failed,
+        expected=f"the study's {trials} trials finish",
+        actual=f"trial {failed[0].get('number') if failed else ''} failed in the job: "
+        f"{failed[0].get('error', 'no error recorded') if failed else ''}",
+    )
     parent = str(study.get("parent_run_id"))
     try:
         children = readback.call(
@@ -287,13 +294,6 @@ def test_tuning_study(cluster_results: ClusterRun, readback: Connection, evidenc
     except CallFailed as exc:
         raise CannotEvaluate(f"reading the study back from the workspace: {exc.failure}") from None
     evidence["read_back"] = rows
-    failed = [t for t in study.get("trials", []) if t.get("state") != "FINISHED"]
-    expect(
-        not failed,
-        expected=f"the study's {trials} trials finish",
-        actual=f"trial {failed[0].get('number') if failed else ''} failed in the job: "
-        f"{failed[0].get('error', 'no error recorded') if failed else ''}",
-    )
     complete = [
         r
         for r in rows
