@@ -76,11 +76,11 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     "WSP-004": ("WSP-002",),
     # GCP: a well-formed key before the project (GCP-001 and GCP-002 both judge the key file).
     "GCP-003": ("GCP-002",),
-    # Cluster vantage: the job, its results, then what they say; reading back needs the workspace's MLflow login.
+    # Cluster vantage: the job, then its results, then what they say (proven in tests/test_cluster.py).
     "CLU-002": ("CLU-001",),
     "CLU-003": ("CLU-002",),
-    "CLU-004": ("CLU-002", "MLF-002"),
-    "CLU-005": ("CLU-002", "MLF-002"),
+    "CLU-004": ("CLU-002",),
+    "CLU-005": ("CLU-002",),
 }
 
 # ``DUPLICATES[check]``: checks whose failure ``check`` would repeat (the same file judged twice). Any
@@ -88,6 +88,10 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
 DUPLICATES: dict[str, tuple[str, ...]] = {
     "WSP-007": ("OBJ-001", "GIT-007"),  # ~/.aws/credentials and the SSH key are among the files WSP-007 reads
 }
+
+# Checks that wait for something the run started earlier (the cluster vantage's job, submitted by CLU-001):
+# they run after every other selected check, so that the job runs while those do.
+LAST: tuple[str, ...] = ("CLU-002", "CLU-003", "CLU-004", "CLU-005")
 
 KUBERNETES_API = "kubernetes"  # the endpoint name of the kubeconfig's API server
 MLFLOW_ARTIFACTS = "mlflow-artifacts"  # the endpoint name of MLflow's S3 artifact store, when one is set

@@ -306,6 +306,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if config.pluginmanager.hasplugin("xdist") and (graph.prerequisites(check_id) or graph.dependents(check_id)):
             item.add_marker(pytest.mark.xdist_group(graph.group_of(check_id)))  # --dist loadgroup: one worker
     items[:] = _prerequisites_first(items)
+    items.sort(key=lambda item: _check_id(item) in graph.LAST)  # stable: the waiting checks last, in order
+
+
+def _check_id(item: pytest.Item) -> str:
+    mark = item.get_closest_marker("check")
+    return str(mark.args[0]) if mark else ""
 
 
 def _prerequisites_first(items: list[pytest.Item]) -> list[pytest.Item]:

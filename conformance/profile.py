@@ -513,11 +513,11 @@ class Cluster(Model):
 
     image: str | None = None  # default: <registry.project_path>/conformance-suite:<suite version>
     markers: str = "object_storage or mlflow"  # the in-cluster subset (pytest -m)
-    secrets: list[Annotated[str, Field(pattern=_K8S_NAME)]] | None = None  # envFrom; default: expected_secrets
+    secrets: list[Annotated[str, Field(pattern=_K8S_NAME)]] | None = None  # as env (Job); default: expected_secrets
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}  # plain values (proxies)
     overrides: dict[str, dict[str, Any]] = {}  # profile sections as the job sees them, merged over these
-    trials: Annotated[int, Field(ge=1, le=20)] = 3
-    concurrent_runs: Annotated[int, Field(ge=1, le=32)] = 4
+    trials: Annotated[int, Field(ge=1, le=20)] = 3  # the Optuna study's trials, each a nested MLflow run
+    concurrent_runs: Annotated[int, Field(ge=1, le=32)] = 4  # runs logged to one experiment at once
     timeout: Seconds = 600  # for the job to finish, within the run's --budget
 
 

@@ -202,3 +202,16 @@ def test_results_never_arrive_within_the_budget(suite: Any, tmp_path: Path) -> N
     assert "no results within 1 s (the run's budget): the job is still" in message(run, "CLU-002")
     for check_id in ("CLU-003", "CLU-004", "CLU-005"):
         assert run.check(check_id)["blocked_by"] == "CLU-002"
+
+
+def test_submission_refused(suite: Any, tmp_path: Path, sandbox_env: dict[str, str]) -> None:
+    # The new CLI, not logged in: the orchestrator refuses the job; nothing waits for it.
+    profile = cluster_profile(tmp_path)
+    profile.write_text(profile.read_text() + f"runai: {{cli: '{sandbox_env['SANDBOX_RUNAI_NEW_CLI_NOLOGIN']}'}}\n")
+    run = suite(*SELECT, profile=profile)
+    assert run.check("CLU-001")["outcome"] == "failed", run.output[-3000:]
+    assert "the submission was refused: " in message(run, "CLU-001")
+    assert "training submit" in run.check("CLU-001")["evidence"]["submitted"]
+    for check_id in ("CLU-002", "CLU-003", "CLU-004", "CLU-005"):
+        assert run.check(check_id)["blocked_by"] == "CLU-001", (check_id, message(run, check_id))
+    assert "vantages" not in run.results

@@ -184,6 +184,7 @@ def _document(run: ClusterRun) -> dict[str, Any]:
     return run.document
 
 
+@pytest.mark.writes  # it reads the job CLU-001 submits
 @check(
     "CLU-003",
     """
