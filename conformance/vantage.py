@@ -94,15 +94,15 @@ def terminal_lines(config: pytest.Config, document: dict[str, Any]) -> list[str]
     if not view or "checks" not in view:
         return []
     lines = [f"{'CHECK':<9} {'PARAM':<24} {'WORKSPACE':<10} CLUSTER"]
-    for row in view["checks"]:
+    both = [row for row in view["checks"] if "absent" not in (row["workspace"], row["cluster"])]
+    for row in both:
         if row["workspace"] != row["cluster"]:
             lines.append(f"{row['id']:<9} {row['param'][:24]:<24} {row['workspace']:<10} {row['cluster']}")
     summary = view["cluster"].get("summary") or {}
-    shown = ", ".join(f"{v} {k}" for k, v in summary.items() if v)
-    head = f"cluster vantage (run {view['cluster'].get('run_id')}): {shown or 'no checks'}"
-    return [head, *(lines if len(lines) > 1 else ["every check has the same outcome from both vantages"])] + (
-        [view["hint"]] if view.get("hint") else []
-    )
+    shown = ", ".join(f"{v} {k}" for k, v in summary.items() if v) or f"{len(view['checks'])} check(s)"
+    head = f"cluster vantage (run {view['cluster'].get('run_id')}): {shown}; {len(both)} ran in both"
+    same = f"each of the {len(both)} has the same outcome from both vantages"
+    return [head, *(lines if len(lines) > 1 else [same])] + ([view["hint"]] if view.get("hint") else [])
 
 
 def html_table(config: pytest.Config, document: dict[str, Any]) -> str | None:

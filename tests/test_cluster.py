@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -141,6 +142,20 @@ def test_two_vantages_reads_a_difference_as_diff_does() -> None:
     same = vantage.two_vantages(_document("passed", in_cluster=False), _document("passed", in_cluster=True))
     assert same["differences"] == 0
     assert same["hint"] is None
+
+
+def test_terminal_lines_name_what_differs_among_what_ran_in_both() -> None:
+    config: Any = SimpleNamespace(stash=pytest.Stash())
+    assert vantage.terminal_lines(config, _document("passed", in_cluster=False)) == []  # no job reported
+    vantage.keep(config, _document("failed", in_cluster=True))
+    workspace = _document("passed", in_cluster=False)
+    workspace["checks"].append({"id": "CLU-001", "nodeid": "t::c", "outcome": "passed", "message": ""})
+    lines = vantage.terminal_lines(config, workspace)
+    assert lines[0] == "cluster vantage (run r): 3 check(s); 2 ran in both"
+    assert lines[2].split() == ["OBJ-002", "passed", "failed"]
+    assert not any("CLU-001" in line for line in lines)  # absent from the cluster: not a difference
+    assert "egress rules, NetworkPolicy" in lines[-1]
+    assert workspace["vantages"]["differences"] == 1
 
 
 def test_tuning_model_learns_the_shipped_dataset() -> None:
