@@ -230,3 +230,27 @@ def test_submission_refused(suite: Any, tmp_path: Path, sandbox_env: dict[str, s
     for check_id in ("CLU-002", "CLU-003", "CLU-004", "CLU-005"):
         assert run.check(check_id)["blocked_by"] == "CLU-001", (check_id, message(run, check_id))
     assert "vantages" not in run.results
+
+
+def job_profile(directory: Path, name: str, **section: Any) -> Path:
+    """The same platform without Run:ai: the vantage submits a batch/v1 Job through the Kubernetes API."""
+    path = cluster_profile(directory, name, **section)
+    path.write_text(path.read_text() + "orchestrator: polyaxon\n")
+    return path
+
+
+def test_a_kubernetes_job_with_the_platforms_secrets(suite: Any, tmp_path: Path) -> None:
+    run = suite(*SELECT, profile=job_profile(tmp_path, "job.yaml", secrets=["s3-credentials"]))
+    for check_id in ("CLU-001", "CLU-002", "CLU-003", "CLU-004", "CLU-005"):
+        assert run.check(check_id)["outcome"] == "passed", (check_id, message(run, check_id), run.output[-4000:])
+    assert run.check("CLU-001")["evidence"]["submitted"].startswith("POST batch/v1 Job ")
+    assert run.results["vantages"]["cluster"]["summary"]["passed"] >= 10
+
+
+def test_a_secret_the_job_reads_is_missing(suite: Any, tmp_path: Path) -> None:
+    profile = job_profile(tmp_path, "nosecret.yaml", secrets=["no-such-secret"], timeout=15)
+    run = suite(*SELECT, profile=profile)
+    assert run.check("CLU-001")["outcome"] == "passed", run.output[-3000:]
+    assert run.check("CLU-002")["outcome"] == "failed"
+    assert "no results within 15 s (the run's budget): the job is still" in message(run, "CLU-002")
+    assert "no-such-secret" in message(run, "CLU-002")
