@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +21,7 @@ import yaml
 
 from conformance import cleanup, tuning, vantage
 from conformance.clients import cluster
+from conformance.components import test_cluster
 from conformance.profile import load_profile
 from tests.conftest import REPO, write_profile
 
@@ -156,6 +158,17 @@ def test_terminal_lines_name_what_differs_among_what_ran_in_both() -> None:
     assert not any("CLU-001" in line for line in lines)  # absent from the cluster: not a difference
     assert "egress rules, NetworkPolicy" in lines[-1]
     assert workspace["vantages"]["differences"] == 1
+
+
+def test_the_wait_fits_in_what_is_left_of_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = SimpleNamespace(cluster=SimpleNamespace(timeout=600.0))
+    monkeypatch.setenv("CONFORMANCE_RUN_STARTED", str(time.time() - 30))
+    budget: Any = SimpleNamespace(getoption=lambda name: 100.0)
+    assert 69 <= test_cluster._wait_limit(profile, budget) <= 70  # type: ignore[arg-type] # a stand-in profile
+    unlimited: Any = SimpleNamespace(getoption=lambda name: None)
+    assert test_cluster._wait_limit(profile, unlimited) == 600  # type: ignore[arg-type] # same
+    spent: Any = SimpleNamespace(getoption=lambda name: 10.0)
+    assert test_cluster._wait_limit(profile, spent) == 0  # type: ignore[arg-type] # same
 
 
 def test_tuning_model_learns_the_shipped_dataset() -> None:
