@@ -211,6 +211,8 @@ def test_job_cannot_reach_mlflow(suite: Any, tmp_path: Path, sandbox_env: dict[s
     assert "fail from inside the cluster: MLF-001" in message(run, "CLU-003")
     assert run.check("CLU-004")["outcome"] == "failed"
     assert "the job could not log to MLflow" in message(run, "CLU-004")
+    assert run.check("CLU-005")["outcome"] == "failed"
+    assert "the job could not log to MLflow" in message(run, "CLU-005")
     assert "passes outside Kubernetes" in (run.results["vantages"]["hint"] or "")
 
 
