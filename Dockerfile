@@ -35,8 +35,10 @@ RUN apt-get update \
     fi
 
 WORKDIR /opt/conformance
-COPY requirements-client.lock ./
-RUN pip install --no-deps -r requirements-client.lock
+# requirements-image.lock: the client lock (what a workspace installs too) plus Optuna, which only the
+# cluster vantage's job runs (conformance/tuning.py).
+COPY requirements-client.lock requirements-image.lock ./
+RUN pip install --no-deps -r requirements-image.lock
 
 COPY conftest.py pyproject.toml README.md ./
 COPY conformance/ conformance/

@@ -89,6 +89,11 @@ PREREQUISITES: dict[str, tuple[str, ...]] = {
     # GCP: a well-formed key before the project (GCP-001 and GCP-002 both judge the key file).
     "GCP-003": ("GCP-002",),
     "GCP-004": ("GCP-002",),  # IAM's record of the key the file names
+    # Cluster vantage: the job, then its results, then what they say (proven in tests/test_cluster.py).
+    "CLU-002": ("CLU-001",),
+    "CLU-003": ("CLU-002",),
+    "CLU-004": ("CLU-002",),
+    "CLU-005": ("CLU-002",),
 }
 
 
@@ -128,6 +133,10 @@ DUPLICATES: dict[str, tuple[str, ...]] = {
     "WSP-007": ("OBJ-001", "GIT-007"),  # ~/.aws/credentials and the SSH key are among the files WSP-007 reads
 }
 
+# Checks that wait for something the run started earlier (the cluster vantage's job, submitted by CLU-001):
+# they run after every other selected check, so that the job runs while those do.
+LAST: tuple[str, ...] = ("CLU-002", "CLU-003", "CLU-004", "CLU-005")
+
 KUBERNETES_API = "kubernetes"  # the endpoint name of the kubeconfig's API server
 MLFLOW_ARTIFACTS = "mlflow-artifacts"  # the endpoint name of MLflow's S3 artifact store, when one is set
 GCP_OAUTH = "gcp-oauth"  # the endpoint name of the service-account key's token_uri
@@ -153,6 +162,8 @@ ENDPOINTS: dict[str, tuple[str, ...]] = {
     "GCP-003": (GCP_OAUTH, GCP_API_ENDPOINT),
     **dict.fromkeys(("CI-001", "CI-002"), ("gitlab",)),
     "GCP-004": (GCP_OAUTH, GCP_IAM),
+    "CLU-001": (KUBERNETES_API,),
+    **dict.fromkeys(("CLU-004", "CLU-005"), ("mlflow",)),
 }
 
 _RENEWS = When(((KUBECONFIG_LOGIN, "renews"),))

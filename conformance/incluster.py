@@ -5,6 +5,11 @@ profile and a Job that runs the suite image with it, mounting the secrets the
 profile references and the project's PVC, where the reports are left. It
 also prints the equivalent ``runai submit`` command (the guide's CLI syntax).
 Compare the pod's results with a laptop's with ``python -m conformance diff``.
+
+The ``cluster`` component (CLU checks, ``conformance.clients.cluster``) does this within a run:
+it submits the suite's image as a job with the guide's flags, collects the job's results from its
+log and merges them into the run's report as a second vantage. This module stays the manual way
+(every check in the cluster, reports on the PVC).
 """
 
 from __future__ import annotations

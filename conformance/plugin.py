@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from pytest_metadata.plugin import metadata_key
 
-from conformance import graph
+from conformance import graph, results, vantage
 from conformance import report as reports
 from conformance import verdict as verdicts
 from conformance.checks import Blocked, CannotEvaluate, NonConformance
@@ -286,6 +286,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if config.pluginmanager.hasplugin("xdist") and (graph.prerequisites(check_id) or graph.dependents(check_id)):
             item.add_marker(pytest.mark.xdist_group(graph.group_of(check_id)))  # --dist loadgroup: one worker
     items[:] = _prerequisites_first(items)
+    items.sort(key=lambda item: _check_id(item) in graph.LAST)  # stable: the waiting checks last, in order
+
+
+def _check_id(item: pytest.Item) -> str:
+    mark = item.get_closest_marker("check")
+    return str(mark.args[0]) if mark else ""
 
 
 def _prerequisites_first(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -536,15 +542,19 @@ class RunPlugin:
         notes: list[str] = []
         reports.html_summary(self.loaded, notes, self.state.waivers.status())
         prefix.append(verdicts.html_block(found, notes))
+        two = vantage.html_table(self.config, self._document())
+        if two:
+            prefix.append(two)
         if self.html_report is not None:
             state = "conformant" if found.conformant else "NOT CONFORMANT"
             self.html_report.title = f"Conformance report: {self.loaded.name} ({state})"
 
-    def verdict(self) -> verdicts.Verdict:
+    def _document(self) -> results.Run:
         elapsed = time.monotonic() - self.state.monotonic_start
-        return verdicts.build(
-            self.state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], self.state.started, elapsed)
-        )
+        return self.state.results.document(self.loaded, self.config.stash[RUN_ID_KEY], self.state.started, elapsed)
+
+    def verdict(self) -> verdicts.Verdict:
+        return verdicts.build(self._document())
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> Generator[None, None, None]:
@@ -557,6 +567,8 @@ class RunPlugin:
         terminalreporter.write_sep("=", "conformance verdict", bold=True, **colour)
         for number, line in enumerate(verdicts.terminal_lines(found, terminalreporter._tw.fullwidth)):
             terminalreporter.write_line(line, bold=number == 0, **(colour if number == 0 else {}))
+        for line in vantage.terminal_lines(self.config, self._document()):
+            terminalreporter.write_line(line)
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
@@ -569,7 +581,8 @@ class RunPlugin:
         if json_path is not None:
             elapsed = time.monotonic() - state.monotonic_start
             run_id, waivers = self.config.stash[RUN_ID_KEY], state.waivers.status()
-            state.results.document(self.loaded, run_id, state.started, elapsed, waivers).write(json_path)
+            run = state.results.document(self.loaded, run_id, state.started, elapsed, waivers)
+            vantage.attach(self.config, run).write(json_path)  # with the cluster vantage's column when it reported
         leaks = reports.scan_and_withhold(state.artifacts.values(), self.loaded.secrets)
         if state.stream is not None and state.stream.hits:
             leaks.append(reports.Leak("terminal output", sorted(state.stream.hits), "it was redacted before printing"))

@@ -509,6 +509,25 @@ class Workspace(Model):
         return value
 
 
+class Cluster(Model):
+    """The cluster vantage (CLU checks): the suite's own image run as the orchestrator's job.
+
+    The job runs the in-cluster subset (``markers``) with this profile, its sections overlaid with
+    ``overrides`` (what differs inside the cluster, e.g. an in-cluster MLflow URL), plus the tuning
+    probe (an Optuna study of ``trials`` nested MLflow runs) and ``concurrent_runs`` runs logging to
+    one experiment at once. Its results come back in the pod's log and join this run's report.
+    """
+
+    image: str | None = None  # default: <registry.project_path>/conformance-suite:<suite version>
+    markers: str = "object_storage or mlflow"  # the in-cluster subset (pytest -m)
+    secrets: list[Annotated[str, Field(pattern=_K8S_NAME)]] | None = None  # as env (Job); default: expected_secrets
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}  # plain values (proxies)
+    overrides: dict[str, dict[str, Any]] = {}  # profile sections as the job sees them, merged over these
+    trials: Annotated[int, Field(ge=1, le=20)] = 3  # the Optuna study's trials, each a nested MLflow run
+    concurrent_runs: Annotated[int, Field(ge=1, le=32)] = 4  # runs logged to one experiment at once
+    timeout: Seconds = 600  # for the job to finish, within the run's --budget
+
+
 GCP_RESOURCE_MANAGER = "https://cloudresourcemanager.googleapis.com"
 GCP_IAM = "https://iam.googleapis.com"  # IAM API: a service-account key's record (validBeforeTime, disabled)
 GCP_API_ENDPOINT = "gcp-resource-manager"  # the endpoint name GCP-003 waits on
@@ -567,6 +586,7 @@ class Profile(Model):
     workspace: Workspace | None = None
     gcp: Gcp | None = None
     serving: Serving = Serving()  # defaults only: applies with the kubernetes section
+    cluster: Cluster = Cluster()
 
     def endpoints(self) -> list[Endpoint]:
         """Every endpoint to probe, component sections first, named uniquely."""

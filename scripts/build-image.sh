@@ -11,10 +11,11 @@
 #      ca-certificates) from the Debian mirror apt uses here, imported as localhost/conformance-base:<key>.
 #      The tarball is kept under $CACHE keyed by the base's recipe in this script (make_base, the
 #      packages, the environment): change the recipe, get a new base.
-#   2. wheels: the host's pip (its configured index) downloads requirements-client.lock, --no-deps,
+#   2. wheels: the host's pip (its configured index) downloads requirements-image.lock (the client lock
+#      and Optuna for the cluster vantage's job), --no-deps,
 #      into $CACHE/wheels-<lock hash>.
 #   3. buildah bud --isolation chroot --build-arg BASE=... with that folder mounted; pip in the
-#      Dockerfile installs requirements-client.lock from it with --no-index (the lock stays the only
+#      Dockerfile installs requirements-image.lock from it with --no-index (the locks stay the only
 #      source of the image's Python packages).
 # Prints one "image:" line with the size and the seconds each step took.
 set -euo pipefail
@@ -92,12 +93,12 @@ base_s=$(since "$t0")
 
 # 2. wheels
 t0=$(now)
-lock_key=$(sha256sum requirements-client.lock | cut -c1-16)
+lock_key=$(cat requirements-client.lock requirements-image.lock | sha256sum | cut -c1-16)
 wheels="$CACHE/wheels-$lock_key"
 if [ ! -f "$wheels/.complete" ]; then
   rm -rf "$wheels"
   # (this machine's pip configuration may name local indexes that lack some packages: not worth a warning)
-  "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: -r requirements-client.lock -d "$wheels" \
+  "$PYTHON" -m pip download --quiet --no-deps --only-binary=:all: -r requirements-image.lock -d "$wheels" \
     2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   touch "$wheels/.complete"
 fi

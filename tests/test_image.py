@@ -25,6 +25,10 @@ from conformance.sandbox import relocate, workspace
 from tests.conftest import REPO
 
 CLIENT_LOCK = REPO / "requirements-client.lock"
+IMAGE_LOCK = REPO / "requirements-image.lock"  # -r the client lock, plus what only the cluster vantage's job runs
+# Modules that run only inside the cluster vantage's job, in the image: they may import what only the image has,
+# inside functions (never at import time: a workspace imports the suite without it).
+IMAGE_ONLY_MODULES = {"tuning.py"}
 # What the image runs: the suite, and of the sandbox only what attaches to one started outside it
 # (scripts/test-image.sh); the sandbox's servers are not client code.
 SANDBOX_IN_IMAGE = {"__init__.py", "relocate.py", "runai.py", "workspace.py"}
@@ -38,7 +42,9 @@ def canonical(name: str) -> str:
 def locked(path: Path = CLIENT_LOCK) -> dict[str, str]:
     pins = {}
     for line in path.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
+        if line.startswith("-r "):
+            pins.update(locked(path.parent / line[3:].strip()))
+        elif line.strip() and not line.startswith("#"):
             name, _, version = line.partition("==")
             pins[canonical(name)] = version.strip()
     return pins
@@ -105,8 +111,8 @@ def distributions_of(module: str) -> frozenset[str] | None:
     return frozenset()  # imported, but no installed distribution provides it
 
 
-def test_every_library_the_image_runs_is_in_the_client_lock() -> None:
-    pins = locked()
+def test_every_library_the_image_runs_is_in_the_image_lock() -> None:
+    pins = locked(IMAGE_LOCK)
     missing: dict[str, set[str]] = {}
     for path in image_sources():
         for module, line in imported_modules(ast.parse(path.read_text(), str(path))):
@@ -117,9 +123,10 @@ def test_every_library_the_image_runs_is_in_the_client_lock() -> None:
     assert not missing, "\n".join(f"{d}: imported by {', '.join(sorted(w))}" for d, w in sorted(missing.items()))
 
 
-def test_the_client_lock_holds_the_dependencies_of_what_it_holds() -> None:
+@pytest.mark.parametrize("lock", [CLIENT_LOCK, IMAGE_LOCK], ids=["client", "image"])
+def test_the_lock_holds_the_dependencies_of_what_it_holds(lock: Path) -> None:
     """pip install --no-deps installs exactly the lock: each locked package's own requirements must be in it."""
-    pins = locked()
+    pins = locked(lock)
     environment = {"extra": ""}
     unmet = []
     for name in pins:
@@ -134,6 +141,25 @@ def test_the_client_lock_holds_the_dependencies_of_what_it_holds() -> None:
             if canonical(requirement.name) not in pins:
                 unmet.append(f"{name} requires {requirement}")
     assert not unmet, "\n".join(unmet)
+
+
+def test_what_only_the_image_has_is_imported_lazily_by_the_jobs_modules() -> None:
+    """The workspace installs the client lock: no module imports an image-only package at import time."""
+    client, image = locked(), locked(IMAGE_LOCK)
+    extra = image.keys() - client.keys()
+    assert "optuna" in extra
+    eager = []
+    for path in image_sources():
+        tree = ast.parse(path.read_text(), str(path))
+        at_import = [node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
+        for module, line in imported_modules(tree):
+            owners = distributions_of(module) or frozenset()
+            if not owners & extra:
+                continue
+            top_level = any(node.lineno == line for node in at_import)
+            if top_level or path.name not in IMAGE_ONLY_MODULES:
+                eager.append(f"{path.relative_to(REPO)}:{line} ({module})")
+    assert eager == []
 
 
 def test_the_declared_client_dependencies_are_in_the_client_lock() -> None:

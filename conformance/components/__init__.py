@@ -73,6 +73,10 @@ COMPONENTS: dict[str, Component] = {
         # Continuous X: the project's CI on GitLab (runners with the platform's tags, CI lint), read with the
         # gitlab section's token; CI/CD variables and schedules stay GIT-013/014.
         Component("ci", "CI", "Continuous X (GitLab CI/CD: runners and CI lint)", "MLOps team", reaches="gitlab"),
+        # The suite's own image as the orchestrator's job: the data preparation and training path, seen from
+        # inside the cluster (bucket, MLflow, registry pull, tuning), merged into the report as a second vantage.
+        Component("cluster", "CLU", "Cluster vantage: the suite as a job (data preparation, training, tuning)",
+                  "platform team", orchestrators=("runai", "polyaxon"), writes=True, reaches="kubernetes"),
     )
 }
 # fmt: on

@@ -183,11 +183,13 @@ class Cluster:
         container: dict[str, Any] = {"name": name, "image": image, "resources": {"requests": resources}}
         if command:
             container["command" if "--command" in flags else "args"] = command
+        pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+        _workload_flags(flags, container, pod_spec)
         job = {
             "apiVersion": "batch/v1",
             "kind": "Job",
             "metadata": {"name": name, "labels": {"app": "runai", "release": name, "project": project}},
-            "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+            "spec": {"backoffLimit": 0, "template": {"spec": pod_spec}},
         }
         self.request("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", job)
 
@@ -254,6 +256,25 @@ PHASES = {"Succeeded": "Completed", "Failed": "Failed", "Running": "Running", "P
 
 def _pod_phase(pods: list[dict[str, Any]]) -> str:
     return str(pods[0].get("status", {}).get("phase", "Pending")) if pods else "Pending"
+
+
+def _workload_flags(flags: list[str], container: dict[str, Any], pod_spec: dict[str, Any]) -> None:
+    """What both CLIs turn into the pod: ``-e K=V`` environment, ``--existing-pvc claimname=C,path=P`` mounts,
+    ``--run-as-uid``/``--run-as-gid`` (runai-cli cmd/submit flags; new CLI ``training submit --help``)."""
+    env = [flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag in ("-e", "--environment")]
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, _, v in (item.partition("=") for item in env)]
+    claims = [flags[i + 1] for i, flag in enumerate(flags[:-1]) if flag == "--existing-pvc"]
+    for index, claim in enumerate(claims):
+        fields = dict(part.partition("=")[::2] for part in claim.split(","))
+        volume = f"pvc-{index}"
+        pod_spec.setdefault("volumes", []).append(
+            {"name": volume, "persistentVolumeClaim": {"claimName": fields.get("claimname", "")}}
+        )
+        container.setdefault("volumeMounts", []).append({"name": volume, "mountPath": fields.get("path", "")})
+    uid, gid = _option(flags, "--run-as-uid"), _option(flags, "--run-as-gid")
+    if uid:
+        pod_spec["securityContext"] = {"runAsUser": int(uid), **({"runAsGroup": int(gid)} if gid else {})}
 
 
 def _command_and_flags(args: list[str]) -> tuple[list[str], list[str]]:
