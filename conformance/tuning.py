@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from conformance.clients.mlflow import RUN_TAG, CallFailed, Connection
+from conformance.clients.mlflow import RUN_TAG, CallFailed, MlflowClient
 
 DATASET = Path(__file__).parent / "data" / "tuning.csv"
 PARENT_TAG = "mlflow.parentRunId"  # what MLflow's nested runs carry (mlflow.start_run(nested=True))
@@ -53,7 +53,7 @@ def _brief(failure: CallFailed | Exception) -> str:
     return " ".join(text.split())[:300]
 
 
-def study(conn: Connection, experiment_id: str, trials: int) -> dict[str, Any]:
+def study(conn: MlflowClient, experiment_id: str, trials: int) -> dict[str, Any]:
     """The Optuna study; a summary with the parent run, each trial's state and run, or the error."""
     import optuna  # noqa: PLC0415 - the image's lock has it; the workspace's install does not
 
@@ -115,7 +115,7 @@ def study(conn: Connection, experiment_id: str, trials: int) -> dict[str, Any]:
     return summary
 
 
-def concurrent(conn: Connection, experiment_id: str, count: int) -> dict[str, Any]:
+def concurrent(conn: MlflowClient, experiment_id: str, count: int) -> dict[str, Any]:
     """``count`` runs created and logged to at once, one thread each; each run's id or error."""
     results: list[dict[str, Any]] = [{"index": i} for i in range(count)]
     client = conn.client
@@ -146,7 +146,7 @@ def concurrent(conn: Connection, experiment_id: str, count: int) -> dict[str, An
     return {"count": count, "runs": results}
 
 
-def probe(conn: Connection, trials: int, count: int) -> dict[str, Any]:
+def probe(conn: MlflowClient, trials: int, count: int) -> dict[str, Any]:
     """The study and the concurrent runs, in the profile's experiment; never raises."""
     try:
         experiment = conn.open_experiment()

@@ -197,10 +197,10 @@ def _tuning(profile_path: Path, run_id: str, env: dict[str, str]) -> dict[str, A
 
     try:
         from conformance import tuning  # noqa: PLC0415 - imports optuna lazily itself
-        from conformance.clients.mlflow import Connection  # noqa: PLC0415 - the SDK, when the job runs
+        from conformance.clients.mlflow import MlflowClient  # noqa: PLC0415 - the SDK, when the job runs
 
         loaded = open_profile(profile_path)
-        conn = Connection(loaded.profile, run_id)
+        conn = MlflowClient(loaded.profile, run_id)
         return tuning.probe(conn, int(env.get(job.ENV_TRIALS, "3")), int(env.get(job.ENV_CONCURRENT, "4")))
     except (ProfileError, CannotEvaluate) as exc:
         return {"error": " ".join(str(exc).split())[:300], "run_id": run_id}

@@ -203,7 +203,7 @@ def plant_mlflow(profile: Profile, old: str, young: str) -> Planted:
     from conformance.clients import mlflow
 
     def start(run_id: str, **tags: str) -> str:
-        connection = mlflow.Connection(profile, run_id)
+        connection = mlflow.MlflowClient(profile, run_id)
         experiment = connection.open_experiment()
         assert isinstance(experiment, mlflow.Experiment), experiment
         if not tags:
@@ -213,7 +213,7 @@ def plant_mlflow(profile: Profile, old: str, young: str) -> Planted:
 
     old_runs = [start(old), start(old)]
     decoys = [start(young), start("x", conformance="not-a-run-id"), start("x", team="a user's run")]
-    looker = mlflow.Connection(profile, "look")
+    looker = mlflow.MlflowClient(profile, "look")
 
     def active(run_id: str) -> bool:
         run = looker.call("get_run", looker.client.get_run, run_id)
@@ -374,7 +374,7 @@ def test_deleted_experiment_untouched(sandbox_env: dict[str, str]) -> None:
     assert profile.mlflow is not None
     name = f"conformance-deleted-{secrets.token_hex(3)}"
     other = profile.model_copy(update={"mlflow": profile.mlflow.model_copy(update={"experiment": name})})
-    connection = mlflow.Connection(other, stamp(dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
+    connection = mlflow.MlflowClient(other, stamp(dt.datetime(2020, 1, 1, tzinfo=dt.UTC)))
     experiment = connection.open_experiment()
     assert isinstance(experiment, mlflow.Experiment)
     run_id = connection.start_run(experiment.experiment_id, "probe")
@@ -455,7 +455,7 @@ def mlflow_run_seen(profile: Profile, run_id: str) -> Callable[[], bool]:
     """An MLflow run tagged with the run's id (created after the Job; they stay until session teardown)."""
     from conformance.clients import mlflow
 
-    connection = mlflow.Connection(profile, "look")
+    connection = mlflow.MlflowClient(profile, "look")
     experiment = connection.open_experiment()
     assert isinstance(experiment, mlflow.Experiment), experiment
     query = f"tags.{mlflow.RUN_TAG} = '{run_id}'"

@@ -306,7 +306,7 @@ def test_classify_mlflow_and_transport_errors() -> None:
             raise MlflowException("API request failed") from inner
     except MlflowException as exc:
         wrapped = exc
-    assert client.unanswered(wrapped)  # Connection.call raises transport's no-answer CannotEvaluate for it
+    assert client.unanswered(wrapped)  # MlflowClient.call raises transport's no-answer CannotEvaluate for it
     assert not client.unanswered(rest)
     no_answer = transport.no_answer("search_experiments", "https://mlflow.test", wrapped, Timeouts(connect=3))
     assert (

@@ -142,7 +142,7 @@ def test_s3_evidence_names_the_file_credentials_and_the_probe(s3_pass: SuiteRun,
     assert written["size"] > 4096
     assert written["sha256"] == written["read_sha256"]
     assert {"put_s", "get_s"} <= set(written)
-    assert written["s3_checksums"] == client.S3Store.checksums  # named: an S3-compatible store may refuse others
+    assert written["s3_checksums"] == client.S3Client.checksums  # named: an S3-compatible store may refuse others
     assert "AWS_REQUEST_CHECKSUM_CALCULATION=when_required" in written["s3_checksums_note"]
     deleted = s3_pass.check("OBJ-005")["evidence"]
     assert deleted["left_over"] is False
@@ -414,7 +414,7 @@ def test_s3_uploads_carry_no_crc32_checksum_that_ecs_refuses(tmp_path: Path) -> 
     storage = ObjectStorage(
         kind="s3", bucket="b-1", endpoint_url="https://ecs.example", credentials_file=str(credentials)
     )
-    store = client.S3Store(storage, Timeouts(connect=1, request=1), TLS())
+    store = client.S3Client(storage, Timeouts(connect=1, request=1), TLS())
     assert _checksum_headers(_captured_put_headers(store._s3)) == {}
     assert store.checksums == "request_checksum_calculation=when_required, response_checksum_validation=when_required"
     # The control: the same SDK with its own defaults sends the CRC32 header such stores refuse.

@@ -185,13 +185,13 @@ class State:
 
 
 @dataclass
-class Orchestrator:
+class ClusterClient:
     """Submit, watch, read and delete the job through Run:ai's CLI or the Kubernetes API."""
 
     profile: Profile
     run_id: str
-    runai: Any = None  # conformance.clients.runai.RunaiCli on Run:ai
-    kube: Any = None  # conformance.clients.kubernetes.Kube elsewhere
+    runai: Any = None  # conformance.clients.runai.RunaiClient on Run:ai
+    kube: Any = None  # conformance.clients.kubernetes.KubernetesClient elsewhere
     submitted: list[str] = field(default_factory=list)
 
     @property
@@ -281,15 +281,15 @@ class Orchestrator:
         return problems
 
 
-def connect(profile: Profile, run_id: str) -> Orchestrator:
+def connect(profile: Profile, run_id: str) -> ClusterClient:
     """The Run:ai CLI on Run:ai profiles, else the Kubernetes API client (nothing is run yet)."""
     if profile.orchestrator == "runai":
         from conformance.clients import runai  # noqa: PLC0415 - imported when the component runs
 
-        return Orchestrator(profile, run_id, runai=runai.connect(profile, run_id))
+        return ClusterClient(profile, run_id, runai=runai.connect(profile, run_id))
     from conformance.clients import kubernetes  # noqa: PLC0415 - same
 
-    return Orchestrator(profile, run_id, kube=kubernetes.connect(profile, run_id))
+    return ClusterClient(profile, run_id, kube=kubernetes.connect(profile, run_id))
 
 
 def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:

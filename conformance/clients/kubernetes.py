@@ -832,7 +832,7 @@ def _bounded(work: Callable[[], T], seconds: float, what: str) -> T:
 
 
 @dataclass
-class Kube:
+class KubernetesClient:
     """An API client for the kubeconfig's context; every method bounded, none retried."""
 
     kubeconfig: Kubeconfig
@@ -1003,7 +1003,7 @@ def _system_cafile() -> str | None:
     return store if store is not None and os.path.isfile(store) else None
 
 
-def connect(profile: Profile, run_id: str) -> Kube:
+def connect(profile: Profile, run_id: str) -> KubernetesClient:
     section = profile.kubernetes
     if section is None:
         raise CannotEvaluate("the profile has no kubernetes section")
@@ -1045,7 +1045,9 @@ def connect(profile: Profile, run_id: str) -> Kube:
     configuration.retries = False
     if configuration.verify_ssl and not configuration.ssl_ca_cert:
         configuration.ssl_ca_cert = str(profile.tls.ca_bundle) if profile.tls.ca_bundle else _system_cafile()
-    return Kube(kc, section, profile.timeouts, run_id, client.ApiClient(configuration), kc.trust(profile.tls))
+    return KubernetesClient(
+        kc, section, profile.timeouts, run_id, client.ApiClient(configuration), kc.trust(profile.tls)
+    )
 
 
 def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
@@ -1067,7 +1069,7 @@ def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
 
 # --------------------------------------------------------------------------- serving (SRV, writes)
 # A Deployment and a Service of the suite's image (conformance/probes/serve.py), reached through the
-# API server's service proxy as `kubectl proxy` users do. New functions on a connected Kube.
+# API server's service proxy as `kubectl proxy` users do. New functions on a connected KubernetesClient.
 
 SERVE_PORT = 8080  # the probe's containerPort
 SERVE_PORT_NAME = "http"  # the Service's port name; the proxy path names it: services/NAME:http/proxy/...
@@ -1075,7 +1077,7 @@ SERVE_COMMAND = ["python", "-m", "conformance.probes.serve"]
 SERVE_LABEL = "app.kubernetes.io/instance"  # selects the Deployment's pods for the Service
 
 
-def serving_name(kube: Kube) -> str:
+def serving_name(kube: KubernetesClient) -> str:
     """``conformance-<run id>-serve``: the Deployment's and the Service's name."""
     return f"{kube.job_name()[:56].rstrip('-')}-serve"
 
@@ -1120,7 +1122,7 @@ def serving_manifests(name: str, image: str) -> tuple[dict[str, Any], dict[str, 
     return deployment, service
 
 
-def create_serving(kube: Kube, name: str, image: str) -> tuple[list[str], Failure | None]:
+def create_serving(kube: KubernetesClient, name: str, image: str) -> tuple[list[str], Failure | None]:
     """Create the Deployment, then the Service; (kinds created, the first failure)."""
     client = kube._apis()
     deployment, service = serving_manifests(name, image)
@@ -1135,13 +1137,13 @@ def create_serving(kube: Kube, name: str, image: str) -> tuple[list[str], Failur
     return created, failure
 
 
-def read_deployment(kube: Kube, name: str) -> tuple[dict[str, Any] | None, Failure | None]:
+def read_deployment(kube: KubernetesClient, name: str) -> tuple[dict[str, Any] | None, Failure | None]:
     client = kube._apis()
     found, failure = kube.call(client.AppsV1Api(kube.api_client).read_namespaced_deployment, name, kube.namespace)
     return (kube.as_mapping(found) if found is not None else None), failure
 
 
-def serving_pods(kube: Kube, name: str) -> tuple[list[dict[str, Any]], Failure | None]:
+def serving_pods(kube: KubernetesClient, name: str) -> tuple[list[dict[str, Any]], Failure | None]:
     client = kube._apis()
     found, failure = kube.call(
         client.CoreV1Api(kube.api_client).list_namespaced_pod, kube.namespace, label_selector=f"{SERVE_LABEL}={name}"
@@ -1149,7 +1151,7 @@ def serving_pods(kube: Kube, name: str) -> tuple[list[dict[str, Any]], Failure |
     return ([kube.as_mapping(p) for p in found.items] if found is not None else []), failure
 
 
-def replicaset_events(kube: Kube, name: str) -> tuple[list[dict[str, Any]], Failure | None]:
+def replicaset_events(kube: KubernetesClient, name: str) -> tuple[list[dict[str, Any]], Failure | None]:
     """Events on the Deployment's ReplicaSets (``NAME-<hash>``): the replicaset controller's FailedCreate."""
     client = kube._apis()
     response, failure = kube.call(
@@ -1244,7 +1246,7 @@ class ProxyAnswer:
         return f"HTTP {self.status}: {self.body[:200].decode(errors='replace')!r}"
 
 
-def proxy_post(kube: Kube, name: str, path: str, payload: Any) -> ProxyAnswer:
+def proxy_post(kube: KubernetesClient, name: str, path: str, payload: Any) -> ProxyAnswer:
     """POST JSON through ``/api/v1/namespaces/NS/services/NAME:http/proxy/PATH`` (kubectl proxy's route).
 
     The SDK's connect_post_namespaced_service_proxy_with_path sends no body, so the request is made
@@ -1270,7 +1272,7 @@ def proxy_post(kube: Kube, name: str, path: str, payload: Any) -> ProxyAnswer:
     return ProxyAnswer(int(response.status), bytes(response.data or b""))
 
 
-def delete_serving(kube: Kube, name: str) -> list[str]:
+def delete_serving(kube: KubernetesClient, name: str) -> list[str]:
     """Delete the Service and the Deployment (Foreground: with its ReplicaSet and pods); what failed."""
     client = kube._apis()
     problems = []
@@ -1288,7 +1290,7 @@ def delete_serving(kube: Kube, name: str) -> list[str]:
     return problems
 
 
-def serving_left(kube: Kube, name: str) -> tuple[list[str], Failure | None]:
+def serving_left(kube: KubernetesClient, name: str) -> tuple[list[str], Failure | None]:
     """What of the serving probe still exists: Deployment, Service, pods (by name)."""
     client = kube._apis()
     left: list[str] = []
@@ -1307,7 +1309,7 @@ def serving_left(kube: Kube, name: str) -> tuple[list[str], Failure | None]:
     return left, failure
 
 
-def list_serving(kube: Kube) -> tuple[list[tuple[str, str]], Failure | None]:
+def list_serving(kube: KubernetesClient) -> tuple[list[tuple[str, str]], Failure | None]:
     """(kind, name) of the namespace's Deployments and Services that carry the suite's label."""
     client = kube._apis()
     selector = ",".join(f"{k}={v}" for k, v in CREATED_BY.items())

@@ -1,7 +1,7 @@
 """Talk to an MLflow tracking server the way a workspace does: mlflow-skinny. Reports; never asserts.
 
 The MLflow client takes its credentials, timeouts, retries and TLS trust from
-environment variables. :meth:`Connection.environment` sets them from the
+environment variables. :meth:`MlflowClient.environment` sets them from the
 profile for the duration of each call only, and restores what was there
 before. Retries are off and the timeout is the profile's, so a dead server
 costs one timeout, not MLflow's default of 120 s times 5 retries.
@@ -326,13 +326,13 @@ def _sdk() -> Any:
     try:
         import mlflow  # noqa: PLC0415 - the SDK is imported when the component first runs
         import mlflow.artifacts  # noqa: PLC0415 - same
-        from mlflow.tracking import MlflowClient  # noqa: PLC0415 - same
+        from mlflow.tracking import MlflowClient as SdkClient  # noqa: PLC0415 - same (ours is MlflowClient below)
     except ImportError as exc:
         raise CannotEvaluate(
             f"the MLflow client is not installed ({exc.name or exc})",
             hint="install the guide's client into this environment: pip install mlflow-skinny",
         ) from None
-    return mlflow, MlflowClient
+    return mlflow, SdkClient
 
 
 def client_distribution() -> str:
@@ -344,7 +344,7 @@ def client_distribution() -> str:
     return "unknown"
 
 
-class Connection:
+class MlflowClient:
     """One MLflow tracking server, as this workspace's credentials see it."""
 
     def __init__(self, profile: Profile, run_id: str, environ: Mapping[str, str] | None = None) -> None:
@@ -559,8 +559,8 @@ class Connection:
         return tempfile.TemporaryDirectory(prefix=f"conformance-mlflow-{self.run_id}-")
 
 
-def connect(profile: Profile, run_id: str) -> Connection:
-    return Connection(profile, run_id)
+def connect(profile: Profile, run_id: str) -> MlflowClient:
+    return MlflowClient(profile, run_id)
 
 
 def _swept_run_id(run: Any, older_than: dt.datetime) -> str | None:
@@ -574,7 +574,7 @@ def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:
 
     Only an active experiment is searched (a deleted one is left as it is), and only active runs.
     """
-    connection = Connection(profile, "cleanup")
+    connection = MlflowClient(profile, "cleanup")
     name = connection.section.experiment
     swept = Swept()
     try:

@@ -2,7 +2,7 @@
 
 :func:`credential_facts` reads the credentials where the guide keeps them
 (``~/.aws/credentials`` and a named profile; a service-account key) without
-touching the network. :func:`connect` builds one :class:`Store` for the
+touching the network. :func:`connect` builds one :class:`ObjectStorageClient` for the
 profile's ``kind`` and proves the credentials are accepted: refused keys are
 a :class:`CannotEvaluate` naming the key as wrong, so every check that needs
 the store reports the one cause.
@@ -65,7 +65,7 @@ class StorageError(Exception):
         return f"{self.operation}: {self.code}{status}{message}"
 
 
-class Store(Protocol):
+class ObjectStorageClient(Protocol):
     """What the checks need from a bucket service, the same for S3 and GCS."""
 
     backend: str  # "s3" or "gcs"
@@ -221,7 +221,7 @@ def _short(exc: BaseException) -> str:
 CHECKSUMS = {"request_checksum_calculation": "when_required", "response_checksum_validation": "when_required"}
 
 
-class S3Store:
+class S3Client:
     backend = "s3"
     checksums = ", ".join(f"{k}={v}" for k, v in CHECKSUMS.items())
 
@@ -321,7 +321,7 @@ class S3Store:
 # --------------------------------------------------------------------------- GCS
 
 
-class GcsStore:
+class GcsClient:
     backend = "gcs"
 
     def __init__(self, storage: ObjectStorage, timeouts: Timeouts, tls: TLS) -> None:
@@ -434,7 +434,7 @@ class GcsStore:
 # --------------------------------------------------------------------------- connect
 
 
-def _authenticate(store: S3Store | GcsStore) -> None:
+def _authenticate(store: S3Client | GcsClient) -> None:
     """One cheap call that needs valid credentials; refused ones stop the component here."""
     try:
         store.list_buckets()
@@ -452,11 +452,11 @@ def _authenticate(store: S3Store | GcsStore) -> None:
         # Any other answer (AccessDenied on listing, ...) is for the checks to judge.
 
 
-def open_store(storage: ObjectStorage, timeouts: Timeouts, tls: TLS) -> S3Store | GcsStore:
-    return S3Store(storage, timeouts, tls) if storage.kind == "s3" else GcsStore(storage, timeouts, tls)
+def open_store(storage: ObjectStorage, timeouts: Timeouts, tls: TLS) -> S3Client | GcsClient:
+    return S3Client(storage, timeouts, tls) if storage.kind == "s3" else GcsClient(storage, timeouts, tls)
 
 
-def connect(profile: Profile, run_id: str) -> S3Store | GcsStore:
+def connect(profile: Profile, run_id: str) -> S3Client | GcsClient:
     """The profile's object store, with its credentials known to be accepted."""
     storage = profile.object_storage
     if storage is None:  # the plugin skips the component first; this is a safety net

@@ -243,7 +243,7 @@ def version_problem(detected: Detected) -> tuple[str, str] | None:
 
 
 @dataclass
-class RunaiCli:
+class RunaiClient:
     cli: Cli
     section: Runai
     kubeconfig: Kubeconfig
@@ -368,14 +368,14 @@ class RunaiCli:
         return result, parse_jobs(result.stdout) if result.ok else []
 
 
-def connect(profile: Profile, run_id: str) -> RunaiCli:
+def connect(profile: Profile, run_id: str) -> RunaiClient:
     section = profile.runai
     if section is None:
         raise CannotEvaluate("the profile has no runai section")
     cli = find_cli(section)
     if not cli.found:
         raise CannotEvaluate(f"the runai CLI {section.cli!r} is not found or not executable")
-    return RunaiCli(cli, section, find_kubeconfig(profile.kubernetes), profile.timeouts, run_id)
+    return RunaiClient(cli, section, find_kubeconfig(profile.kubernetes), profile.timeouts, run_id)
 
 
 def sweep(profile: Profile, older_than: dt.datetime, dry_run: bool) -> Swept:

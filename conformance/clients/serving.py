@@ -1,7 +1,7 @@
 """Serving (SRV): the suite's probe app as a Deployment and Service, reached through the API server's service proxy.
 
 The Kubernetes calls are in ``conformance/clients/kubernetes.py`` (section "serving"); this module
-binds them to the profile: the connected Kube client, ``serving.image``, and the run's names. On
+binds them to the profile: the connected KubernetesClient client, ``serving.image``, and the run's names. On
 Run:ai too this is a plain Deployment (the kubeconfig CLI has no inference workload, and the new
 CLI's ``runai inference submit`` needs Knative serving on the cluster, which the guide does not
 set up): the user's Kubernetes permissions in the project namespace are what it needs.
@@ -20,7 +20,7 @@ from conformance.profile import Profile, Serving
 
 @dataclass
 class ServingClient:
-    kube: kubernetes.Kube
+    kube: kubernetes.KubernetesClient
     section: Serving
 
     @property

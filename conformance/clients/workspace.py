@@ -312,7 +312,7 @@ def make_host(spec: str, timeout: float) -> Any:
 
 
 @dataclass
-class WorkspaceHost:
+class WorkspaceClient:
     """One workspace, seen through a testinfra host."""
 
     host: Any
@@ -508,7 +508,7 @@ def _first_line(result: Any) -> str:
     return text.splitlines()[0][:160] if text else ""
 
 
-def connect(profile: Profile, run_id: str) -> WorkspaceHost:
+def connect(profile: Profile, run_id: str) -> WorkspaceClient:
     section = profile.workspace
     if section is None:  # the plugin skips workspace checks without the section; this is a safeguard
         raise CannotEvaluate("the profile has no workspace section")
@@ -518,7 +518,7 @@ def connect(profile: Profile, run_id: str) -> WorkspaceHost:
             f"workspace.pod {section.pod} has no namespace",
             hint="set workspace.namespace or kubernetes.namespace (runai-<project> on Run:ai)",
         )
-    workspace = WorkspaceHost(make_host(spec, profile.timeouts.request), spec, section, profile, run_id)
+    workspace = WorkspaceClient(make_host(spec, profile.timeouts.request), spec, section, profile, run_id)
     hello = workspace.run("id -u")
     if hello.rc != 0 or not hello.stdout.strip().isdigit():
         where = f"pod {section.pod}" if section.pod else "this host"

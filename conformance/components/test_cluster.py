@@ -25,7 +25,7 @@ import yaml
 from conformance import vantage
 from conformance.checks import Blocked, CannotEvaluate, Deadline, check, expect, wait_for
 from conformance.clients import cluster as client
-from conformance.clients.mlflow import CallFailed, Connection
+from conformance.clients.mlflow import CallFailed, MlflowClient
 from conformance.profile import LoadedProfile, Profile, read_raw
 
 TUNING_PARENT = "mlflow.parentRunId"
@@ -68,7 +68,7 @@ def _job_profile(loaded: LoadedProfile) -> str:
 
 @pytest.fixture(scope="session")
 def cluster_run(
-    cluster: client.Orchestrator, loaded_profile: LoadedProfile, run_id: str, request: pytest.FixtureRequest
+    cluster: client.ClusterClient, loaded_profile: LoadedProfile, run_id: str, request: pytest.FixtureRequest
 ) -> Iterator[ClusterRun]:
     """Submits the job (once); deletes it at the end of the session."""
     profile = loaded_profile.profile
@@ -90,7 +90,7 @@ def cluster_run(
 
 @pytest.fixture(scope="session")
 def cluster_results(
-    cluster_run: ClusterRun, cluster: client.Orchestrator, request: pytest.FixtureRequest
+    cluster_run: ClusterRun, cluster: client.ClusterClient, request: pytest.FixtureRequest
 ) -> ClusterRun:
     """Waits for the job (within the budget) and reads its results from its log, once."""
     if cluster_run.refused is not None:
@@ -127,7 +127,7 @@ def cluster_results(
     project (`runai submit` / `kubectl auth can-i create jobs`), and read the refusal quoted here.
     """,
 )
-def test_job_submitted(cluster_run: ClusterRun, cluster: client.Orchestrator, evidence: dict[str, Any]) -> None:
+def test_job_submitted(cluster_run: ClusterRun, cluster: client.ClusterClient, evidence: dict[str, Any]) -> None:
     spec = cluster_run.spec
     evidence.update(
         {
@@ -227,7 +227,7 @@ def _first_line(record: dict[str, Any]) -> str:
 
 
 @pytest.fixture(scope="session")
-def readback(mlflow: Connection) -> Iterator[Connection]:
+def readback(mlflow: MlflowClient) -> Iterator[MlflowClient]:
     """The workspace's MLflow client; deletes, at the end, the runs the job logged (read back here)."""
     yield mlflow
     problems = mlflow.cleanup()
@@ -257,7 +257,7 @@ def _mlflow_problem(tuning: dict[str, Any]) -> str | None:
     when a trial fails on its artifact, at the experiment's artifact store (MLF-005 from the workspace).
     """,
 )
-def test_tuning_study(cluster_results: ClusterRun, readback: Connection, evidence: dict[str, Any]) -> None:
+def test_tuning_study(cluster_results: ClusterRun, readback: MlflowClient, evidence: dict[str, Any]) -> None:
     tuning = _tuning(cluster_results)
     study = tuning.get("study") or {}
     trials = cluster_results.spec.env.get(client.ENV_TRIALS, "3")
@@ -319,7 +319,7 @@ def test_tuning_study(cluster_results: ClusterRun, readback: Connection, evidenc
     a rate limit in front of it cannot take concurrent writers: send the message to the MLOps team.
     """,
 )
-def test_concurrent_runs(cluster_results: ClusterRun, readback: Connection, evidence: dict[str, Any]) -> None:
+def test_concurrent_runs(cluster_results: ClusterRun, readback: MlflowClient, evidence: dict[str, Any]) -> None:
     tuning = _tuning(cluster_results)
     problem = _mlflow_problem(tuning)
     expect(problem is None, expected="the job logs its runs to MLflow", actual=problem or "")

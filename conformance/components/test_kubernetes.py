@@ -21,7 +21,7 @@ import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time, wait_for
 from conformance.clients import kubernetes as kube_client  # its SDK loads when the fixture connects
-from conformance.clients.kubernetes import Credential, Failure, Kube, Kubeconfig
+from conformance.clients.kubernetes import Credential, Failure, Kubeconfig, KubernetesClient
 from conformance.profile import Kubernetes, LoadedProfile, Profile
 
 RBAC_HINT = "your user has no RoleBinding in this namespace for it; ask the platform team (Run:ai: project membership)"
@@ -53,22 +53,22 @@ def kube_credential(kubeconfig: Kubeconfig, loaded_profile: LoadedProfile) -> Cr
 
 
 @pytest.fixture(scope="session")
-def kube(kube_credential: Credential, request: pytest.FixtureRequest) -> Kube:
+def kube(kube_credential: Credential, request: pytest.FixtureRequest) -> KubernetesClient:
     """The API client, once the kubeconfig is known to be usable (else blocked by the check that says why)."""
     if kube_credential.problem:
         raise Blocked("K8S-005", kube_credential.problem)
-    kube: Kube = request.getfixturevalue("kubernetes")
+    kube: KubernetesClient = request.getfixturevalue("kubernetes")
     return kube
 
 
 @pytest.fixture(scope="session")
-def kube_version(kube: Kube) -> tuple[Any, Failure | None]:
+def kube_version(kube: KubernetesClient) -> tuple[Any, Failure | None]:
     """The API server's /version, fetched once with the user's credentials; an error when nothing answers."""
     return kube.version()  # no answer raises CannotEvaluate
 
 
 @pytest.fixture(scope="session")
-def api(kube: Kube, kube_version: tuple[Any, Failure | None]) -> Kube:
+def api(kube: KubernetesClient, kube_version: tuple[Any, Failure | None]) -> KubernetesClient:
     """The client once the API server answered and accepted the credentials."""
     _, failure = kube_version
     if failure is not None:
@@ -216,7 +216,9 @@ def test_credential_usable(
     server URL in the kubeconfig.
     """,
 )
-def test_api_answers(kube: Kube, kube_version: tuple[Any, Failure | None], evidence: dict[str, Any]) -> None:
+def test_api_answers(
+    kube: KubernetesClient, kube_version: tuple[Any, Failure | None], evidence: dict[str, Any]
+) -> None:
     version, failure = kube_version
     server = kube.kubeconfig.server
     evidence.update({"server": server, "context": kube.kubeconfig.context_name, "tls_trust": kube.trust})
@@ -237,7 +239,7 @@ def test_api_answers(kube: Kube, kube_version: tuple[Any, Failure | None], evide
     check the project name with `runai list projects`, or ask the platform team to create the project.
     """,
 )
-def test_namespace_exists(api: Kube, evidence: dict[str, Any]) -> None:
+def test_namespace_exists(api: KubernetesClient, evidence: dict[str, Any]) -> None:
     found, failure = api.read_namespace(api.namespace)
     if failure is not None and failure.status == 403:
         raise CannotEvaluate(
@@ -261,7 +263,7 @@ def test_namespace_exists(api: Kube, evidence: dict[str, Any]) -> None:
     (Run:ai: add you to the project with a researcher role); the guide's jobs, logs and PVC mounts need them.
     """,
 )
-def test_permissions(api: Kube, evidence: dict[str, Any]) -> None:
+def test_permissions(api: KubernetesClient, evidence: dict[str, Any]) -> None:
     answers: dict[str, str] = {}
     for entry in api.section.required_access:
         allowed, failure = api.can_i(entry)
@@ -286,7 +288,7 @@ def test_permissions(api: Kube, evidence: dict[str, Any]) -> None:
     check kubernetes.pvc names the project's shared PVC.
     """,
 )
-def test_pvc_bound_rwx(api: Kube, evidence: dict[str, Any]) -> None:
+def test_pvc_bound_rwx(api: KubernetesClient, evidence: dict[str, Any]) -> None:
     name = api.section.pvc
     if name is None:  # required where K8S applies (profile.requirements; Run:ai fills the guide's default)
         raise CannotEvaluate("the profile names no kubernetes.pvc")
@@ -328,7 +330,7 @@ def test_pvc_bound_rwx(api: Kube, evidence: dict[str, Any]) -> None:
     (names from the platform's Terraform: s3-credentials, harbor-credentials, gcp-sa-credentials, ...).
     """,
 )
-def test_expected_secrets(api: Kube, evidence: dict[str, Any]) -> None:
+def test_expected_secrets(api: KubernetesClient, evidence: dict[str, Any]) -> None:
     names = api.section.expected_secrets
     if not names:  # required where K8S applies (profile.requirements fills the guide's names per platform)
         raise CannotEvaluate("the profile lists no kubernetes.expected_secrets")
@@ -352,7 +354,7 @@ def test_expected_secrets(api: Kube, evidence: dict[str, Any]) -> None:
 
 
 @pytest.fixture(scope="session")
-def smoke_job(api: Kube) -> Iterator[tuple[str, Failure | None]]:
+def smoke_job(api: KubernetesClient) -> Iterator[tuple[str, Failure | None]]:
     """The run's Job, created once and deleted (with its pods) in teardown."""
     name = api.job_name()
     created, failure = api.create_job(name, ["/bin/sh", "-c", f"echo {name}"])
@@ -361,7 +363,7 @@ def smoke_job(api: Kube) -> Iterator[tuple[str, Failure | None]]:
         api.delete_job(name)
 
 
-def _job_state(api: Kube, name: str) -> tuple[bool, str]:
+def _job_state(api: KubernetesClient, name: str) -> tuple[bool, str]:
     """(done, what the cluster says): done when the Job finished or the cluster recorded why it will not run."""
     job, failure = api.read_job(name)
     if failure is not None:
@@ -401,7 +403,7 @@ def _job_state(api: Kube, name: str) -> tuple[bool, str]:
     """,
 )
 def test_smoke_job(
-    api: Kube, smoke_job: tuple[str, Failure | None], profile: Profile, evidence: dict[str, Any]
+    api: KubernetesClient, smoke_job: tuple[str, Failure | None], profile: Profile, evidence: dict[str, Any]
 ) -> None:
     name, failure = smoke_job
     evidence.update({"job": name, "namespace": api.namespace, "image": api.section.smoke_image})

@@ -25,8 +25,8 @@ from conformance.clients.mlflow import (  # the SDK itself is imported when the 
     RUN_TAG,
     STEPS,
     CallFailed,
-    Connection,
     Experiment,
+    MlflowClient,
     artifact_store,
     client_distribution,
     client_newer,
@@ -53,7 +53,7 @@ ARTIFACT_PHASE = {
 
 
 @pytest.fixture(scope="session")
-def mlflow_authenticated(mlflow: Connection) -> Connection:
+def mlflow_authenticated(mlflow: MlflowClient) -> MlflowClient:
     failure = mlflow.authenticate()
     if failure is not None:
         raise Blocked("MLF-002", str(failure))
@@ -61,7 +61,7 @@ def mlflow_authenticated(mlflow: Connection) -> Connection:
 
 
 @pytest.fixture(scope="session")
-def mlflow_runs(mlflow: Connection) -> Iterator[Connection]:
+def mlflow_runs(mlflow: MlflowClient) -> Iterator[MlflowClient]:
     """Deletes, at the end of the session, the runs this session created (tagged with its run id)."""
     yield mlflow
     failures = mlflow.cleanup()
@@ -70,7 +70,7 @@ def mlflow_runs(mlflow: Connection) -> Iterator[Connection]:
 
 
 @pytest.fixture(scope="session")
-def mlflow_writable(mlflow_authenticated: Connection, mlflow_runs: Connection) -> Experiment:
+def mlflow_writable(mlflow_authenticated: MlflowClient, mlflow_runs: MlflowClient) -> Experiment:
     """The profile's experiment, once a run could be created in it."""
     found = mlflow_authenticated.open_experiment()
     if not isinstance(found, Experiment):
@@ -83,7 +83,7 @@ def mlflow_writable(mlflow_authenticated: Connection, mlflow_runs: Connection) -
     return found
 
 
-def _timings(mlflow: Connection, evidence: dict[str, Any]) -> None:
+def _timings(mlflow: MlflowClient, evidence: dict[str, Any]) -> None:
     evidence["seconds"] = dict(mlflow.timings)
 
 
@@ -97,7 +97,7 @@ def _timings(mlflow: Connection, evidence: dict[str, Any]) -> None:
     tracking URI's path is wrong (an ingress prefix missing or extra); check it with the MLOps team.
     """,
 )
-def test_health(mlflow: Connection, evidence: dict[str, Any]) -> None:
+def test_health(mlflow: MlflowClient, evidence: dict[str, Any]) -> None:
     answer = mlflow.health()
     evidence.update({"url": answer.url, "status": answer.status, "seconds": answer.elapsed})
     expect(
@@ -117,7 +117,7 @@ def test_health(mlflow: Connection, evidence: dict[str, Any]) -> None:
     your MLflow password.
     """,
 )
-def test_authentication(mlflow: Connection, evidence: dict[str, Any]) -> None:
+def test_authentication(mlflow: MlflowClient, evidence: dict[str, Any]) -> None:
     creds = mlflow.credentials
     evidence.update({"username": creds.username, "username_from": creds.username_from})
     evidence["password_from"] = creds.password_from
@@ -155,7 +155,7 @@ def test_authentication(mlflow: Connection, evidence: dict[str, Any]) -> None:
     """,
 )
 def test_experiment_writable(
-    mlflow_authenticated: Connection, mlflow_runs: Connection, evidence: dict[str, Any]
+    mlflow_authenticated: MlflowClient, mlflow_runs: MlflowClient, evidence: dict[str, Any]
 ) -> None:
     mlflow = mlflow_authenticated
     name = mlflow.section.experiment
@@ -206,7 +206,7 @@ def test_experiment_writable(
     """,
 )
 def test_smoke_run(
-    mlflow_authenticated: Connection, mlflow_writable: Experiment, tmp_path: Path, evidence: dict[str, Any]
+    mlflow_authenticated: MlflowClient, mlflow_writable: Experiment, tmp_path: Path, evidence: dict[str, Any]
 ) -> None:
     mlflow = mlflow_authenticated
     result = mlflow.smoke_test(mlflow_writable.experiment_id, tmp_path)
@@ -260,7 +260,7 @@ def test_smoke_run(
     """,
 )
 def test_artifact_store(
-    mlflow_authenticated: Connection, mlflow_writable: Experiment, tmp_path: Path, evidence: dict[str, Any]
+    mlflow_authenticated: MlflowClient, mlflow_writable: Experiment, tmp_path: Path, evidence: dict[str, Any]
 ) -> None:
     mlflow = mlflow_authenticated
     store = artifact_store(mlflow_writable.artifact_location, os.environ)
@@ -307,7 +307,7 @@ def test_artifact_store(
     a client newer than the server is a warning: pin mlflow-skinny to the server's version if calls fail.
     """,
 )
-def test_versions(mlflow: Connection, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_versions(mlflow: MlflowClient, profile: Profile, evidence: dict[str, Any]) -> None:
     answer = mlflow.server_version()
     client = mlflow.client_version
     evidence.update({"client": client_distribution(), "guide_version": profile.guide_version})

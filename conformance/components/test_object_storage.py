@@ -22,7 +22,7 @@ import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, NonConformance, check, expect
 from conformance.clients import object_storage as storage_client  # the SDKs load when a check connects
-from conformance.clients.object_storage import StorageError, Store
+from conformance.clients.object_storage import ObjectStorageClient, StorageError
 from conformance.profile import ObjectStorage, Profile
 
 PROBE_BYTES = 4096
@@ -37,7 +37,7 @@ def storage(profile: Profile) -> ObjectStorage:
     return section
 
 
-def _where(store: Store) -> dict[str, Any]:
+def _where(store: ObjectStorageClient) -> dict[str, Any]:
     return {
         "backend": store.backend,
         "endpoint": store.endpoint,
@@ -46,7 +46,7 @@ def _where(store: Store) -> dict[str, Any]:
     }
 
 
-def _hint(error: StorageError, store: Store) -> str:
+def _hint(error: StorageError, store: ObjectStorageClient) -> str:
     code = error.code
     if code in ("NoSuchBucket", "NotFound"):
         return f"bucket {store.bucket} does not exist at {store.endpoint}: check object_storage.bucket (spelling)"
@@ -106,7 +106,7 @@ def test_credentials_present(storage: ObjectStorage, evidence: dict[str, Any]) -
     if yours is (see OBJ-003), ask DataOps whether your keys should list any bucket at all.
     """,
 )
-def test_buckets_list(object_storage: Store, evidence: dict[str, Any]) -> None:
+def test_buckets_list(object_storage: ObjectStorageClient, evidence: dict[str, Any]) -> None:
     client = storage_client
     evidence.update(_where(object_storage))
     try:
@@ -136,7 +136,7 @@ class BucketProbe:
 
 
 @pytest.fixture(scope="session")
-def bucket_probe(object_storage: Store, storage: ObjectStorage) -> BucketProbe:
+def bucket_probe(object_storage: ObjectStorageClient, storage: ObjectStorage) -> BucketProbe:
     """List the named bucket directly (once), whatever the bucket listing shows."""
     client = storage_client
     try:
@@ -158,7 +158,7 @@ def bucket_probe(object_storage: Store, storage: ObjectStorage) -> BucketProbe:
     """,
 )
 def test_bucket_usable(
-    object_storage: Store, bucket_probe: BucketProbe, storage: ObjectStorage, evidence: dict[str, Any]
+    object_storage: ObjectStorageClient, bucket_probe: BucketProbe, storage: ObjectStorage, evidence: dict[str, Any]
 ) -> None:
     evidence.update({**_where(object_storage), "prefix": storage.prefix, "objects_seen": len(bucket_probe.objects)})
     evidence["in_bucket_listing"] = bucket_probe.listed
@@ -196,7 +196,7 @@ def _probe_name(request: pytest.FixtureRequest, run_id: str) -> str:
 @pytest.fixture(scope="session")
 def probe_object(
     request: pytest.FixtureRequest,
-    object_storage: Store,
+    object_storage: ObjectStorageClient,
     bucket_probe: BucketProbe,
     storage: ObjectStorage,
     run_id: str,
@@ -228,7 +228,7 @@ def probe_object(
 )
 @pytest.mark.writes
 def test_probe_written_and_read_back(
-    object_storage: Store, probe_object: ProbeObject, evidence: dict[str, Any]
+    object_storage: ObjectStorageClient, probe_object: ProbeObject, evidence: dict[str, Any]
 ) -> None:
     client = storage_client
     where = f"{object_storage.backend}://{object_storage.bucket}/{probe_object.key}"
@@ -285,7 +285,9 @@ def written_probe(probe_object: ProbeObject) -> ProbeObject:
     """,
 )
 @pytest.mark.writes
-def test_probe_deleted(object_storage: Store, written_probe: ProbeObject, evidence: dict[str, Any]) -> None:
+def test_probe_deleted(
+    object_storage: ObjectStorageClient, written_probe: ProbeObject, evidence: dict[str, Any]
+) -> None:
     client = storage_client
     probe_object = written_probe
     where = f"{object_storage.backend}://{object_storage.bucket}/{probe_object.key}"

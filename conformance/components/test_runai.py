@@ -18,7 +18,7 @@ from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_i
 from conformance.clients import kubernetes as kube_client
 from conformance.clients import runai as runai_client
 from conformance.clients.kubernetes import Credential, Kubeconfig
-from conformance.clients.runai import Cli, Generation, Result, RunaiCli
+from conformance.clients.runai import Cli, Generation, Result, RunaiClient
 from conformance.profile import Profile, Runai
 
 LOGIN_HINT = "Run:ai logins last 30 days on the platform: run `runai login` with KUBECONFIG set to this file"
@@ -38,10 +38,10 @@ def runai_cli(profile: Profile) -> Cli:
 
 
 @pytest.fixture(scope="session")
-def cli(runai_cli: Cli, request: pytest.FixtureRequest) -> RunaiCli:
+def cli(runai_cli: Cli, request: pytest.FixtureRequest) -> RunaiClient:
     if not runai_cli.found:
         raise Blocked("RAI-001", f"runai CLI {runai_cli.configured!r} not found")
-    cli: RunaiCli = request.getfixturevalue("runai")
+    cli: RunaiClient = request.getfixturevalue("runai")
     return cli
 
 
@@ -85,7 +85,7 @@ def test_cli_found(runai_cli: Cli, evidence: dict[str, Any]) -> None:
     replace the one on PATH.
     """,
 )
-def test_cli_version(cli: RunaiCli, evidence: dict[str, Any]) -> None:
+def test_cli_version(cli: RunaiClient, evidence: dict[str, Any]) -> None:
     detected = cli.detected
     result = detected.result
     evidence.update(
@@ -105,7 +105,7 @@ def test_cli_version(cli: RunaiCli, evidence: dict[str, Any]) -> None:
     )
 
 
-def _generation(cli: RunaiCli) -> Generation:
+def _generation(cli: RunaiClient) -> Generation:
     """The CLI's generation; a CLI whose version cannot be read blocks the checks that depend on it."""
     if cli.detected.generation is None:
         raise Blocked(
@@ -124,7 +124,9 @@ def _generation(cli: RunaiCli) -> Generation:
     warns within twice that.
     """,
 )
-def test_logged_in(cli: RunaiCli, request: pytest.FixtureRequest, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_logged_in(
+    cli: RunaiClient, request: pytest.FixtureRequest, profile: Profile, evidence: dict[str, Any]
+) -> None:
     generation = _generation(cli)
     evidence["generation"] = generation
     if generation == runai_client.NEW:
@@ -175,7 +177,7 @@ def test_logged_in(cli: RunaiCli, request: pytest.FixtureRequest, profile: Profi
 
 
 @pytest.fixture(scope="session")
-def project_listing(cli: RunaiCli) -> tuple[list[str], str | None]:
+def project_listing(cli: RunaiClient) -> tuple[list[str], str | None]:
     """Your projects and the default one, as the CLI lists them; an error (not a failure) when it cannot list."""
     generation = _generation(cli)
     result, names, default = cli.projects()
@@ -196,7 +198,7 @@ def project_listing(cli: RunaiCli) -> tuple[list[str], str | None]:
     """,
 )
 def test_project_configured(
-    cli: RunaiCli, project_listing: tuple[list[str], str | None], evidence: dict[str, Any]
+    cli: RunaiClient, project_listing: tuple[list[str], str | None], evidence: dict[str, Any]
 ) -> None:
     names, default = project_listing
     evidence.update({"projects": names, "default_project": default, "generation": cli.generation})
@@ -218,7 +220,7 @@ def test_project_configured(
 
 
 @pytest.fixture(scope="session")
-def runai_job(cli: RunaiCli) -> Iterator[tuple[str, Result]]:
+def runai_job(cli: RunaiClient) -> Iterator[tuple[str, Result]]:
     """The run's Run:ai job, submitted once and deleted in teardown."""
     _generation(cli)
     name = cli.job_name()
@@ -238,7 +240,7 @@ def runai_job(cli: RunaiCli) -> Iterator[tuple[str, Result]]:
     Jobs must use /bin/sh in Alpine images, which have no bash or python.
     """,
 )
-def test_smoke_job(cli: RunaiCli, runai_job: tuple[str, Result], profile: Profile, evidence: dict[str, Any]) -> None:
+def test_smoke_job(cli: RunaiClient, runai_job: tuple[str, Result], profile: Profile, evidence: dict[str, Any]) -> None:
     name, submitted = runai_job
     evidence.update(
         {"job": name, "project": cli.project, "image": cli.section.smoke_image, "generation": cli.generation}

@@ -19,7 +19,7 @@ from conformance.profile import Profile
 from conformance.state import PROFILE_KEY
 
 if TYPE_CHECKING:  # the client imports testinfra; only the fixture loads it, at run time
-    from conformance.clients.workspace import WorkspaceHost
+    from conformance.clients.workspace import WorkspaceClient
 
 GIB = 1024**3
 AWS_CLI_MAJOR = "2"
@@ -42,7 +42,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     come from /pvc-data/utils). docker is optional in Coder and Run:ai workspaces, which have no daemon.
     """,
 )
-def test_tool_present(workspace: WorkspaceHost, tool: tuple[str, bool], evidence: dict[str, Any]) -> None:
+def test_tool_present(workspace: WorkspaceClient, tool: tuple[str, bool], evidence: dict[str, Any]) -> None:
     from conformance.clients.workspace import spec_of  # noqa: PLC0415 - the client module imports testinfra
 
     name, required = tool
@@ -81,7 +81,7 @@ def _pvc(profile: Profile) -> str:
 
 
 @pytest.fixture
-def workspaces_dir(workspace: WorkspaceHost, profile: Profile) -> str:
+def workspaces_dir(workspace: WorkspaceClient, profile: Profile) -> str:
     """``<pvc>/workspaces``; the check using it is blocked by WSP-002 when it is not there."""
     directory = f"{_pvc(profile)}/workspaces"
     if not workspace.is_dir(directory):
@@ -99,7 +99,7 @@ def workspaces_dir(workspace: WorkspaceHost, profile: Profile) -> str:
     Create the folder with 'mkdir -p <mount>/workspaces'.
     """,
 )
-def test_pvc_mounted(workspace: WorkspaceHost, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_pvc_mounted(workspace: WorkspaceClient, profile: Profile, evidence: dict[str, Any]) -> None:
     mount = _pvc(profile)
     parent = mount.rsplit("/", 1)[0] or "/"
     evidence.update({"host": workspace.spec, "pvc_mount": mount})
@@ -123,7 +123,7 @@ def test_pvc_mounted(workspace: WorkspaceHost, profile: Profile, evidence: dict[
 
 
 @pytest.fixture
-def probe_file(workspace: WorkspaceHost, workspaces_dir: str) -> Iterator[str]:
+def probe_file(workspace: WorkspaceClient, workspaces_dir: str) -> Iterator[str]:
     """A run-id-named file in ``<pvc>/workspaces``; removed in teardown should the check stop midway."""
     path = workspace.probe_path(workspaces_dir)
     yield path
@@ -140,7 +140,7 @@ def probe_file(workspace: WorkspaceHost, workspaces_dir: str) -> Iterator[str]:
     """,
 )
 @pytest.mark.writes
-def test_pvc_writable(workspace: WorkspaceHost, probe_file: str, evidence: dict[str, Any]) -> None:
+def test_pvc_writable(workspace: WorkspaceClient, probe_file: str, evidence: dict[str, Any]) -> None:
     evidence.update({"host": workspace.spec, "probe": probe_file})
     failure = workspace.write_probe(probe_file)
     expect(
@@ -169,7 +169,7 @@ def owner_uid(profile: Profile) -> int:
     """,
 )
 def test_workspaces_owner(
-    workspace: WorkspaceHost, owner_uid: int, workspaces_dir: str, evidence: dict[str, Any]
+    workspace: WorkspaceClient, owner_uid: int, workspaces_dir: str, evidence: dict[str, Any]
 ) -> None:
     directory = workspaces_dir
     owner = workspace.uid_of(directory)
@@ -190,7 +190,7 @@ def test_workspaces_owner(
     'pip install --no-cache-dir'.
     """,
 )
-def test_memory_limit(workspace: WorkspaceHost, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_memory_limit(workspace: WorkspaceClient, profile: Profile, evidence: dict[str, Any]) -> None:
     minimum = profile.workspace.min_memory_gib if profile.workspace else 4.0
     memory = workspace.memory()
     effective = memory.effective
@@ -226,7 +226,7 @@ def test_memory_limit(workspace: WorkspaceHost, profile: Profile, evidence: dict
     GPU compute resource; Coder: a GPU template), and check that nvidia-smi runs in its terminal.
     """,
 )
-def test_gpu_visible(workspace: WorkspaceHost, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_gpu_visible(workspace: WorkspaceClient, profile: Profile, evidence: dict[str, Any]) -> None:
     if profile.workspace is None or not profile.workspace.gpu:
         pytest.skip("not applicable: the profile does not ask for a GPU (workspace.gpu is false)")
     found, gpus, error = workspace.gpus()
@@ -252,7 +252,7 @@ def test_gpu_visible(workspace: WorkspaceHost, profile: Profile, evidence: dict[
     ~/.aws/credentials must be 600 or 400). In Kubernetes secret volumes set defaultMode: 0400.
     """,
 )
-def test_credential_file_modes(workspace: WorkspaceHost, evidence: dict[str, Any]) -> None:
+def test_credential_file_modes(workspace: WorkspaceClient, evidence: dict[str, Any]) -> None:
     files = [workspace.credential_file(path, origin) for path, origin in workspace.credential_candidates()]
     present = [f for f in files if f.exists]
     evidence.update(

@@ -1,6 +1,6 @@
 """The Run:ai CLI's published output (contracts/runai.yaml), replayed through the client, per generation.
 
-Each test runs :class:`conformance.clients.runai.RunaiCli` against a replay of the transcripts: a
+Each test runs :class:`conformance.clients.runai.RunaiClient` against a replay of the transcripts: a
 command the client runs must be one a transcript records (same verbs and flags), and what the
 client concludes from the answer is asserted. The simulated CLI answers from the same file.
 """
@@ -49,7 +49,7 @@ class Replay:
         return runai.Result(["runai", *args], answer.exit, stdout, stderr, 0.01)
 
 
-class ReplayedCli(runai.RunaiCli):
+class ReplayedCli(runai.RunaiClient):
     replay: Replay
 
     def run(self, *args: str, limit: float | None = None) -> runai.Result:
