@@ -541,10 +541,8 @@ class RunPlugin:
         found = self.verdict()
         notes: list[str] = []
         reports.html_summary(self.loaded, notes, self.state.waivers.status())
-        prefix.append(verdicts.html_block(found, notes))
         two = vantage.html_table(self.config, self._document())
-        if two:
-            prefix.append(two)
+        prefix.append(verdicts.html_block(found, notes, [two] if two else []))
         if self.html_report is not None:
             state = "conformant" if found.conformant else "NOT CONFORMANT"
             self.html_report.title = f"Conformance report: {self.loaded.name} ({state})"

@@ -108,22 +108,26 @@ def terminal_lines(config: pytest.Config, run: results.Run) -> list[str]:
 
 
 def html_table(config: pytest.Config, run: results.Run) -> str | None:
-    """The two columns for the HTML report's summary."""
+    """The two columns for the HTML report's first screen: the checks that ran in both places."""
     from html import escape  # noqa: PLC0415 - only when the HTML report is written
 
     found = view(config, run)
     if not found or "checks" not in found:
         return None
+    both = [r for r in found["checks"] if "absent" not in (r["workspace"], r["cluster"])]
     body = "".join(
         f"<tr><td>{escape(r['id'])}</td><td>{escape(r['param'])}</td><td>{escape(r['workspace'])}</td>"
         f"<td>{escape(r['cluster'])}</td><td>{escape(r['cluster_message'])}</td></tr>"
-        for r in found["checks"]
+        for r in both
     )
     hint = f"<p>{escape(found['hint'])}</p>" if found.get("hint") else ""
+    only = len(found["checks"]) - len(both)
+    rest = f"<p>{only} other check(s) ran in one place only (the job runs <code>cluster.markers</code>).</p>"
     return (
-        "<h2>Two vantages: workspace and cluster</h2>"
-        f"{hint}<table id='vantages'><tr><th>Check</th><th>Param</th><th>Workspace</th><th>Cluster</th>"
-        f"<th>Cluster message</th></tr>{body}</table>"
+        f'<div class="box" id="vantages"><h3>Two vantages: workspace and cluster '
+        f"(run {escape(str(found['cluster'].get('run_id')))})</h3>"
+        f"{hint}<table><tr><th>Check</th><th>Param</th><th>Workspace</th><th>Cluster</th>"
+        f"<th>Cluster message</th></tr>{body}</table>{rest if only else ''}</div>"
     )
 
 

@@ -378,9 +378,9 @@ def _counts_text(counts: Mapping[str, int]) -> str:
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda i: ORDER.index(i[0])))
 
 
-def html_block(verdict: Verdict, notes: Sequence[str] = ()) -> str:
+def html_block(verdict: Verdict, notes: Sequence[str] = (), boxes: Sequence[str] = ()) -> str:
     """The first screen: verdict, ``notes`` (HTML: insecure TLS, simulated components, waivers), proofs,
-    component grid, root causes, checks not run."""
+    component grid, root causes, checks not run, then ``boxes`` (HTML: the cluster vantage's columns)."""
     state = "ok" if verdict.conformant else "bad"
     parts = [
         f"<style>{CSS}</style>",
@@ -417,7 +417,7 @@ def html_block(verdict: Verdict, notes: Sequence[str] = ()) -> str:
             f'<div class="box notrun" id="not-run"><h3>Not run ({verdict.not_run_count} checks): '
             f"nothing here was checked</h3><ul>{items}</ul></div>"
         )
-    parts.append("<h3>Every check</h3>")
+    parts += [*boxes, "<h3>Every check</h3>"]
     return "".join(parts)
 
 

@@ -163,6 +163,10 @@ def test_terminal_lines_name_what_differs_among_what_ran_in_both() -> None:
     assert "egress rules, NetworkPolicy" in lines[-1]
     attached = vantage.attach(config, results.parse(workspace, "workspace")).document()
     assert attached["vantages"]["differences"] == 1
+    table = vantage.html_table(config, results.parse(workspace, "workspace")) or ""
+    assert "<td>OBJ-002</td><td></td><td>passed</td><td>failed</td><td>actual:   connection timed out</td>" in table
+    assert "CLU-001" not in table  # ran in the workspace only: counted, not listed
+    assert "1 other check(s) ran in one place only" in table
 
 
 def test_the_wait_fits_in_what_is_left_of_the_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
