@@ -61,6 +61,13 @@ class SuiteRun:
         record: dict[str, Any] = found[0]
         return record
 
+    def expect(self, check_id: str, outcome: str, *words: str) -> None:
+        """``check_id`` ended with ``outcome`` and its message says each of ``words``."""
+        record = self.check(check_id)
+        assert record["outcome"] == outcome, (check_id, record["outcome"], record["message"])
+        for word in words:
+            assert word in record["message"], (check_id, word, record["message"])
+
     def artifact_texts(self) -> dict[str, str]:
         return {p.name: p.read_text(errors="replace") for p in self.reports.iterdir() if p.is_file()}
 

@@ -58,21 +58,14 @@ def run_ci(suite: Any, sandbox_env: dict[str, str], tmp_path: Path) -> Callable[
     return run
 
 
-def _assert(run: SuiteRun, check_id: str, outcome: str, *words: str) -> None:
-    record = run.check(check_id)
-    assert record["outcome"] == outcome, (check_id, record["outcome"], record["message"])
-    for word in words:
-        assert word in record["message"], (check_id, word, record["message"])
-
-
 # --------------------------------------------------------------------------- passing
 
 
 @pytest.mark.parametrize(("profile", "runner"), [("sandbox", "#11"), ("sandbox-gcp", "#12")])
 def test_every_ci_check_passes_on_the_sandbox(suite: Any, profile: str, runner: str) -> None:
     run = suite("-m", "ci", "-p", "no:cacheprovider", profile=profile)
-    _assert(run, "CI-001", "passed")
-    _assert(run, "CI-002", "passed")
+    run.expect("CI-001", "passed")
+    run.expect("CI-002", "passed")
     assert run.rc == 0, run.output[-3000:]
     evidence = run.check("CI-001")["evidence"]
     assert evidence["runner_tags"] == (["gcp"] if profile == "sandbox-gcp" else ["on-prem"])  # the guide's tags
@@ -85,7 +78,7 @@ def test_every_ci_check_passes_on_the_sandbox(suite: Any, profile: str, runner: 
 
 def test_untagged_jobs_need_a_runner_that_runs_them(run_ci: Callable[..., SuiteRun]) -> None:
     run = run_ci("good", {}, {"runner_tags": []})
-    _assert(run, "CI-001", "passed")
+    run.expect("CI-001", "passed")
     assert run.check("CI-001")["evidence"]["usable"] == ["#12 sandbox gcp runner (project runner, online, tags gcp)"]
 
 
@@ -94,8 +87,7 @@ def test_untagged_jobs_need_a_runner_that_runs_them(run_ci: Callable[..., SuiteR
 
 def test_no_runner_has_the_tag(run_ci: Callable[..., SuiteRun]) -> None:
     run = run_ci("good", {}, {"runner_tags": ["on-prem", "nvidia"]})
-    _assert(
-        run,
+    run.expect(
         "CI-001",
         "failed",
         "an online, unpaused runner the project may use, with tags on-prem, nvidia",
@@ -103,13 +95,12 @@ def test_no_runner_has_the_tag(run_ci: Callable[..., SuiteRun]) -> None:
         "#11 sandbox instance runner (instance runner, online)",
         "no runner has all of its tags",
     )
-    _assert(run, "CI-002", "passed")  # the lint does not depend on runners
+    run.expect("CI-002", "passed")  # the lint does not depend on runners
 
 
 def test_the_only_runner_with_the_tag_is_offline(run_ci: Callable[..., SuiteRun]) -> None:
     run = run_ci("good", {}, {"runner_tags": ["gpu"]})
-    _assert(
-        run,
+    run.expect(
         "CI-001",
         "failed",
         "#13 sandbox gpu runner (project runner, offline): not online (status offline)",
@@ -119,21 +110,19 @@ def test_the_only_runner_with_the_tag_is_offline(run_ci: Callable[..., SuiteRun]
 
 def test_the_only_runner_with_the_tag_is_paused(run_ci: Callable[..., SuiteRun]) -> None:
     run = run_ci("good", {}, {"runner_tags": ["a100"]})
-    _assert(run, "CI-001", "failed", "#14 sandbox a100 runner (group runner, paused): paused: it takes no new jobs")
+    run.expect("CI-001", "failed", "#14 sandbox a100 runner (group runner, paused): paused: it takes no new jobs")
 
 
 def test_instance_runners_disabled_and_a_ci_file_with_typos(run_ci: Callable[..., SuiteRun]) -> None:
     run = run_ci("good", {"project": "${SANDBOX_GITLAB_BROKEN_PROJECT}"})
-    _assert(
-        run,
+    run.expect(
         "CI-001",
         "failed",
         "#11 sandbox instance runner (instance runner, online): instance runners are disabled for the project "
         "(shared_runners_enabled: false)",
     )
     assert run.check("CI-001")["evidence"]["shared_runners_enabled"] is False
-    _assert(
-        run,
+    run.expect(
         "CI-002",
         "failed",
         "the .gitlab-ci.yml on main passes GitLab's CI lint",
@@ -145,8 +134,7 @@ def test_instance_runners_disabled_and_a_ci_file_with_typos(run_ci: Callable[...
 
 def test_a_reporter_cannot_list_runners_and_is_told_what_it_saw(run_ci: Callable[..., SuiteRun]) -> None:
     run = run_ci("reporter", {})
-    _assert(
-        run,
+    run.expect(
         "CI-001",
         "error",
         "GitLab refused to list the runners of mlops/kapitan-hull-sandbox (HTTP 403 403 Forbidden)",
@@ -155,13 +143,13 @@ def test_a_reporter_cannot_list_runners_and_is_told_what_it_saw(run_ci: Callable
         "not which runners are online with tags on-prem",
         "run CI-001 with a Maintainer's token",
     )
-    _assert(run, "CI-002", "passed")  # the lint needs read_code: a Reporter has it
+    run.expect("CI-002", "passed")  # the lint needs read_code: a Reporter has it
 
 
 def test_a_wrong_token_blocks_both(run_ci: Callable[..., SuiteRun]) -> None:
     run = run_ci(WRONG_TOKEN, {})
-    _assert(run, "CI-001", "error", "blocked by GIT-001", "401 Unauthorized")
-    _assert(run, "CI-002", "error", "blocked by GIT-001", "401 Unauthorized")
+    run.expect("CI-001", "error", "blocked by GIT-001", "401 Unauthorized")
+    run.expect("CI-002", "error", "blocked by GIT-001", "401 Unauthorized")
 
 
 # --------------------------------------------------------------------------- units

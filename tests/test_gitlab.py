@@ -84,13 +84,6 @@ def run_gitlab(suite: Any, sandbox_env: dict[str, str], tmp_path: Path) -> Calla
     return run
 
 
-def _assert(run: SuiteRun, check_id: str, outcome: str, *words: str) -> None:
-    record = run.check(check_id)
-    assert record["outcome"] == outcome, (check_id, record["outcome"], record["message"])
-    for word in words:
-        assert word in record["message"], (check_id, word, record["message"])
-
-
 def _assert_no_leak(run: SuiteRun, *values: str) -> None:
     needles = set(values) | {base64.b64encode(f"conformance:{v}".encode()).decode() for v in values}
     needles |= {base64.b64encode(v.encode()).decode() for v in values}
@@ -107,7 +100,7 @@ def _assert_no_leak(run: SuiteRun, *values: str) -> None:
 def test_every_check_passes_on_the_sandbox(suite: Any, sandbox_env: dict[str, str], profile: str) -> None:
     run = suite("-m", "gitlab", "-p", "no:cacheprovider", profile=profile)
     for check_id in ALL_IDS:
-        _assert(run, check_id, "passed")
+        run.expect(check_id, "passed")
     assert run.rc == 0, run.output[-3000:]
     _assert_no_leak(run, sandbox_env["SANDBOX_GITLAB_TOKEN"])
     assert "gitlab-api" in sandbox_env["SANDBOX_SIMULATED"].split(",")
@@ -137,15 +130,15 @@ def test_wrong_token_no_port_ssh_remote_and_key_on_pvc(
     config = ssh_config(sandbox_env, tmp_path, "no-port", Port=None)
     checkout = _checkout(tmp_path / "ssh-checkout", sandbox_env["SANDBOX_GIT_SSH_URL"])
     run = run_gitlab(WRONG_TOKEN, {"ssh_config": config, "checkout": checkout}, pvc=pvc)
-    _assert(run, "GIT-001", "failed", "HTTP 401 401 Unauthorized", "the token is wrong")
-    _assert(run, "GIT-002", "error", "blocked by GIT-001")
-    _assert(run, "GIT-003", "error", "blocked by GIT-001")
-    _assert(run, "GIT-005", "error", "blocked by GIT-001")
-    _assert(run, "GIT-006", "failed", f"{config} gives port 22 for host localhost, not", "without `Port 2222`")
-    _assert(run, "GIT-009", "error", "blocked by GIT-006")
-    _assert(run, "GIT-010", "error", "blocked by GIT-006")
-    _assert(run, "GIT-011", "failed", "origin is root@localhost:", "use HTTPS")
-    _assert(run, "GIT-012", "failed", "1 found: workspaces/alice/.ssh/id_ed25519", "the whole team can read")
+    run.expect("GIT-001", "failed", "HTTP 401 401 Unauthorized", "the token is wrong")
+    run.expect("GIT-002", "error", "blocked by GIT-001")
+    run.expect("GIT-003", "error", "blocked by GIT-001")
+    run.expect("GIT-005", "error", "blocked by GIT-001")
+    run.expect("GIT-006", "failed", f"{config} gives port 22 for host localhost, not", "without `Port 2222`")
+    run.expect("GIT-009", "error", "blocked by GIT-006")
+    run.expect("GIT-010", "error", "blocked by GIT-006")
+    run.expect("GIT-011", "failed", "origin is root@localhost:", "use HTTPS")
+    run.expect("GIT-012", "failed", "1 found: workspaces/alice/.ssh/id_ed25519", "the whole team can read")
     _assert_no_leak(run, WRONG_TOKEN)
 
 
@@ -172,12 +165,12 @@ def test_expired_token_loose_key_and_credentials_in_remote(
     origin = sandbox_env["SANDBOX_GIT_HTTPS_URL"].replace("https://", f"https://conformance:{URL_PASSWORD}@")
     checkout = _checkout(tmp_path / "leaky-checkout", origin)
     run = run_gitlab("expired", {"ssh_config": config, "checkout": checkout})
-    _assert(run, "GIT-001", "failed", "invalid_token: Token is expired", "revoked or has expired")
-    _assert(run, "GIT-002", "failed", "the token is active and not expired", "Token is expired")
-    _assert(run, "GIT-004", "error", "blocked by GIT-002")
-    _assert(run, "GIT-007", "failed", f"{key} has mode 644", "mode 600 or 400")
-    _assert(run, "GIT-009", "error", "blocked by GIT-007")
-    _assert(run, "GIT-011", "failed", "origin holds no credentials", "shown here without them")
+    run.expect("GIT-001", "failed", "invalid_token: Token is expired", "revoked or has expired")
+    run.expect("GIT-002", "failed", "the token is active and not expired", "Token is expired")
+    run.expect("GIT-004", "error", "blocked by GIT-002")
+    run.expect("GIT-007", "failed", f"{key} has mode 644", "mode 600 or 400")
+    run.expect("GIT-009", "error", "blocked by GIT-007")
+    run.expect("GIT-011", "failed", "origin holds no credentials", "shown here without them")
     _assert_no_leak(run, sandbox_env["SANDBOX_GITLAB_EXPIRED_TOKEN"], URL_PASSWORD)
 
 
@@ -189,15 +182,15 @@ def test_expiring_token_unknown_host_key_and_broken_ci(
     config = ssh_config(sandbox_env, tmp_path, "unknown-host", UserKnownHostsFile=str(empty))
     gitlab = {"ssh_config": config, "known_hosts": str(empty), "project": "${SANDBOX_GITLAB_BROKEN_PROJECT}"}
     run = run_gitlab("expiring", gitlab)
-    _assert(run, "GIT-001", "passed")
+    run.expect("GIT-001", "passed")
     # within the profile's expiry horizon (default 7 days): a failure with the date, which blocks nothing
-    _assert(run, "GIT-002", "failed", "the GitLab token expires on", "expiry horizon (7 days")
+    run.expect("GIT-002", "failed", "the GitLab token expires on", "expiry horizon (7 days")
     assert run.check("GIT-002")["evidence"]["days_left"] <= 5
-    _assert(run, "GIT-008", "failed", f"a host key for [localhost]:{sandbox_env['SANDBOX_SSH_PORT']}", str(empty))
-    _assert(run, "GIT-009", "error", "blocked by GIT-008")
-    _assert(run, "GIT-013", "failed", "HARBOR_ROBOT_CREDS_JSON is of type env_var", "with type Variable, `cat $VAR`")
-    _assert(run, "GIT-014", "failed", "1 schedule(s), none active")
-    _assert(run, "GIT-015", "failed", "on main: failed")
+    run.expect("GIT-008", "failed", f"a host key for [localhost]:{sandbox_env['SANDBOX_SSH_PORT']}", str(empty))
+    run.expect("GIT-009", "error", "blocked by GIT-008")
+    run.expect("GIT-013", "failed", "HARBOR_ROBOT_CREDS_JSON is of type env_var", "with type Variable, `cat $VAR`")
+    run.expect("GIT-014", "failed", "1 schedule(s), none active")
+    run.expect("GIT-015", "failed", "on main: failed")
 
 
 def test_read_only_token_unknown_project_and_malformedssh_config(
@@ -206,14 +199,14 @@ def test_read_only_token_unknown_project_and_malformedssh_config(
     config = tmp_path / "malformed"
     config.write_text("Host localhost\n    Pork 2222\n")
     run = run_gitlab("read_only", {"ssh_config": str(config), "project": "mlops/no-such-project"})
-    _assert(run, "GIT-003", "failed", "lacks write_repository or api", "scopes read_api, read_repository")
-    _assert(run, "GIT-004", "failed", "HTTP 404 404 Project Not Found")
-    _assert(run, "GIT-013", "error", "blocked by GIT-004")
+    run.expect("GIT-003", "failed", "lacks write_repository or api", "scopes read_api, read_repository")
+    run.expect("GIT-004", "failed", "HTTP 404 404 Project Not Found")
+    run.expect("GIT-013", "error", "blocked by GIT-004")
     message = run.check("GIT-006")["message"]
-    _assert(run, "GIT-006", "failed", f"{config}: line 2: Bad configuration option: pork")
+    run.expect("GIT-006", "failed", f"{config}: line 2: Bad configuration option: pork")
     assert "Traceback" not in message
-    _assert(run, "GIT-007", "error", "blocked by GIT-006")
-    _assert(run, "GIT-008", "error", "blocked by GIT-006")
+    run.expect("GIT-007", "error", "blocked by GIT-006")
+    run.expect("GIT-008", "error", "blocked by GIT-006")
 
 
 def test_reporter_and_a_key_gitlab_does_not_know(
@@ -223,11 +216,11 @@ def test_reporter_and_a_key_gitlab_does_not_know(
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     config = ssh_config(sandbox_env, tmp_path, "stranger", IdentityFile=str(key))
     run = run_gitlab("reporter", {"ssh_config": config})
-    _assert(run, "GIT-004", "failed", "role Developer (30) or higher", "role Reporter (20)")
-    _assert(run, "GIT-013", "error", "needs the Maintainer role")
-    _assert(run, "GIT-007", "passed")
-    _assert(run, "GIT-009", "failed", "Permission denied (publickey)")
-    _assert(run, "GIT-010", "error", "blocked by GIT-009", "Permission denied (publickey)")  # one cause, once
+    run.expect("GIT-004", "failed", "role Developer (30) or higher", "role Reporter (20)")
+    run.expect("GIT-013", "error", "needs the Maintainer role")
+    run.expect("GIT-007", "passed")
+    run.expect("GIT-009", "failed", "Permission denied (publickey)")
+    run.expect("GIT-010", "error", "blocked by GIT-009", "Permission denied (publickey)")  # one cause, once
 
 
 API_CHECKS = "token_authenticates or project_access or ci_file_variables or token_not_expired or token_scopes"
@@ -246,11 +239,10 @@ def test_developer_through_the_group_pushes_but_cannot_list_variables_anywhere(
     suite: Any, sandbox_env: dict[str, str], tmp_path: Path
 ) -> None:
     run = _api_run(suite, sandbox_env, tmp_path, "developer")
-    _assert(run, "GIT-004", "passed")
+    run.expect("GIT-004", "passed")
     assert run.check("GIT-004")["evidence"]["role"] == "Developer (30)"
     assert run.check("GIT-004")["evidence"]["role_from"] == "permissions.group_access"
-    _assert(
-        run,
+    run.expect(
         "GIT-013",
         "error",
         "HARBOR_ROBOT_CREDS_JSON not found on the levels this token may list (none)",
@@ -265,7 +257,7 @@ def test_access_through_a_shared_group_is_found_in_members_all(
 ) -> None:
     """permissions are both null for a user who reaches the project through a group it is shared with."""
     run = _api_run(suite, sandbox_env, tmp_path, "shared")
-    _assert(run, "GIT-004", "passed")
+    run.expect("GIT-004", "passed")
     evidence = run.check("GIT-004")["evidence"]
     assert evidence["role"] == "Developer (30)"  # Maintainer of the partner group, capped at the share's Developer
     assert evidence["role_from"] == "members/all (inherited or invited membership)"
@@ -275,9 +267,9 @@ def test_an_administrator_without_membership_and_every_variable_level(
     suite: Any, sandbox_env: dict[str, str], tmp_path: Path
 ) -> None:
     run = _api_run(suite, sandbox_env, tmp_path, "admin")
-    _assert(run, "GIT-004", "passed")
+    run.expect("GIT-004", "passed")
     assert run.check("GIT-004")["evidence"]["role"] == "Administrator (is_admin)"
-    _assert(run, "GIT-013", "passed")
+    run.expect("GIT-013", "passed")
     evidence = run.check("GIT-013")["evidence"]
     assert evidence["levels_read"] == ["project mlops/kapitan-hull-sandbox", "group mlops", "instance"]
     assert evidence["set_on"] == {"HARBOR_ROBOT_CREDS_JSON": "group mlops"}
@@ -286,31 +278,31 @@ def test_an_administrator_without_membership_and_every_variable_level(
 
 def test_gitlab_before_15_5_has_no_token_self_endpoint(suite: Any, sandbox_env: dict[str, str], tmp_path: Path) -> None:
     run = _api_run(suite, sandbox_env, tmp_path, "good", url="${SANDBOX_GITLAB_OLD_URL}")
-    _assert(run, "GIT-001", "passed")
-    _assert(run, "GIT-002", "passed")
+    run.expect("GIT-001", "passed")
+    run.expect("GIT-002", "passed")
     evidence = run.check("GIT-002")["evidence"]
     assert evidence["expires_at"] == "unknown (GitLab before 15.5)"
     assert "personal_access_tokens/self answered HTTP 404 404 Not Found" in evidence["note"]
-    _assert(run, "GIT-003", "error", "does not tell a token its scopes", "GIT-004 proves read_api")
-    _assert(run, "GIT-004", "passed")
-    _assert(run, "GIT-013", "passed")
+    run.expect("GIT-003", "error", "does not tell a token its scopes", "GIT-004 proves read_api")
+    run.expect("GIT-004", "passed")
+    run.expect("GIT-013", "passed")
 
 
 def test_an_expired_token_on_gitlab_before_15_5_still_fails_git002(
     suite: Any, sandbox_env: dict[str, str], tmp_path: Path
 ) -> None:
     run = _api_run(suite, sandbox_env, tmp_path, "expired", url="${SANDBOX_GITLAB_OLD_URL}")
-    _assert(run, "GIT-002", "failed", "Token is expired")
+    run.expect("GIT-002", "failed", "Token is expired")
 
 
 def test_git_only_token_and_a_wrong_ssh_path(run_gitlab: Callable[..., SuiteRun], sandbox_env: dict[str, str]) -> None:
     remote = f"{sandbox_env['SANDBOX_SSH_USER']}@localhost:mlops/no-such-project.git"
     run = run_gitlab("git_only", {"ssh_remote": remote})
-    _assert(run, "GIT-001", "passed")
-    _assert(run, "GIT-003", "failed", "lacks read_api or api")
-    _assert(run, "GIT-004", "error", "blocked by GIT-003", "insufficient_scope")
-    _assert(run, "GIT-009", "passed")
-    _assert(run, "GIT-010", "failed", "could not be found")
+    run.expect("GIT-001", "passed")
+    run.expect("GIT-003", "failed", "lacks read_api or api")
+    run.expect("GIT-004", "error", "blocked by GIT-003", "insufficient_scope")
+    run.expect("GIT-009", "passed")
+    run.expect("GIT-010", "failed", "could not be found")
 
 
 def test_https_only_profile_and_a_missing_repository(
@@ -319,9 +311,9 @@ def test_https_only_profile_and_a_missing_repository(
     missing = sandbox_env["SANDBOX_GIT_HTTPS_URL"].replace("kapitan-hull-sandbox", "no-such-project")
     run = run_gitlab("good", {"ssh": False, "https_remote": missing})
     for check_id in ("GIT-006", "GIT-007", "GIT-008", "GIT-009", "GIT-010"):
-        _assert(run, check_id, "skipped", "gitlab.ssh is false")
-    _assert(run, "GIT-001", "passed")
-    _assert(run, "GIT-005", "failed", "exit 128", "no-such-project.git/' not found")
+        run.expect(check_id, "skipped", "gitlab.ssh is false")
+    run.expect("GIT-001", "passed")
+    run.expect("GIT-005", "failed", "exit 128", "no-such-project.git/' not found")
     _assert_no_leak(run, sandbox_env["SANDBOX_GITLAB_TOKEN"])
 
 

@@ -33,6 +33,7 @@ def kube_profile(
     pvc: str = "${SANDBOX_K8S_PVC}",
     secrets: str = "[s3-credentials, harbor-credentials]",
     name: str = "k8s.yaml",
+    more: tuple[str, ...] = (),
 ) -> Path:
     lines = [
         "platform: onprem",
@@ -47,7 +48,7 @@ def kube_profile(
     ]
     if context:
         lines.append(f"  context: {context}")
-    return write_profile(directory, "\n".join(lines) + "\n", name)
+    return write_profile(directory, "\n".join([*lines, *more]) + "\n", name)
 
 
 def credentials_of(kubeconfig_path: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance.probes import serve
-from tests.conftest import write_profile
+from tests.test_kubernetes import kube_profile, message
 
 SRV_IDS = ["SRV-001", "SRV-002", "SRV-003"]
 OTHER_IMAGE = "registry.example.org/mlops/model-server:1.0"
@@ -22,24 +22,9 @@ def serving_profile(
     kubeconfig: str = "${SANDBOX_KUBECONFIG}",
     image: str | None = None,
 ) -> Path:
-    lines = [
-        "platform: onprem",
-        "orchestrator: runai",
-        "timeouts: {connect: 2, request: 5, check: 20}",
-        "tls: {ca_bundle: '${SANDBOX_CA_BUNDLE}'}",
-        "kubernetes:",
-        f"  kubeconfig: '{kubeconfig}'",
-        f"  namespace: '{namespace}'",
-        "  pvc: '${SANDBOX_K8S_PVC}'",
-        "  expected_secrets: [s3-credentials]",
-    ]
-    if image:
-        lines += ["serving:", f"  image: '{image}'"]
-    return write_profile(directory, "\n".join(lines) + "\n", "serving.yaml")
-
-
-def message(run: Any, check_id: str) -> str:
-    return str(run.check(check_id)["message"])
+    more = ("serving:", f"  image: '{image}'") if image else ()
+    where = {"kubeconfig": kubeconfig, "namespace": namespace}
+    return kube_profile(directory, **where, secrets="[s3-credentials]", name="serving.yaml", more=more)
 
 
 def left_in(env: dict[str, str], namespace: str) -> list[str]:

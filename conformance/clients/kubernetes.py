@@ -954,11 +954,15 @@ class KubernetesClient:
 
     def job_events(self, name: str) -> tuple[list[Any], Failure | None]:
         """The namespace's events about Job ``name`` (core/v1 Events, as JSON mappings)."""
+        return self.events(f"involvedObject.kind=Job,involvedObject.name={name}")
+
+    def events(self, field_selector: str) -> tuple[list[dict[str, Any]], Failure | None]:
+        """The namespace's events that ``field_selector`` selects, as JSON mappings."""
         client = self._apis()
         response, failure = self.call(
             client.CoreV1Api(self.api_client).list_namespaced_event,
             self.namespace,
-            field_selector=f"involvedObject.kind=Job,involvedObject.name={name}",
+            field_selector=field_selector,
             _preload_content=False,
         )
         if failure is not None or response is None:
@@ -1153,24 +1157,9 @@ def serving_pods(kube: KubernetesClient, name: str) -> tuple[list[dict[str, Any]
 
 def replicaset_events(kube: KubernetesClient, name: str) -> tuple[list[dict[str, Any]], Failure | None]:
     """Events on the Deployment's ReplicaSets (``NAME-<hash>``): the replicaset controller's FailedCreate."""
-    client = kube._apis()
-    response, failure = kube.call(
-        client.CoreV1Api(kube.api_client).list_namespaced_event,
-        kube.namespace,
-        field_selector="involvedObject.kind=ReplicaSet",
-        _preload_content=False,
-    )
-    if failure is not None or response is None:
-        return [], failure
-    try:
-        items = json.loads(response.data).get("items")
-    except (ValueError, AttributeError):
-        return [], Failure(0, "error", "the events list is not JSON")
-    return [
-        item
-        for item in items or []
-        if isinstance(item, dict) and str(_mapping(item.get("involvedObject")).get("name", "")).startswith(f"{name}-")
-    ], None
+    events, failure = kube.events("involvedObject.kind=ReplicaSet")
+    named = [e for e in events if str(_mapping(e.get("involvedObject")).get("name", "")).startswith(f"{name}-")]
+    return named, failure
 
 
 def deployment_ready(deployment: Mapping[str, Any]) -> bool:
