@@ -9,19 +9,22 @@ python-gitlab loads only when these checks run (the ``ci`` fixture imports the c
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, check, expect
+
+if TYPE_CHECKING:  # the clients import python-gitlab and requests; the ``ci`` fixture loads them at run time
+    from conformance.clients.ci import CiClient, Runner, RunnerListing
+    from conformance.clients.gitlab import Reply
 
 RUNNERS_NEED = "the Maintainer role"  # read_project_runners (gitlabhq lib/api/ci/runners.rb, project_policy.rb)
 SHOWN = 5  # runners named in a failure; the evidence lists them all
 
 
 @pytest.fixture(scope="session")
-def ci_project(ci: Any) -> dict[str, Any]:
+def ci_project(ci: CiClient) -> dict[str, Any]:
     """The project, once GitLab accepts the token and shows it (GIT-001..004 say why not)."""
     user = ci.gitlab.current_user()
     if not user.ok and not user.insufficient_scope:
@@ -35,16 +38,17 @@ def ci_project(ci: Any) -> dict[str, Any]:
     return data
 
 
-def _level_name(ci: Any, project: dict[str, Any]) -> str:
+def _level_name(ci: CiClient, project: dict[str, Any]) -> str:
     """The token user's role on the project, in words (to say what it could and could not see)."""
-    levels = importlib.import_module("conformance.clients.gitlab").ACCESS_LEVELS
+    from conformance.clients.gitlab import ACCESS_LEVELS  # noqa: PLC0415 - python-gitlab loads at run time
+
     try:
         access = ci.gitlab.access(project)
     except CannotEvaluate as exc:
         return f"a role GitLab did not tell ({exc.reason})"
     if access.admin:
         return "an administrator"
-    return f"{levels.get(access.level, 'access level')} ({access.level})"
+    return f"{ACCESS_LEVELS.get(access.level, 'access level')} ({access.level})"
 
 
 def _wanted(tags: list[str]) -> str:
@@ -52,7 +56,7 @@ def _wanted(tags: list[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def ci_runners(ci: Any, ci_project: dict[str, Any]) -> Any:
+def ci_runners(ci: CiClient, ci_project: dict[str, Any]) -> RunnerListing:
     """The runners the project sees, and those with the profile's tags; when the token's role may not list
     them, what it could see instead (the project's own settings) and what it could not."""
     listing = ci.runners(list(ci.section.runner_tags))
@@ -77,7 +81,7 @@ def ci_runners(ci: Any, ci_project: dict[str, Any]) -> Any:
 
 
 @pytest.fixture(scope="session")
-def ci_lint(ci: Any, ci_project: dict[str, Any]) -> Any:
+def ci_lint(ci: CiClient, ci_project: dict[str, Any]) -> Reply:
     """GitLab's answer to the project's CI lint; CannotEvaluate when it gave none (an empty repository is an
     answer: CI-002 fails on it)."""
     reply = ci.lint()
@@ -97,7 +101,7 @@ def ci_lint(ci: Any, ci_project: dict[str, Any]) -> Any:
     raise CannotEvaluate(f"the CI lint of {project} answered {reply.summary()}")
 
 
-def _why_unusable(runner: Any, project: dict[str, Any]) -> str | None:
+def _why_unusable(runner: Runner, project: dict[str, Any]) -> str | None:
     """Why the project's jobs cannot run on ``runner`` now (None: they can)."""
     if runner.runner_type == "instance_type" and project.get("shared_runners_enabled") is False:
         return "instance runners are disabled for the project (shared_runners_enabled: false)"
@@ -121,7 +125,7 @@ def _why_unusable(runner: Any, project: dict[str, Any]) -> str | None:
     """,
 )
 def test_runner_online_with_tags(
-    ci: Any, ci_project: dict[str, Any], ci_runners: Any, evidence: dict[str, Any]
+    ci: CiClient, ci_project: dict[str, Any], ci_runners: RunnerListing, evidence: dict[str, Any]
 ) -> None:
     tags: list[str] = list(ci.section.runner_tags)
     want = _wanted(tags)
@@ -155,7 +159,7 @@ def test_runner_online_with_tags(
     file: add the guide's .gitlab-ci.yml (the cookiecutter generates one).
     """,
 )
-def test_ci_lint(ci: Any, ci_project: dict[str, Any], ci_lint: Any, evidence: dict[str, Any]) -> None:
+def test_ci_lint(ci: CiClient, ci_project: dict[str, Any], ci_lint: Reply, evidence: dict[str, Any]) -> None:
     branch = str(ci_project.get("default_branch") or "the default branch")
     evidence["ref"] = branch
     reply = ci_lint

@@ -10,15 +10,17 @@ python-gitlab loads only when these checks run (the ``gitlab`` fixture imports t
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, check, expect, expires_in_time
 from conformance.fixtures import Reachability
 from conformance.profile import GitLab, Profile
+
+if TYPE_CHECKING:  # the client imports python-gitlab and requests; the fixtures load it at run time
+    from conformance.clients.gitlab import GitLabClient, Reply, SshConfig, VariableLevel
 
 OLD_GITLAB = "personal_access_tokens/self unavailable"  # token_info's key on GitLab before 15.5
 DEVELOPER = 30
@@ -28,10 +30,6 @@ API_SCOPES = {"api", "read_api"}
 PUSH_SCOPES = {"api", "write_repository"}
 
 
-def _client_module() -> Any:
-    return importlib.import_module("conformance.clients.gitlab")
-
-
 def _section(profile: Profile) -> GitLab:
     if profile.gitlab is None:  # the plugin skips GIT checks first; this is for direct callers
         raise CannotEvaluate("the profile has no gitlab section")
@@ -39,20 +37,24 @@ def _section(profile: Profile) -> GitLab:
 
 
 def _role(level: int) -> str:
-    return f"{_client_module().ACCESS_LEVELS.get(level, 'access level')} ({level})"
+    from conformance.clients.gitlab import ACCESS_LEVELS  # noqa: PLC0415 - python-gitlab loads at run time
+
+    return f"{ACCESS_LEVELS.get(level, 'access level')} ({level})"
 
 
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="session")
-def gitlab_local(profile: Profile, run_id: str) -> Any:
+def gitlab_local(profile: Profile, run_id: str) -> GitLabClient:
     """The client, for checks that need no GitLab endpoint (files on this machine)."""
-    return _client_module().connect(profile, run_id)
+    from conformance.clients.gitlab import connect  # noqa: PLC0415 - python-gitlab loads at run time
+
+    return connect(profile, run_id)
 
 
 @pytest.fixture(scope="session")
-def authenticated(gitlab: Any) -> Any:
+def authenticated(gitlab: GitLabClient) -> GitLabClient:
     """The client once the token is accepted (an API scope is GIT-003's concern)."""
     user = gitlab.current_user()
     if not user.ok and not user.insufficient_scope:
@@ -61,7 +63,7 @@ def authenticated(gitlab: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def gitlab_project(authenticated: Any) -> dict[str, Any]:
+def gitlab_project(authenticated: GitLabClient) -> dict[str, Any]:
     reply = authenticated.project()
     if reply.insufficient_scope:
         raise Blocked("GIT-003", reply.summary())
@@ -72,13 +74,13 @@ def gitlab_project(authenticated: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def ssh_config(profile: Profile, gitlab_local: Any) -> Any:
+def ssh_config(profile: Profile, gitlab_local: GitLabClient) -> SshConfig:
     if not _section(profile).ssh:
         pytest.skip("not applicable: gitlab.ssh is false (this workspace uses git over HTTPS only)")
     return gitlab_local.ssh_config()
 
 
-def _config_problem(config: Any, section: GitLab) -> str | None:
+def _config_problem(config: SshConfig, section: GitLab) -> str | None:
     if config.error:
         return str(config.error)
     if config.port != section.ssh_port:
@@ -86,18 +88,22 @@ def _config_problem(config: Any, section: GitLab) -> str | None:
     return None
 
 
-def _identity_problem(config: Any) -> str | None:
+def _identity_problem(config: SshConfig) -> str | None:
+    from conformance.clients.gitlab import file_mode  # noqa: PLC0415 - python-gitlab loads at run time
+
     existing = [p for p in config.identity_files if p.is_file()]
     if not existing:
         listed = ", ".join(str(p) for p in config.identity_files) or "none"
         return f"no IdentityFile for {config.host} exists (ssh would try: {listed})"
-    modes = {p: _client_module().file_mode(p) for p in existing}
+    modes = {p: file_mode(p) for p in existing}
     loose = [f"{p} has mode {mode:o}" for p, mode in modes.items() if mode & 0o077]
     return "; ".join(loose) or None
 
 
 @pytest.fixture(scope="session")
-def ssh_ready(profile: Profile, gitlab_local: Any, ssh_config: Any, reachability: Reachability) -> Any:
+def ssh_ready(
+    profile: Profile, gitlab_local: GitLabClient, ssh_config: SshConfig, reachability: Reachability
+) -> GitLabClient:
     """The client once the SSH settings are sound; blocked by the check that says why not."""
     reachability.require("gitlab-ssh")
     problem = _config_problem(ssh_config, _section(profile))
@@ -113,7 +119,7 @@ def ssh_ready(profile: Profile, gitlab_local: Any, ssh_config: Any, reachability
 
 
 @pytest.fixture(scope="session")
-def token_info(gitlab: Any) -> dict[str, Any] | None:
+def token_info(gitlab: GitLabClient) -> dict[str, Any] | None:
     """GitLab's record of the token (``/personal_access_tokens/self``); None when GitLab refused it as expired."""
     user = gitlab.current_user()
     if user.token_state:
@@ -146,7 +152,7 @@ def token_scopes(token_info: dict[str, Any] | None) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def project_reply(authenticated: Any) -> Any:
+def project_reply(authenticated: GitLabClient) -> Reply:
     reply = authenticated.project()
     if reply.insufficient_scope:
         raise Blocked("GIT-003", reply.summary())
@@ -154,20 +160,20 @@ def project_reply(authenticated: Any) -> Any:
 
 
 @pytest.fixture
-def git_https(authenticated: Any, reachability: Reachability) -> Any:
+def git_https(authenticated: GitLabClient, reachability: Reachability) -> GitLabClient:
     reachability.require("gitlab-git")
     return authenticated
 
 
 @pytest.fixture(scope="session")
-def parsed_ssh_config(ssh_config: Any) -> Any:
+def parsed_ssh_config(ssh_config: SshConfig) -> SshConfig:
     if ssh_config.error:
         raise Blocked("GIT-006", ssh_config.error)
     return ssh_config
 
 
 @pytest.fixture(scope="session")
-def origin(profile: Profile, gitlab_local: Any) -> tuple[str, str]:
+def origin(profile: Profile, gitlab_local: GitLabClient) -> tuple[str, str]:
     """(checkout, origin URL) of the clone the profile names."""
     checkout = _section(profile).checkout
     if checkout is None:  # required on Run:ai (profile.requirements), where GIT-011 applies
@@ -196,7 +202,7 @@ def pvc_root(profile: Profile) -> Path:
     return root
 
 
-def _listing(reply: Any, what: str, project: str, role: str = "Reporter") -> Any:
+def _listing(reply: Reply, what: str, project: str, role: str = "Reporter") -> Any:
     """A CI listing's data, or CannotEvaluate saying why GitLab would not give it."""
     if reply.status == 403:
         raise CannotEvaluate(
@@ -209,13 +215,13 @@ def _listing(reply: Any, what: str, project: str, role: str = "Reporter") -> Any
 
 
 @pytest.fixture(scope="session")
-def ci_variables(authenticated: Any, gitlab_project: dict[str, Any]) -> list[Any]:
+def ci_variables(authenticated: GitLabClient, gitlab_project: dict[str, Any]) -> list[VariableLevel]:
     """Every level a CI job takes variables from (project, groups, instance), most specific first.
 
     When a required variable is on no level the token may list, and some level could not be listed,
     GIT-013 cannot tell: it says which levels it could not read and who may read them.
     """
-    levels: list[Any] = authenticated.variable_levels(gitlab_project)
+    levels = authenticated.variable_levels(gitlab_project)
     seen = {key for level in levels for key in level.variables}
     missing = [k for k in _required_file_variables(authenticated) if k not in seen]
     unread = [level.unread for level in levels if not level.reply.ok]
@@ -230,19 +236,19 @@ def ci_variables(authenticated: Any, gitlab_project: dict[str, Any]) -> list[Any
     return levels
 
 
-def _required_file_variables(gitlab: Any) -> list[str]:
+def _required_file_variables(gitlab: GitLabClient) -> list[str]:
     required: list[str] = gitlab.section.ci_file_variables or CI_FILE_VARIABLES[gitlab.platform]
     return required
 
 
 @pytest.fixture(scope="session")
-def ci_schedules(authenticated: Any, gitlab_project: dict[str, Any]) -> list[dict[str, Any]]:
+def ci_schedules(authenticated: GitLabClient, gitlab_project: dict[str, Any]) -> list[dict[str, Any]]:
     data = _listing(authenticated.schedules(), "pipeline schedules", authenticated.section.project)
     return [s for s in data if isinstance(s, dict)]
 
 
 @pytest.fixture(scope="session")
-def latest_pipeline(authenticated: Any, gitlab_project: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+def latest_pipeline(authenticated: GitLabClient, gitlab_project: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
     branch = str(gitlab_project.get("default_branch") or "main")
     reply = authenticated.latest_pipeline(branch)
     return branch, _listing(reply, "pipelines", authenticated.section.project)
@@ -259,7 +265,7 @@ def latest_pipeline(authenticated: Any, gitlab_project: dict[str, Any]) -> tuple
     else the GITLAB_TOKEN variable). Anything else: check gitlab.url; send this report to MLOps.
     """,
 )
-def test_token_authenticates(gitlab: Any, evidence: dict[str, Any]) -> None:
+def test_token_authenticates(gitlab: GitLabClient, evidence: dict[str, Any]) -> None:
     user = gitlab.current_user()
     evidence.update({"api": f"{gitlab.api_url}/user", "token_source": gitlab.token_source, "seconds": user.seconds})
     if user.ok:
@@ -287,8 +293,10 @@ def test_token_authenticates(gitlab: Any, evidence: dict[str, Any]) -> None:
     """,
 )
 def test_token_not_expired(
-    gitlab: Any, token_info: dict[str, Any] | None, profile: Profile, evidence: dict[str, Any]
+    gitlab: GitLabClient, token_info: dict[str, Any] | None, profile: Profile, evidence: dict[str, Any]
 ) -> None:
+    from conformance.clients.gitlab import days_until  # noqa: PLC0415 - python-gitlab loads at run time
+
     hint = "GitLab refuses expired and revoked tokens for the API and for git over HTTPS alike"
     if token_info is None:
         expect(False, expected="the token is active and not expired", actual=gitlab.current_user().summary(), hint=hint)
@@ -301,7 +309,7 @@ def test_token_not_expired(
     expires = token.get("expires_at")
     evidence.update({"token_name": token.get("name"), "expires_at": expires or "never", "active": token.get("active")})
     evidence["revoked"] = token.get("revoked")
-    days = _client_module().days_until(expires) if expires else None
+    days = days_until(expires) if expires else None
     expect(
         token.get("active", True) and not token.get("revoked") and (days is None or days >= 0),
         expected="the token is active and not expired",
@@ -323,7 +331,7 @@ def test_token_not_expired(
     write_repository (or api) to push over HTTPS; a token's scopes cannot be changed after creation.
     """,
 )
-def test_token_scopes(authenticated: Any, token_scopes: list[str], evidence: dict[str, Any]) -> None:
+def test_token_scopes(authenticated: GitLabClient, token_scopes: list[str], evidence: dict[str, Any]) -> None:
     scopes = set(token_scopes)
     evidence["scopes"] = sorted(scopes)
     needs = {"read_api or api": API_SCOPES, "write_repository or api": PUSH_SCOPES}
@@ -343,7 +351,7 @@ def test_token_scopes(authenticated: Any, token_scopes: list[str], evidence: dic
     MLOps) to add you with role Developer or higher; Reporter and Guest cannot push.
     """,
 )
-def test_project_access(authenticated: Any, project_reply: Any, evidence: dict[str, Any]) -> None:
+def test_project_access(authenticated: GitLabClient, project_reply: Reply, evidence: dict[str, Any]) -> None:
     section = authenticated.section
     reply = project_reply
     evidence.update({"project": section.project, "seconds": reply.seconds})
@@ -377,7 +385,7 @@ def test_project_access(authenticated: Any, project_reply: Any, evidence: dict[s
     Not found: check gitlab.project / gitlab.https_remote.
     """,
 )
-def test_git_https(git_https: Any, evidence: dict[str, Any]) -> None:
+def test_git_https(git_https: GitLabClient, evidence: dict[str, Any]) -> None:
     user = git_https.current_user()
     username = git_https.section.username or (user.data or {}).get("username") or "oauth2"
     result = git_https.ls_remote_https(username)
@@ -404,7 +412,7 @@ def test_git_https(git_https: Any, evidence: dict[str, Any]) -> None:
     A line ssh cannot parse must be fixed first: `ssh -G gitlab.aisingapore.net` names it.
     """,
 )
-def test_ssh_config(profile: Profile, ssh_config: Any, evidence: dict[str, Any]) -> None:
+def test_ssh_config(profile: Profile, ssh_config: SshConfig, evidence: dict[str, Any]) -> None:
     section = _section(profile)
     evidence.update({"ssh_config": str(ssh_config.path), "host": section.host})
     if not ssh_config.error:
@@ -429,10 +437,12 @@ def test_ssh_config(profile: Profile, ssh_config: Any, evidence: dict[str, Any])
     key in GitLab (Edit profile > SSH Keys).
     """,
 )
-def test_ssh_identity(parsed_ssh_config: Any, evidence: dict[str, Any]) -> None:
+def test_ssh_identity(parsed_ssh_config: SshConfig, evidence: dict[str, Any]) -> None:
+    from conformance.clients.gitlab import file_mode  # noqa: PLC0415 - python-gitlab loads at run time
+
     ssh_config = parsed_ssh_config
     files = [p for p in ssh_config.identity_files if p.is_file()]
-    evidence["identity_files"] = {str(p): f"{_client_module().file_mode(p):o}" for p in files}
+    evidence["identity_files"] = {str(p): f"{file_mode(p):o}" for p in files}
     expect(
         not (problem := _identity_problem(ssh_config)),
         expected="an IdentityFile that exists and only its owner can read (mode 600 or 400)",
@@ -449,7 +459,7 @@ def test_ssh_identity(parsed_ssh_config: Any, evidence: dict[str, Any]) -> None:
     `ssh-keyscan -p 2222 gitlab.aisingapore.net >> ~/.ssh/known_hosts` after checking the fingerprint.
     """,
 )
-def test_ssh_host_key_known(gitlab_local: Any, parsed_ssh_config: Any, evidence: dict[str, Any]) -> None:
+def test_ssh_host_key_known(gitlab_local: GitLabClient, parsed_ssh_config: SshConfig, evidence: dict[str, Any]) -> None:
     ssh_config = parsed_ssh_config
     found, files = gitlab_local.host_key_known(ssh_config)
     evidence.update({"lookup": ssh_config.known_hosts_name, "known_hosts_files": [str(p) for p in files]})
@@ -471,9 +481,11 @@ def test_ssh_host_key_known(gitlab_local: Any, parsed_ssh_config: Any, evidence:
     key in known_hosts is not this server's; ask MLOps before replacing it.
     """,
 )
-def test_ssh_greeting(ssh_ready: Any, evidence: dict[str, Any]) -> None:
+def test_ssh_greeting(ssh_ready: GitLabClient, evidence: dict[str, Any]) -> None:
+    from conformance.clients.gitlab import GREETING  # noqa: PLC0415 - python-gitlab loads at run time
+
     result = ssh_ready.ssh_greeting()
-    greeting = _client_module().GREETING.search(result.stdout + "\n" + result.message)
+    greeting = GREETING.search(result.stdout + "\n" + result.message)
     evidence.update({"command": result.command, "seconds": result.seconds})
     if greeting:
         evidence["gitlab_user"] = greeting["user"]
@@ -492,7 +504,7 @@ def test_ssh_greeting(ssh_ready: Any, evidence: dict[str, Any]) -> None:
     (git@gitlab.aisingapore.net:<group>/<project>.git) and that your role lets you read it (GIT-004).
     """,
 )
-def test_git_ssh(ssh_ready: Any, evidence: dict[str, Any]) -> None:
+def test_git_ssh(ssh_ready: GitLabClient, evidence: dict[str, Any]) -> None:
     result = ssh_ready.ls_remote_ssh()
     evidence.update({"command": result.command, "seconds": result.seconds})
     evidence["refs"] = sum(1 for line in result.stdout.splitlines() if "\t" in line)
@@ -517,8 +529,10 @@ def test_git_ssh(ssh_ready: Any, evidence: dict[str, Any]) -> None:
     """,
 )
 def test_workspace_remote_https(origin: tuple[str, str], evidence: dict[str, Any]) -> None:
+    from conformance.clients.gitlab import redact_url  # noqa: PLC0415 - python-gitlab loads at run time
+
     checkout, remote = origin
-    url, with_password = _client_module().redact_url(remote)
+    url, with_password = redact_url(remote)
     evidence.update({"checkout": checkout, "origin": url})
     expect(
         url.startswith("https://"),
@@ -543,8 +557,10 @@ def test_workspace_remote_https(origin: tuple[str, str], evidence: dict[str, Any
     """,
 )
 def test_no_private_key_on_pvc(profile: Profile, pvc_root: Path, evidence: dict[str, Any]) -> None:
+    from conformance.clients.gitlab import find_private_keys  # noqa: PLC0415 - python-gitlab loads at run time
+
     root = pvc_root
-    scan = _client_module().find_private_keys(root, seconds=profile.timeouts.check / 4)
+    scan = find_private_keys(root, seconds=profile.timeouts.check / 4)
     evidence.update({"pvc_mount": str(root), "files_scanned": scan.scanned, "complete": scan.complete})
     evidence["private_keys"] = scan.keys
     expect(
@@ -567,7 +583,9 @@ def test_no_private_key_on_pvc(profile: Profile, pvc_root: Path, evidence: dict[
     counts too. Listing needs Maintainer on the project, Owner on a group, administrator for the instance.
     """,
 )
-def test_ci_file_variables(authenticated: Any, ci_variables: list[Any], evidence: dict[str, Any]) -> None:
+def test_ci_file_variables(
+    authenticated: GitLabClient, ci_variables: list[VariableLevel], evidence: dict[str, Any]
+) -> None:
     required = _required_file_variables(authenticated)
     read = [level for level in ci_variables if level.reply.ok]
     unread = [level for level in ci_variables if not level.reply.ok]
@@ -597,7 +615,9 @@ def test_ci_file_variables(authenticated: Any, ci_variables: list[Any], evidence
     image builds and this suite run regularly, and make sure it is active.
     """,
 )
-def test_pipeline_schedule(authenticated: Any, ci_schedules: list[dict[str, Any]], evidence: dict[str, Any]) -> None:
+def test_pipeline_schedule(
+    authenticated: GitLabClient, ci_schedules: list[dict[str, Any]], evidence: dict[str, Any]
+) -> None:
     schedules = ci_schedules
     evidence["schedules"] = [
         {"description": s.get("description"), "cron": s.get("cron"), "ref": s.get("ref"), "active": s.get("active")}

@@ -8,20 +8,18 @@ checks run (the ``registry`` fixture imports ``conformance.clients.registry``).
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from conformance.checks import Blocked, CannotEvaluate, ConformanceWarning, check, expect, expires_in_time
 from conformance.profile import Profile, Registry
 
-
-def _client_module() -> Any:
-    return importlib.import_module("conformance.clients.registry")
+if TYPE_CHECKING:  # the client imports requests (and docker when asked); the fixtures load it at run time
+    from conformance.clients.registry import Credentials, Push, RegistryClient, Reply
 
 
 def _section(profile: Profile) -> Registry:
@@ -30,7 +28,7 @@ def _section(profile: Profile) -> Registry:
     return profile.registry
 
 
-def _hint(reply: Any, project: str) -> str:
+def _hint(reply: Reply, project: str) -> str:
     """Why the registry said no, in the guide's terms: read from the error body, not the status alone.
 
     Harbor answers a missing role with 401 (``unauthorized to access repository: <repo>, action: push``),
@@ -61,37 +59,41 @@ def _hint(reply: Any, project: str) -> str:
     return "the registry answered something the Distribution API does not expect here"
 
 
-def _project(client: Any) -> str:
+def _project(client: RegistryClient) -> str:
     """The Harbor project (or GCP project) the path starts with."""
-    return str(client.section.repository.split("/", 1)[0])
+    return client.section.repository.split("/", 1)[0]
 
 
-def _timings(replies: list[Any]) -> dict[str, str]:
+def _timings(replies: list[Reply]) -> dict[str, str]:
     return {r.step: f"{r.status} in {r.seconds:.3f} s" for r in replies}
 
 
 @pytest.fixture(scope="session")
-def registry_credentials(profile: Profile) -> Any:
+def registry_credentials(profile: Profile) -> Credentials:
     """The credential sources, read without touching the network (REG-001 runs when the registry is down)."""
-    return _client_module().find_credentials(_section(profile), profile.timeouts.request)
+    from conformance.clients.registry import find_credentials  # noqa: PLC0415 - the client loads at run time
+
+    return find_credentials(_section(profile), profile.timeouts.request)
 
 
 @pytest.fixture(scope="session")
-def logged_in(registry: Any) -> Any:
+def logged_in(registry: RegistryClient) -> RegistryClient:
     """The client once ``/v2/`` accepted its credentials; blocked otherwise."""
     if not registry.credentials.usable:
         problems = registry.credentials.problems or ["no credentials"]
         raise Blocked("REG-001", problems[0])
     login = registry.login()
     if not login.ok:
-        raise Blocked("REG-002", login.problem or login.failure.summary())
+        raise Blocked("REG-002", login.problem or (login.failure.summary() if login.failure else "no answer"))
     return registry
 
 
 @pytest.fixture(scope="session")
-def pushed(logged_in: Any, run_id: str) -> Iterator[Any]:
+def pushed(logged_in: RegistryClient, run_id: str) -> Iterator[Push]:
     """The run's image, pushed once; removed in teardown if a check did not remove it."""
-    yield logged_in.push(_client_module().build_image(run_id))
+    from conformance.clients.registry import build_image  # noqa: PLC0415 - the client loads at run time
+
+    yield logged_in.push(build_image(run_id))
     removed = logged_in.cleanup()  # None when REG-004 already deleted it (and reported how that went)
     if removed is not None and removed.left_behind:
         warnings.warn(ConformanceWarning(f"REG teardown: {logged_in.reference}: {removed.left_behind}"), stacklevel=1)
@@ -105,7 +107,7 @@ def pushed(logged_in: Any, run_id: str) -> Iterator[Any]:
     `gcloud auth configure-docker <region>-docker.pkg.dev`. Fix or re-create any file named as malformed.
     """,
 )
-def test_credentials_found(registry_credentials: Any, profile: Profile, evidence: dict[str, Any]) -> None:
+def test_credentials_found(registry_credentials: Credentials, profile: Profile, evidence: dict[str, Any]) -> None:
     found = registry_credentials
     credential = found.credential
     evidence.update({"registry_host": found.host, "sources_consulted": found.consulted})
@@ -137,8 +139,8 @@ def test_credentials_found(registry_credentials: Any, profile: Profile, evidence
     (Harbor robot tokens expire; GCP: run `gcloud auth login` again). Anything else: send this report to MLOps.
     """,
 )
-def test_authentication(registry: Any, registry_credentials: Any, evidence: dict[str, Any]) -> None:
-    if not registry_credentials.usable:
+def test_authentication(registry: RegistryClient, registry_credentials: Credentials, evidence: dict[str, Any]) -> None:
+    if not registry_credentials.usable or registry.credentials.credential is None:
         raise Blocked("REG-001", (registry_credentials.problems or ["no credentials"])[0])
     login = registry.login()
     evidence.update({"url": f"{registry.base}/v2/", "api_version": login.api_version, "scheme": login.scheme})
@@ -169,7 +171,7 @@ def test_authentication(registry: Any, registry_credentials: Any, evidence: dict
     Artifact Registry: your account needs roles/artifactregistry.writer on the repository.
     """,
 )
-def test_push_accepted(logged_in: Any, pushed: Any, evidence: dict[str, Any]) -> None:
+def test_push_accepted(logged_in: RegistryClient, pushed: Push, evidence: dict[str, Any]) -> None:
     evidence.update({"reference": pushed.reference, "image_size_bytes": pushed.image.size})
     evidence.update({"manifest_digest": pushed.image.digest, "timings": _timings(pushed.replies)})
     failure = pushed.failure
@@ -190,9 +192,9 @@ def test_push_accepted(logged_in: Any, pushed: Any, evidence: dict[str, Any]) ->
     the workspace and the registry alters or drops content. Send this report to MLOps.
     """,
 )
-def test_pull_by_digest(logged_in: Any, pushed: Any, evidence: dict[str, Any]) -> None:
+def test_pull_by_digest(logged_in: RegistryClient, pushed: Push, evidence: dict[str, Any]) -> None:
     if not pushed.ok:
-        raise Blocked("REG-003", pushed.problem or pushed.failure.summary())
+        raise Blocked("REG-003", pushed.problem or (pushed.failure.summary() if pushed.failure else "no digest"))
     pulled = logged_in.pull(pushed)
     removed = logged_in.delete(pushed.image.digest, pushed.image.blobs)
     evidence.update({"reference": f"{pushed.reference.rpartition(':')[0]}@{pushed.digest}"})
@@ -226,12 +228,13 @@ def test_pull_by_digest(logged_in: Any, pushed: Any, evidence: dict[str, Any]) -
 def test_push_with_docker_daemon(
     profile: Profile, run_id: str, request: pytest.FixtureRequest, evidence: dict[str, Any]
 ) -> None:
-    client = _client_module()
-    daemon = client.docker_daemon(profile.timeouts.connect)
+    from conformance.clients.registry import build_image, docker_daemon, push_with_daemon  # noqa: PLC0415 - run time
+
+    daemon = docker_daemon(profile.timeouts.connect)
     if daemon is None:
         pytest.skip("not applicable: no Docker daemon reachable (workspaces have none)")
-    logged_in = request.getfixturevalue("logged_in")
-    digest, error = client.push_with_daemon(daemon, logged_in, client.build_image(run_id))
+    logged_in: RegistryClient = request.getfixturevalue("logged_in")
+    digest, error = push_with_daemon(daemon, logged_in, build_image(run_id))
     if digest:
         removed = logged_in.delete(digest)
         evidence.update({"daemon_digest": digest, "cleanup_timings": _timings(removed.replies)})
@@ -251,9 +254,13 @@ def test_push_with_docker_daemon(
     and make sure the Google Cloud CLI's bin folder, which holds docker-credential-gcloud, is on PATH.
     """,
 )
-def test_artifact_registry_helper(profile: Profile, registry_credentials: Any, evidence: dict[str, Any]) -> None:
+def test_artifact_registry_helper(
+    profile: Profile, registry_credentials: Credentials, evidence: dict[str, Any]
+) -> None:
+    from conformance.clients.registry import is_artifact_registry  # noqa: PLC0415 - the client loads at run time
+
     section = _section(profile)
-    if not _client_module().is_artifact_registry(section.host):
+    if not is_artifact_registry(section.host):
         pytest.skip(f"not applicable: registry host {section.host} is not Artifact Registry (*-docker.pkg.dev)")
     found = registry_credentials
     on_path = shutil.which("docker-credential-gcloud")

@@ -11,13 +11,15 @@ Deployment (see ``conformance/clients/serving.py``). Needs the kubernetes sectio
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conformance.checks import CannotEvaluate, check, expect, wait_for
+from conformance.clients import kubernetes as kube_client  # its SDK loads when the fixture connects
+from conformance.clients.kubernetes import Failure, ProxyAnswer
+from conformance.clients.serving import ServingClient
 from conformance.probes import serve
 from conformance.profile import Profile
 
@@ -26,25 +28,22 @@ RBAC_HINT = (
     " services/proxy); ask the platform team (Run:ai: project membership)"
 )
 INSTANCES = [[1.0, 2.0], [3.0, -1.0]]  # the probe's model answers serve.predict(INSTANCES)
+App = tuple[str, list[str], Failure | None]  # the probe's name, the kinds created, why creating failed
 _STUCK = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff", "CreateContainerConfigError")
 
 
-def _kube() -> Any:
-    return importlib.import_module("conformance.clients.kubernetes")
-
-
 @pytest.fixture(scope="session")
-def serving_app(serving: Any) -> Iterator[tuple[str, list[str], Any]]:
+def serving_app(serving: ServingClient) -> Iterator[App]:
     """The run's Deployment and Service, created once; (name, kinds created, failure); removed in teardown."""
     name = serving.name
-    created, failure = _kube().create_serving(serving.kube, name, serving.section.image)
+    created, failure = kube_client.create_serving(serving.kube, name, serving.section.image)
     yield name, created, failure
     if created:
-        _kube().delete_serving(serving.kube, name)  # after SRV-003: only a 404 each, ignored
+        kube_client.delete_serving(serving.kube, name)  # after SRV-003: only a 404 each, ignored
 
 
 @pytest.fixture
-def serving_created(serving_app: tuple[str, list[str], Any]) -> tuple[str, list[str]]:
+def serving_created(serving_app: App) -> tuple[str, list[str]]:
     """What of the probe this run created; nothing created leaves SRV-003 nothing to evaluate."""
     name, created, _ = serving_app
     if not created:
@@ -52,20 +51,19 @@ def serving_created(serving_app: tuple[str, list[str], Any]) -> tuple[str, list[
     return name, created
 
 
-def _state(serving: Any, name: str) -> tuple[bool, str]:
+def _state(serving: ServingClient, name: str) -> tuple[bool, str]:
     """(done, what the cluster says): done when available or when the cluster says why it will not be."""
-    kube = _kube()
-    deployment, failure = kube.read_deployment(serving.kube, name)
+    deployment, failure = kube_client.read_deployment(serving.kube, name)
     if failure is not None or deployment is None:
         summary = failure.summary() if failure else "no answer"
         return bool(failure and failure.status not in (0, 429) and failure.status < 500), f"deployment: {summary}"
-    if kube.deployment_ready(deployment):
+    if kube_client.deployment_ready(deployment):
         return True, "available"
-    pods, _ = kube.serving_pods(serving.kube, name)
-    events: list[Any] = []
+    pods, _ = kube_client.serving_pods(serving.kube, name)
+    events: list[dict[str, Any]] = []
     if not pods:  # the replicaset controller could not create a pod: it says why in an event
-        events, _ = kube.replicaset_events(serving.kube, name)
-    trace = kube.deployment_trace(deployment, pods, events)
+        events, _ = kube_client.replicaset_events(serving.kube, name)
+    trace = kube_client.deployment_trace(deployment, pods, events)
     return any(mark in trace for mark in (*_STUCK, "FailedCreate")), f"Deployment {name}: {trace}"
 
 
@@ -81,7 +79,7 @@ def _state(serving: Any, name: str) -> tuple[bool, str]:
     """,
 )
 def test_deployment_available(
-    serving: Any, serving_app: tuple[str, list[str], Any], profile: Profile, evidence: dict[str, Any]
+    serving: ServingClient, serving_app: App, profile: Profile, evidence: dict[str, Any]
 ) -> None:
     name, created, failure = serving_app
     evidence.update({"deployment": name, "namespace": serving.namespace, "image": serving.section.image})
@@ -94,7 +92,7 @@ def test_deployment_available(
     state = wait_for(lambda: _state(serving, name), timeout=profile.timeouts.check, describe=f"Deployment {name}")
     evidence["state"] = state
     if state != "available":
-        pods, _ = _kube().serving_pods(serving.kube, name)
+        pods, _ = kube_client.serving_pods(serving.kube, name)
         if pods:
             log, _ = serving.kube.pod_log(pods[0]["metadata"]["name"])
             evidence["log_tail"] = (log or "").strip().splitlines()[-5:]
@@ -102,7 +100,7 @@ def test_deployment_available(
         state == "available",
         expected=f"Deployment {name} has 1 available replica (its pod ready)",
         actual=state,
-        hint=_kube().serving_hint(state),
+        hint=kube_client.serving_hint(state),
     )
 
 
@@ -118,17 +116,16 @@ def test_deployment_available(
     """,
 )
 def test_prediction_through_service_proxy(
-    serving: Any, serving_app: tuple[str, list[str], Any], profile: Profile, evidence: dict[str, Any]
+    serving: ServingClient, serving_app: App, profile: Profile, evidence: dict[str, Any]
 ) -> None:
     name, _, failure = serving_app
     if failure is not None:
         raise CannotEvaluate(f"Deployment or Service {name} was not created: {failure.summary()}")
-    kube = _kube()
-    path = f"/api/v1/namespaces/{serving.namespace}/services/{name}:{kube.SERVE_PORT_NAME}/proxy/predict"
+    path = f"/api/v1/namespaces/{serving.namespace}/services/{name}:{kube_client.SERVE_PORT_NAME}/proxy/predict"
     wanted = serve.predict(INSTANCES)
 
-    def ask() -> tuple[bool, Any]:
-        answer = kube.proxy_post(serving.kube, name, "predict", {"instances": INSTANCES})
+    def ask() -> tuple[bool, ProxyAnswer]:
+        answer = kube_client.proxy_post(serving.kube, name, "predict", {"instances": INSTANCES})
         body = answer.json()
         transient = answer.failure is None and answer.status == 503 and isinstance(body, dict)
         transient = transient and body.get("kind") == "Status" and "no endpoints available" in str(body.get("message"))
@@ -165,11 +162,10 @@ def test_prediction_through_service_proxy(
     """,
 )
 def test_serving_removed(
-    serving: Any, serving_created: tuple[str, list[str]], profile: Profile, evidence: dict[str, Any]
+    serving: ServingClient, serving_created: tuple[str, list[str]], profile: Profile, evidence: dict[str, Any]
 ) -> None:
     name, created = serving_created
-    kube = _kube()
-    problems = kube.delete_serving(serving.kube, name)
+    problems = kube_client.delete_serving(serving.kube, name)
     evidence.update({"deleted": created, "namespace": serving.namespace, "problems": problems})
     expect(
         not problems,
@@ -184,7 +180,7 @@ def test_serving_removed(
     )
 
     def gone() -> tuple[bool, str]:
-        left, failure = kube.serving_left(serving.kube, name)
+        left, failure = kube_client.serving_left(serving.kube, name)
         if failure is not None:
             return failure.status not in (0, 429) and failure.status < 500, failure.summary()
         return not left, f"still there: {', '.join(left)}" if left else "gone"
