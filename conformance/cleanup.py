@@ -101,7 +101,8 @@ def sweep_all(
     verb = "would delete" if dry_run else "deleted"
     count, failed = 0, []
     for name in COMPONENTS:
-        if getattr(loaded.profile, name, None) is None:
+        needs = (name, components.COMPONENTS[name].endpoint)  # serving and cluster sweep through kubernetes
+        if any(getattr(loaded.profile, section, None) is None for section in needs):
             continue
         try:
             swept = sweep_component(name, loaded, older_than, dry_run)
