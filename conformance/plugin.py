@@ -393,6 +393,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         "cause": cause,  # for the plugin's blocked-by (not in the JSON results)
         "blocks": getattr(exc, "blocks", True),
     }
+    if rep.when == "call" and (cluster := item.stash.get(vantage.DOCUMENT_KEY, None)) is not None:
+        rep.cluster_results = cluster  # type: ignore[attr-defined] # travels like rep.conformance (vantage.keep)
     if evidence:
         from pytest_html import extras  # noqa: PLC0415 - pytest-html is loaded by now
 
@@ -481,6 +483,9 @@ class RunPlugin:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if getattr(report, "wasxfail", None) and report.skipped:
             self.state.waivers.mark_used(str(report.wasxfail))
+        cluster = getattr(report, "cluster_results", None)
+        if cluster is not None:  # CLU-002's report, from whichever worker ran it
+            vantage.keep(self.config, cluster)
         info = getattr(report, "conformance", None)
         if info is not None:
             outcome = reports.phase_outcome(report.when, report.outcome, hasattr(report, "wasxfail"))

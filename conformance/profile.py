@@ -677,7 +677,7 @@ def apply_guide_defaults(raw: dict[str, Any]) -> dict[str, Any]:
     secrets = GUIDE_SECRETS.get((str(platform), str(orchestrator)))
     if kubernetes is not None and secrets:
         kubernetes.setdefault("expected_secrets", list(secrets))
-    ci = _mapping(raw, "ci", create=True)
+    ci = _mapping(raw, "ci", create=str(platform) in GUIDE_RUNNER_TAGS)  # an unknown platform: its own error only
     if ci is not None and str(platform) in GUIDE_RUNNER_TAGS:
         ci.setdefault("runner_tags", list(GUIDE_RUNNER_TAGS[str(platform)]))
     return raw

@@ -27,7 +27,8 @@ import pytest
 from conformance import fleet, results
 from conformance.clients import cluster as job
 
-CLUSTER_KEY = pytest.StashKey[dict[str, Any]]()
+CLUSTER_KEY = pytest.StashKey[dict[str, Any]]()  # on the controller's config: the job's results document
+DOCUMENT_KEY = pytest.StashKey[dict[str, Any]]()  # on CLU-002's item: the same, until its report carries it
 ROOT = Path(__file__).resolve().parent.parent  # /opt/conformance in the image
 
 

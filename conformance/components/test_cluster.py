@@ -112,8 +112,6 @@ def cluster_results(
             cluster_run.log, cluster_run.log_problem = cluster.log(cluster_run.spec.name)
             if cluster_run.log is not None:
                 cluster_run.document, cluster_run.problem = client.results_of(cluster_run.log)
-            if cluster_run.document is not None:
-                vantage.keep(request.config, cluster_run.document)
     return cluster_run
 
 
@@ -159,8 +157,12 @@ def test_job_submitted(cluster_run: ClusterRun, cluster: client.ClusterClient, e
     log (`runai logs <job>` / `kubectl logs job/<job>`).
     """,
 )
-def test_results_collected(cluster_results: ClusterRun, evidence: dict[str, Any]) -> None:
+def test_results_collected(
+    cluster_results: ClusterRun, request: pytest.FixtureRequest, evidence: dict[str, Any]
+) -> None:
     found = cluster_results
+    if found.document is not None:  # travels with this check's report to the run's controller (xdist too)
+        request.node.stash[vantage.DOCUMENT_KEY] = found.document
     state = found.state or client.State("running", "not waited for")
     evidence.update({"job": found.spec.name, "phase": state.phase, "detail": state.detail, "seconds": found.seconds})
     if found.document is not None:
