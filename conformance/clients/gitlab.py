@@ -36,7 +36,7 @@ import gitlab
 import requests
 
 from conformance import transport
-from conformance.checks import CannotEvaluate, Deadline
+from conformance.checks import Blocked, CannotEvaluate, Deadline
 from conformance.profile import GitLab, Profile
 from conformance.secrets import MASK, Secret
 
@@ -327,6 +327,23 @@ class GitLabClient:
 
     def project(self) -> Reply:
         return self.get(f"/projects/{self.project_id}")
+
+    def require_token(self) -> None:
+        """Blocked unless GitLab accepts the token (an API scope is GIT-003's concern)."""
+        user = self.current_user()
+        if not user.ok and not user.insufficient_scope:
+            raise Blocked("GIT-002" if user.token_state else "GIT-001", user.summary())
+
+    def readable_project(self) -> dict[str, Any]:
+        """The project, once GitLab accepts the token and shows it; Blocked by the GIT check that says why not."""
+        self.require_token()  # replies are cached: asking again costs nothing
+        reply = self.project()
+        if reply.insufficient_scope:
+            raise Blocked("GIT-003", reply.summary())
+        if not reply.ok:
+            raise Blocked("GIT-004", reply.summary())
+        data: dict[str, Any] = reply.data
+        return data
 
     def _variables(self, path: str) -> Reply:
         """A variables listing, every page (at most ``MAX_PAGES``); values are dropped on arrival."""

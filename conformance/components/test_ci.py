@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.checks import Blocked, CannotEvaluate, check, expect
+from conformance.checks import CannotEvaluate, check, expect
 
 if TYPE_CHECKING:  # the clients import python-gitlab and requests; the ``ci`` fixture loads them at run time
     from conformance.clients.ci import CiClient, Runner, RunnerListing
@@ -26,16 +26,7 @@ SHOWN = 5  # runners named in a failure; the evidence lists them all
 @pytest.fixture(scope="session")
 def ci_project(ci: CiClient) -> dict[str, Any]:
     """The project, once GitLab accepts the token and shows it (GIT-001..004 say why not)."""
-    user = ci.gitlab.current_user()
-    if not user.ok and not user.insufficient_scope:
-        raise Blocked("GIT-002" if user.token_state else "GIT-001", user.summary())
-    reply = ci.gitlab.project()
-    if reply.insufficient_scope:
-        raise Blocked("GIT-003", reply.summary())
-    if not reply.ok:
-        raise Blocked("GIT-004", reply.summary())
-    data: dict[str, Any] = reply.data
-    return data
+    return ci.gitlab.readable_project()
 
 
 def _level_name(ci: CiClient, project: dict[str, Any]) -> str:

@@ -56,21 +56,13 @@ def gitlab_local(profile: Profile, run_id: str) -> GitLabClient:
 @pytest.fixture(scope="session")
 def authenticated(gitlab: GitLabClient) -> GitLabClient:
     """The client once the token is accepted (an API scope is GIT-003's concern)."""
-    user = gitlab.current_user()
-    if not user.ok and not user.insufficient_scope:
-        raise Blocked("GIT-002" if user.token_state else "GIT-001", user.summary())
+    gitlab.require_token()
     return gitlab
 
 
 @pytest.fixture(scope="session")
 def gitlab_project(authenticated: GitLabClient) -> dict[str, Any]:
-    reply = authenticated.project()
-    if reply.insufficient_scope:
-        raise Blocked("GIT-003", reply.summary())
-    if not reply.ok:
-        raise Blocked("GIT-004", reply.summary())
-    data: dict[str, Any] = reply.data
-    return data
+    return authenticated.readable_project()
 
 
 @pytest.fixture(scope="session")
